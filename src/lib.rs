@@ -1,0 +1,7 @@
+//! healthscore: explainable health reports for a service's subsystems, served over gRPC.
+//!
+//! The data flow is the module list: the pure [`scoring`] core, the generated [`proto`] types
+//! and their conversions.
+
+pub mod proto;
+pub mod scoring;

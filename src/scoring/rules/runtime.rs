@@ -1,0 +1,100 @@
+//! Runtime rules: JVM_* (the codes keep the reference's names; any runtime with a heap fits).
+
+use std::sync::Arc;
+
+use crate::scoring::{
+    catalog::Code,
+    model::Subsystem,
+    policy::Thresholds,
+    snapshot::{percent, Evaluation, RuntimeSnapshot, Snapshot},
+};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl Snapshot for RuntimeSnapshot {
+    const SUBSYSTEM: Subsystem = Subsystem::Runtime;
+
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn evaluate(&self, _previous: Option<&Self>, t: &Thresholds) -> Evaluation {
+        let t = &t.runtime;
+        let name = &self.name;
+        let (used, max) = (self.heap_used_bytes as f64, self.heap_max_bytes as f64);
+        let mut e = Evaluation::default();
+        e.metrics.set("heapUsedBytes", used);
+        e.metrics.set("heapMaxBytes", max);
+        e.metrics
+            .set("blockedThreads", f64::from(self.blocked_threads));
+        if let Some(heap) = percent(used, max) {
+            e.metrics.set("heapUtilization", heap);
+            let message = |state: &str| {
+                format!(
+                    "Runtime '{name}' heap is {state} at {heap:.1}% ({:.0} of {:.0} MiB)",
+                    used / MIB,
+                    max / MIB
+                )
+            };
+            const READS: &[&str] = &["heapUtilization", "heapUsedBytes", "heapMaxBytes"];
+            if heap > t.heap_critical {
+                e.fire(Code::JvmHeapCritical, message("critical"), READS);
+            } else if heap > t.heap_pressure {
+                e.fire(Code::JvmHeapPressure, message("under pressure"), READS);
+            }
+        }
+        if self.blocked_threads > 0 {
+            e.fire(
+                Code::JvmBlockedThreads,
+                format!(
+                    "Runtime '{name}' has {} blocked threads",
+                    self.blocked_threads
+                ),
+                &["blockedThreads"],
+            );
+        }
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_bands() {
+        for (used, max, expected) in [
+            (850, 1000, vec![]),
+            (851, 1000, vec![Code::JvmHeapPressure]),
+            (950, 1000, vec![Code::JvmHeapPressure]),
+            (951, 1000, vec![Code::JvmHeapCritical]),
+            (10, 0, vec![]),
+        ] {
+            let s = RuntimeSnapshot {
+                name: "jvm".into(),
+                heap_used_bytes: used,
+                heap_max_bytes: max,
+                blocked_threads: 0,
+            };
+            assert_eq!(
+                s.evaluate(None, &Thresholds::default()).codes(),
+                expected,
+                "{used}/{max}"
+            );
+        }
+    }
+
+    #[test]
+    fn blocked_threads_from_one() {
+        let s = RuntimeSnapshot {
+            name: "jvm".into(),
+            heap_used_bytes: 0,
+            heap_max_bytes: 0,
+            blocked_threads: 1,
+        };
+        assert_eq!(
+            s.evaluate(None, &Thresholds::default()).codes(),
+            vec![Code::JvmBlockedThreads]
+        );
+    }
+}

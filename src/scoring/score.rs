@@ -1,0 +1,395 @@
+//! From evaluated entities to a report: issues, penalties, score, status; and the weakest-link
+//! system aggregate.
+
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
+
+use super::{
+    catalog::Code,
+    model::{
+        Deduction, EntityHealth, HealthReport, Issue, ScoreBreakdown, Status, Subsystem,
+        SystemHealthReport,
+    },
+    policy::Policy,
+    snapshot::Snapshot,
+};
+
+/// One entity as the store holds it: its latest snapshot, the one before (for counter windows)
+/// and whether its source is past its TTL.
+pub struct Observed<'a, S> {
+    pub source: &'a Arc<str>,
+    pub current: &'a S,
+    pub previous: Option<&'a S>,
+    pub stale: Option<Staleness>,
+}
+
+/// How late a stale source is, for SOURCE_STALE's message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Staleness {
+    pub silent_secs: f64,
+    pub ttl_secs: f64,
+}
+
+/// Evaluates every entity of one subsystem and scores the result.
+///
+/// A stale entity is listed with its last values but its rules are not run: its values are no
+/// longer true, and its source raises one SOURCE_STALE for this subsystem instead.
+pub fn subsystem_report<'a, S: Snapshot + 'a>(
+    observed: impl IntoIterator<Item = Observed<'a, S>>,
+    policy: &Policy,
+) -> HealthReport {
+    let subsystem = S::SUBSYSTEM;
+    let mut issues = Vec::new();
+    let mut entities = Vec::new();
+    let mut stale_sources: BTreeMap<&Arc<str>, Staleness> = BTreeMap::new();
+    for entity in observed {
+        let evaluation = entity.current.evaluate(entity.previous, &policy.thresholds);
+        let name = entity.current.name();
+        let mut status = Status::Healthy;
+        if let Some(staleness) = entity.stale {
+            stale_sources.insert(entity.source, staleness);
+            status = Status::Critical;
+        } else {
+            for finding in evaluation.findings {
+                let severity = finding.code.severity();
+                status = status.max(Status::of(severity));
+                issues.push(Issue {
+                    severity,
+                    code: finding.code,
+                    message: finding.message,
+                    suggested_action: Cow::Borrowed(finding.code.entry().suggested_action),
+                    entity: name.clone(),
+                    entity_metrics: finding
+                        .reads
+                        .iter()
+                        .filter_map(|&key| evaluation.metrics.get(key).map(|v| (key, v)))
+                        .collect(),
+                    subsystem,
+                    source: entity.source.clone(),
+                });
+            }
+        }
+        entities.push(EntityHealth {
+            name: name.clone(),
+            source: entity.source.clone(),
+            status,
+            metrics: evaluation.metrics,
+            stale: entity.stale.is_some(),
+        });
+    }
+    for (source, staleness) in stale_sources {
+        issues.push(stale_issue(subsystem, source, staleness));
+    }
+    entities.sort_by(|a, b| (&a.name, &a.source).cmp(&(&b.name, &b.source)));
+    score(subsystem, issues, entities, policy)
+}
+
+fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) -> Issue {
+    let code = Code::SourceStale;
+    Issue {
+        severity: code.severity(),
+        code,
+        message: format!(
+            "Source '{source}' has not reported {subsystem} for {:.0}s (TTL {:.0}s)",
+            staleness.silent_secs, staleness.ttl_secs
+        ),
+        suggested_action: Cow::Borrowed(code.entry().suggested_action),
+        entity: source.clone(),
+        entity_metrics: [
+            ("silentSeconds", staleness.silent_secs.round()),
+            ("ttlSeconds", staleness.ttl_secs),
+        ]
+        .into_iter()
+        .collect(),
+        subsystem,
+        source: source.clone(),
+    }
+}
+
+/// Orders the issues, deducts their penalties and derives score and status.
+pub fn score(
+    subsystem: Subsystem,
+    mut issues: Vec<Issue>,
+    entities: Vec<EntityHealth>,
+    policy: &Policy,
+) -> HealthReport {
+    issues.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    let score_breakdown = ScoreBreakdown {
+        base: ScoreBreakdown::BASE,
+        deductions: issues
+            .iter()
+            .map(|issue| Deduction {
+                code: issue.code,
+                subsystem: issue.subsystem,
+                severity: issue.severity,
+                penalty: policy.penalty(issue.code, issue.severity),
+                entity: issue.entity.clone(),
+            })
+            .collect(),
+    };
+    let status = issues
+        .iter()
+        .map(|issue| Status::of(issue.severity))
+        .max()
+        .unwrap_or(Status::Healthy);
+    HealthReport {
+        subsystem,
+        available: !entities.is_empty(),
+        status,
+        score: score_breakdown.score(),
+        issues,
+        score_breakdown,
+        entities,
+    }
+}
+
+/// The weakest-link aggregate: the lowest score of the available subsystems (100 if none), the
+/// worst status, and every issue in report order.
+pub fn system_report<'a>(
+    reports: impl IntoIterator<Item = &'a Arc<HealthReport>>,
+) -> SystemHealthReport {
+    let subsystems: BTreeMap<&'static str, Arc<HealthReport>> = reports
+        .into_iter()
+        .map(|report| (report.subsystem.key(), report.clone()))
+        .collect();
+    let score = subsystems
+        .values()
+        .filter(|r| r.available)
+        .map(|r| r.score)
+        .min()
+        .unwrap_or(ScoreBreakdown::BASE);
+    let status = subsystems
+        .values()
+        .map(|r| r.status)
+        .max()
+        .unwrap_or(Status::Healthy);
+    let mut issues: Vec<Issue> = subsystems
+        .values()
+        .flat_map(|r| r.issues.iter().cloned())
+        .collect();
+    issues.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    SystemHealthReport {
+        status,
+        score,
+        issues,
+        subsystems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoring::{
+        model::Severity,
+        snapshot::{DatasourceSnapshot, PerformanceSnapshot, WatcherSnapshot},
+    };
+
+    fn source() -> Arc<str> {
+        "app-1".into()
+    }
+
+    fn pool(name: &str, active: u32, max: u32, threads_awaiting: u32) -> DatasourceSnapshot {
+        DatasourceSnapshot {
+            name: name.into(),
+            started: true,
+            active,
+            idle: 0,
+            max,
+            threads_awaiting,
+        }
+    }
+
+    fn report_of<S: Snapshot>(snapshots: &[S], policy: &Policy) -> HealthReport {
+        let source = source();
+        subsystem_report(
+            snapshots.iter().map(|s| Observed {
+                source: &source,
+                current: s,
+                previous: None,
+                stale: None,
+            }),
+            policy,
+        )
+    }
+
+    #[test]
+    fn penalties_follow_severity() {
+        let policy = Policy::default();
+        let warning = report_of(&[pool("a", 85, 100, 0)], &policy);
+        assert_eq!((warning.status, warning.score), (Status::Warning, 75));
+        let critical = report_of(&[pool("a", 99, 100, 0)], &policy);
+        assert_eq!((critical.status, critical.score), (Status::Critical, 50));
+        let both = report_of(&[pool("a", 99, 100, 3)], &policy);
+        assert_eq!((both.status, both.score), (Status::Critical, 25));
+    }
+
+    #[test]
+    fn per_code_penalty_override_is_used() {
+        let mut policy = Policy::default();
+        policy
+            .penalties
+            .codes
+            .insert(Code::DsPoolHighUtilization, 15);
+        let report = report_of(&[pool("mainDB", 28, 32, 0)], &policy);
+        assert_eq!(report.score, 85);
+        assert_eq!(report.score_breakdown.deductions[0].penalty, 15);
+    }
+
+    #[test]
+    fn score_clamps_at_zero() {
+        let pools: Vec<_> = (0..3).map(|i| pool(&format!("p{i}"), 99, 100, 1)).collect();
+        let report = report_of(&pools, &Policy::default());
+        assert_eq!(report.score, 0);
+        assert_eq!(report.score_breakdown.deductions.len(), 6);
+    }
+
+    #[test]
+    fn info_issues_cost_points_but_never_change_status() {
+        let perf = PerformanceSnapshot {
+            name: "api".into(),
+            slow_queries: 3,
+            slow_requests: 0,
+            slow_http_calls: 1,
+        };
+        let report = report_of(&[perf], &Policy::default());
+        assert_eq!(report.status, Status::Healthy);
+        assert_eq!(report.score, 90);
+        assert!(report.issues.iter().all(|i| i.severity == Severity::Info));
+    }
+
+    #[test]
+    fn subsystem_without_entities_is_unavailable_and_healthy() {
+        let report = report_of::<DatasourceSnapshot>(&[], &Policy::default());
+        assert_eq!(report, HealthReport::unavailable(Subsystem::Datasources));
+        assert!(!report.available);
+        assert_eq!((report.status, report.score), (Status::Healthy, 100));
+    }
+
+    #[test]
+    fn healthy_entities_are_listed_too() {
+        let report = report_of(
+            &[pool("a", 1, 10, 0), pool("b", 99, 100, 0)],
+            &Policy::default(),
+        );
+        let names: Vec<_> = report
+            .entities
+            .iter()
+            .map(|e| (&*e.name, e.status))
+            .collect();
+        assert_eq!(names, vec![("a", Status::Healthy), ("b", Status::Critical)]);
+    }
+
+    #[test]
+    fn stale_source_raises_one_source_stale_and_skips_rules() {
+        let source = source();
+        let pools = [pool("a", 99, 100, 0), pool("b", 99, 100, 0)];
+        let staleness = Staleness {
+            silent_secs: 45.0,
+            ttl_secs: 30.0,
+        };
+        let report = subsystem_report(
+            pools.iter().map(|s| Observed {
+                source: &source,
+                current: s,
+                previous: None,
+                stale: Some(staleness),
+            }),
+            &Policy::default(),
+        );
+        let codes: Vec<_> = report.issues.iter().map(|i| i.code).collect();
+        assert_eq!(codes, vec![Code::SourceStale]);
+        assert_eq!(report.status, Status::Critical);
+        assert!(report.entities.iter().all(|e| e.stale));
+        assert_eq!(
+            report.issues[0].message,
+            "Source 'app-1' has not reported datasources for 45s (TTL 30s)"
+        );
+    }
+
+    #[test]
+    fn issues_are_ordered_worst_first_then_code_then_entity() {
+        let report = report_of(
+            &[
+                pool("b", 85, 100, 1),
+                pool("a", 99, 100, 0),
+                pool("c", 85, 100, 0),
+            ],
+            &Policy::default(),
+        );
+        let order: Vec<_> = report
+            .issues
+            .iter()
+            .map(|i| (i.code.as_str(), &*i.entity))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("DS_POOL_SATURATED", "a"),
+                ("DS_POOL_HIGH_UTILIZATION", "b"),
+                ("DS_POOL_HIGH_UTILIZATION", "c"),
+                ("DS_POOL_THREADS_AWAITING", "b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn system_takes_weakest_score_and_worst_status_and_prefixes_nothing_in_core() {
+        let policy = Policy::default();
+        let pools = Arc::new(report_of(&[pool("mainDB", 85, 100, 0)], &policy));
+        let watchers = Arc::new(report_of(
+            &[WatcherSnapshot {
+                name: "cfg".into(),
+                running: true,
+                consecutive_errors: 12,
+            }],
+            &policy,
+        ));
+        let caches = Arc::new(HealthReport::unavailable(Subsystem::Caches));
+        let system = system_report([&pools, &watchers, &caches]);
+        assert_eq!(system.status, Status::Critical);
+        assert_eq!(system.score, 50);
+        assert_eq!(system.subsystems.len(), 3);
+        let codes: Vec<_> = system
+            .issues
+            .iter()
+            .map(|i| (i.subsystem, i.code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (Subsystem::Watchers, Code::WatcherHighErrors),
+                (Subsystem::Datasources, Code::DsPoolHighUtilization),
+            ]
+        );
+    }
+
+    #[test]
+    fn system_of_unavailable_subsystems_is_healthy_100() {
+        let empty = Arc::new(HealthReport::unavailable(Subsystem::Host));
+        let system = system_report([&empty]);
+        assert_eq!((system.status, system.score), (Status::Healthy, 100));
+        let none = system_report([]);
+        assert_eq!((none.status, none.score), (Status::Healthy, 100));
+    }
+
+    #[test]
+    fn system_json_prefixes_codes_with_the_subsystem() {
+        let executors = Arc::new(report_of(
+            &[crate::scoring::snapshot::ExecutorSnapshot {
+                name: "workers".into(),
+                state: crate::scoring::snapshot::ExecutorState::Degraded,
+                active: 0,
+                max_threads: 4,
+                queued: 0,
+                queue_capacity: 0,
+            }],
+            &Policy::default(),
+        ));
+        let json = serde_json::to_value(system_report([&executors])).expect("serializable");
+        assert_eq!(json["issues"][0]["code"], "executors:EXECUTOR_DEGRADED");
+        assert_eq!(
+            json["subsystems"]["executors"]["issues"][0]["code"],
+            "EXECUTOR_DEGRADED"
+        );
+        assert_eq!(json["status"], "warning");
+    }
+}

@@ -1,0 +1,243 @@
+//! What rules read: one snapshot type per subsystem, already validated (names non-empty, counts
+//! consistent, numbers finite). Counters are cumulative; rules take the entity's previous
+//! snapshot to compute the window since it.
+
+use std::sync::Arc;
+
+use super::{
+    catalog::Code,
+    model::{Metrics, Subsystem},
+    policy::Thresholds,
+};
+
+/// An entity's state as one source reported it.
+pub trait Snapshot {
+    const SUBSYSTEM: Subsystem;
+
+    fn name(&self) -> &Arc<str>;
+
+    /// Runs the subsystem's rules. `previous` is this entity's snapshot before this one, for
+    /// counter windows; `None` on the first snapshot, whose totals are the window.
+    fn evaluate(&self, previous: Option<&Self>, thresholds: &Thresholds) -> Evaluation;
+}
+
+/// What the rules found in one entity.
+#[derive(Debug, Default, PartialEq)]
+pub struct Evaluation {
+    /// Every value the rules read, for the report's entity list.
+    pub metrics: Metrics,
+    pub findings: Vec<Finding>,
+}
+
+/// One rule that fired.
+#[derive(Debug, PartialEq)]
+pub struct Finding {
+    pub code: Code,
+    pub message: String,
+    /// The keys of `Evaluation::metrics` this rule read; they become the entityMetrics.
+    pub reads: &'static [&'static str],
+}
+
+impl Evaluation {
+    pub fn fire(&mut self, code: Code, message: String, reads: &'static [&'static str]) {
+        self.findings.push(Finding {
+            code,
+            message,
+            reads,
+        });
+    }
+
+    pub fn codes(&self) -> Vec<Code> {
+        self.findings.iter().map(|f| f.code).collect()
+    }
+}
+
+/// The part of a cumulative counter that falls in the window since `previous`. A counter below
+/// its previous value was reset (the app restarted), so everything it counts is new.
+pub fn window(current: u64, previous: Option<u64>) -> u64 {
+    match previous {
+        Some(previous) if current >= previous => current - previous,
+        _ => current,
+    }
+}
+
+/// `part / whole` as a percentage rounded to one decimal, or `None` when `whole` is zero.
+pub fn percent(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| (part / whole * 1000.0).round() / 10.0)
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasourceSnapshot {
+    pub name: Arc<str>,
+    pub started: bool,
+    pub active: u32,
+    pub idle: u32,
+    /// 0 when unknown.
+    pub max: u32,
+    pub threads_awaiting: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheSnapshot {
+    pub name: Arc<str>,
+    pub enabled: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub size: u64,
+    /// 0 when unbounded.
+    pub max_size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatcherSnapshot {
+    pub name: Arc<str>,
+    pub running: bool,
+    pub consecutive_errors: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerSnapshot {
+    pub name: Arc<str>,
+    pub started: bool,
+    pub tasks: u32,
+    pub paused_tasks: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebServerSnapshot {
+    pub name: Arc<str>,
+    pub busy_workers: u32,
+    /// 0 when unknown.
+    pub max_workers: u32,
+    pub queued: u32,
+    /// 0 when unknown.
+    pub queue_capacity: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub connections: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorState {
+    Running,
+    Idle,
+    Degraded,
+    Draining,
+    Critical,
+    Shutdown,
+    Terminated,
+}
+
+impl ExecutorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Idle => "idle",
+            Self::Degraded => "degraded",
+            Self::Draining => "draining",
+            Self::Critical => "critical",
+            Self::Shutdown => "shutdown",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorSnapshot {
+    pub name: Arc<str>,
+    pub state: ExecutorState,
+    pub active: u32,
+    /// 0 when unknown.
+    pub max_threads: u32,
+    pub queued: u32,
+    /// 0 when unbounded.
+    pub queue_capacity: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeSnapshot {
+    pub name: Arc<str>,
+    pub heap_used_bytes: u64,
+    /// 0 when unknown.
+    pub heap_max_bytes: u64,
+    pub blocked_threads: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerformanceSnapshot {
+    pub name: Arc<str>,
+    pub slow_queries: u64,
+    pub slow_requests: u64,
+    pub slow_http_calls: u64,
+}
+
+/// One entity of the host subsystem, as the host sampler read it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostSnapshot {
+    Cpu(CpuSample),
+    Memory(MemorySample),
+    Disk(DiskSample),
+    /// A value the sampler could not read; `name` says which ("cpu", "memory", "disks").
+    CollectorError {
+        name: Arc<str>,
+        error: String,
+    },
+}
+
+/// CPU use, already averaged over the configured window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuSample {
+    pub name: Arc<str>,
+    /// 0-100, averaged over the window.
+    pub usage_percent: f64,
+    pub window_samples: u32,
+    pub cores: u32,
+    pub load_1: f64,
+    pub load_5: f64,
+    pub load_15: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemorySample {
+    pub name: Arc<str>,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub swap_total_bytes: u64,
+}
+
+/// One mounted filesystem; `name` is its mount point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiskSample {
+    pub name: Arc<str>,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_the_difference_since_previous() {
+        assert_eq!(window(150, Some(100)), 50);
+        assert_eq!(window(100, Some(100)), 0);
+    }
+
+    #[test]
+    fn first_snapshot_window_is_its_total() {
+        assert_eq!(window(150, None), 150);
+    }
+
+    #[test]
+    fn counter_reset_counts_from_zero() {
+        assert_eq!(window(30, Some(100)), 30);
+    }
+
+    #[test]
+    fn percent_of_zero_is_none_not_nan() {
+        assert_eq!(percent(5.0, 0.0), None);
+        assert_eq!(percent(28.0, 32.0), Some(87.5));
+    }
+}
