@@ -3,5 +3,10 @@
 //! The data flow is the module list: the pure [`scoring`] core, the generated [`proto`] types
 //! and their conversions.
 
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod proto;
 pub mod scoring;
+pub mod server;
+pub mod store;

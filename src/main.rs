@@ -1,1 +1,7 @@
-fn main() {}
+//! The `healthscore` binary: see `healthscore --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    healthscore::cli::main()
+}

@@ -16,5 +16,5 @@ pub use model::{
     Subsystem, SystemHealthReport,
 };
 pub use policy::{Penalties, Policy, Thresholds};
-pub use score::{subsystem_report, system_report, Observed};
+pub use score::{subsystem_report, system_report, Observed, Staleness};
 pub use snapshot::Snapshot;

@@ -1,0 +1,329 @@
+//! The engine: one task owns the store, recomputes the reports an input changed, and publishes
+//! an immutable state (with a revision) through a `tokio::sync::watch`. Readers never block it.
+
+use std::{
+    collections::{hash_map::DefaultHasher, BTreeMap},
+    hash::{Hash, Hasher},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{
+    config::NotServingAt,
+    proto::{health::health_check_response::ServingStatus, FieldError, Push, Stamp},
+    scoring::{
+        snapshot::HostSnapshot, system_report, HealthReport, Policy, Severity, Status, Subsystem,
+        SystemHealthReport,
+    },
+    store::{Applied, Store},
+};
+
+/// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
+pub const LIVENESS_SERVICE: &str = "healthscore.v1.HealthReports";
+
+/// One computed state of every report. Immutable; replaced as a whole.
+#[derive(Debug)]
+pub struct Published {
+    pub stamp: Stamp,
+    /// Every subsystem's report, under `system.subsystems`.
+    pub system: SystemHealthReport,
+    /// The grpc.health.v1 status of every known service name.
+    pub serving: BTreeMap<&'static str, ServingStatus>,
+    pub shutting_down: bool,
+}
+
+impl Published {
+    pub fn report(&self, subsystem: Subsystem) -> &Arc<HealthReport> {
+        self.system
+            .subsystems
+            .get(subsystem.key())
+            .expect("every subsystem has a report")
+    }
+}
+
+/// A fingerprint of what a watcher is told about: the aggregate status and score of `reports`
+/// and the identities of their issues at or above `min`. Metric values are left out on purpose.
+pub fn verdict<'a>(
+    reports: impl IntoIterator<Item = &'a Arc<HealthReport>>,
+    min: Option<Severity>,
+) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    let mut status = Status::Healthy;
+    let mut score: Option<u32> = None;
+    for report in reports {
+        status = status.max(report.status);
+        if report.available {
+            score = Some(score.map_or(report.score, |s| s.min(report.score)));
+        }
+        for issue in &report.issues {
+            if min.is_none_or(|min| issue.severity >= min) {
+                issue.identity().hash(&mut hasher);
+            }
+        }
+    }
+    (status, score).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Why the engine could not take a command.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("healthscore is shutting down")]
+    Stopped,
+}
+
+impl From<EngineError> for tonic::Status {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Invalid(field) => field.into(),
+            EngineError::Stopped => tonic::Status::unavailable(error.to_string()),
+        }
+    }
+}
+
+/// What a push did, with the state it led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub applied: bool,
+    pub system_status: Status,
+    pub revision: u64,
+}
+
+enum Command {
+    Push(Box<Push>, oneshot::Sender<Result<PushOutcome, FieldError>>),
+    Forget(Arc<str>, oneshot::Sender<(bool, u64)>),
+    Host(Vec<HostSnapshot>),
+    BeginShutdown(oneshot::Sender<()>),
+    Stop,
+}
+
+/// A handle to the engine task. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<Arc<Published>>,
+}
+
+impl Engine {
+    /// Starts the engine task on the current runtime.
+    pub fn start(store: Store, policy: Policy, not_serving_at: NotServingAt) -> Self {
+        let mut task = Task {
+            store,
+            policy,
+            not_serving_at,
+            reports: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            revision: 0,
+            shutting_down: false,
+            checked_at: Instant::now(),
+        };
+        let first = Arc::new(task.recompute(&Subsystem::ALL, Instant::now()));
+        let (publish, state) = watch::channel(first);
+        let (commands, inbox) = mpsc::channel(1024);
+        tokio::spawn(task.run(inbox, publish));
+        Self { commands, state }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> Arc<Published> {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver that sees every new state (and skips to the newest when read slowly).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.state.clone()
+    }
+
+    pub async fn push(&self, push: Push) -> Result<PushOutcome, EngineError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::Push(Box::new(push), reply)).await?;
+        Ok(outcome.await.map_err(|_| EngineError::Stopped)??)
+    }
+
+    /// Forgets a source; returns whether it was known and the revision after.
+    pub async fn forget(&self, source: Arc<str>) -> Result<(bool, u64), EngineError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::Forget(source, reply)).await?;
+        outcome.await.map_err(|_| EngineError::Stopped)
+    }
+
+    pub async fn set_host(&self, entities: Vec<HostSnapshot>) -> Result<(), EngineError> {
+        self.send(Command::Host(entities)).await
+    }
+
+    /// Turns every grpc.health.v1 name NOT_SERVING; returns once that state is published.
+    pub async fn begin_shutdown(&self) -> Result<(), EngineError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::BeginShutdown(reply)).await?;
+        done.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Stops the task: watchers' streams end and later commands fail with `Stopped`.
+    pub async fn stop(&self) {
+        // A send error means the task is already gone, which is what was asked.
+        let _ = self.commands.send(Command::Stop).await;
+    }
+
+    async fn send(&self, command: Command) -> Result<(), EngineError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| EngineError::Stopped)
+    }
+}
+
+struct Task {
+    store: Store,
+    policy: Policy,
+    not_serving_at: NotServingAt,
+    reports: BTreeMap<Subsystem, Arc<HealthReport>>,
+    verdicts: BTreeMap<Subsystem, u64>,
+    revision: u64,
+    shutting_down: bool,
+    /// When staleness was last checked, so each source is reported stale once.
+    checked_at: Instant,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Command>,
+        publish: watch::Sender<Arc<Published>>,
+    ) {
+        loop {
+            let deadline = self
+                .store
+                .next_deadline(Instant::now())
+                // The store calls a source stale strictly after its deadline.
+                .map(|d| tokio::time::Instant::from_std(d + Duration::from_millis(1)));
+            let expiry = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let changed = tokio::select! {
+                command = inbox.recv() => match command {
+                    None | Some(Command::Stop) => return,
+                    Some(command) => self.handle(command, &publish),
+                },
+                () = expiry => {
+                    let now = Instant::now();
+                    let changed = self.store.expire(self.checked_at, now);
+                    self.checked_at = now;
+                    Some(changed)
+                }
+            };
+            if let Some(changed) = changed {
+                let published = self.recompute(&changed, Instant::now());
+                publish.send_replace(Arc::new(published));
+            }
+        }
+    }
+
+    /// Applies a command; returns the subsystems to recompute, if any. Replies are sent after
+    /// the new state is published so a caller that reads right after sees its own write.
+    fn handle(
+        &mut self,
+        command: Command,
+        publish: &watch::Sender<Arc<Published>>,
+    ) -> Option<Vec<Subsystem>> {
+        let now = Instant::now();
+        match command {
+            Command::Push(push, reply) => match self.store.apply(*push, now) {
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                    None
+                }
+                Ok(Applied::OldSequence) => {
+                    let state = publish.borrow().clone();
+                    let _ = reply.send(Ok(PushOutcome {
+                        applied: false,
+                        system_status: state.system.status,
+                        revision: state.stamp.revision,
+                    }));
+                    None
+                }
+                Ok(Applied::Changed(changed)) => {
+                    let published = self.recompute(&changed, now);
+                    let outcome = PushOutcome {
+                        applied: true,
+                        system_status: published.system.status,
+                        revision: published.stamp.revision,
+                    };
+                    publish.send_replace(Arc::new(published));
+                    let _ = reply.send(Ok(outcome));
+                    None
+                }
+            },
+            Command::Forget(source, reply) => {
+                let forgotten = self.store.forget(&source);
+                let known = forgotten.is_some();
+                if let Some(changed) = forgotten {
+                    publish.send_replace(Arc::new(self.recompute(&changed, now)));
+                }
+                let _ = reply.send((known, self.revision));
+                None
+            }
+            Command::Host(entities) => {
+                self.store.set_host(entities);
+                Some(vec![Subsystem::Host])
+            }
+            Command::BeginShutdown(reply) => {
+                self.shutting_down = true;
+                publish.send_replace(Arc::new(self.recompute(&[], now)));
+                let _ = reply.send(());
+                None
+            }
+            Command::Stop => unreachable!("Stop is handled by the loop"),
+        }
+    }
+
+    /// Rebuilds the reports of `changed` and the system report, bumping the revision when any
+    /// report's status, score or issue set changed.
+    fn recompute(&mut self, changed: &[Subsystem], now: Instant) -> Published {
+        let mut moved = false;
+        for &subsystem in changed {
+            let report = Arc::new(self.store.report(subsystem, &self.policy, now));
+            let verdict = verdict([&report], None);
+            moved |= self.verdicts.insert(subsystem, verdict) != Some(verdict);
+            self.reports.insert(subsystem, report);
+        }
+        if moved || self.revision == 0 {
+            self.revision += 1;
+        }
+        let system = system_report(self.reports.values());
+        let serving = self.serving(&system);
+        Published {
+            stamp: Stamp {
+                revision: self.revision,
+                generated_at: SystemTime::now(),
+            },
+            system,
+            serving,
+            shutting_down: self.shutting_down,
+        }
+    }
+
+    fn serving(&self, system: &SystemHealthReport) -> BTreeMap<&'static str, ServingStatus> {
+        let status_of = |status: Status| {
+            if !self.shutting_down && self.not_serving_at.serves(status) {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
+        };
+        let mut serving: BTreeMap<&'static str, ServingStatus> = system
+            .subsystems
+            .iter()
+            .map(|(key, report)| (*key, status_of(report.status)))
+            .collect();
+        serving.insert("", status_of(system.status));
+        serving.insert(LIVENESS_SERVICE, status_of(Status::Healthy));
+        serving
+    }
+}

@@ -1,0 +1,166 @@
+//! `healthscore.v1.HealthReports`: reads of the published state, WatchHealth streams, and the
+//! ingestion RPCs that hand validated pushes to the engine.
+
+use std::{collections::BTreeSet, future::Future, pin::Pin, sync::Arc};
+
+use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    engine::{verdict, Engine, Published},
+    proto::{self, v1, FieldError, Push, View},
+    scoring::{system_report, Subsystem},
+};
+
+pub struct Reports {
+    engine: Engine,
+    max_name_bytes: usize,
+}
+
+impl Reports {
+    pub fn new(engine: Engine, max_name_bytes: usize) -> Self {
+        Self {
+            engine,
+            max_name_bytes,
+        }
+    }
+
+    fn report(
+        &self,
+        subsystem: Subsystem,
+        options: Option<&v1::ReportOptions>,
+    ) -> Result<v1::HealthReport, Status> {
+        let view = View::from_options(options)?;
+        let state = self.engine.state();
+        Ok(proto::health_report(
+            state.report(subsystem),
+            state.stamp,
+            view,
+        ))
+    }
+}
+
+/// Which subsystems a WatchHealth follows (every one when the request names none).
+fn selection(keys: &[String]) -> Result<Vec<Subsystem>, FieldError> {
+    if keys.is_empty() {
+        return Ok(Subsystem::ALL.to_vec());
+    }
+    let mut chosen = BTreeSet::new();
+    for (index, key) in keys.iter().enumerate() {
+        let subsystem = key
+            .parse()
+            .map_err(|problem: String| FieldError::new(format!("subsystems[{index}]"), problem))?;
+        chosen.insert(subsystem);
+    }
+    Ok(chosen.into_iter().collect())
+}
+
+/// The aggregate over the selected subsystems of one published state.
+fn watch_message(state: &Published, selected: &[Subsystem], view: View) -> v1::WatchHealthResponse {
+    let report = if selected.len() == Subsystem::ALL.len() {
+        proto::system_report(&state.system, state.stamp, view)
+    } else {
+        let partial = system_report(selected.iter().map(|&s| state.report(s)));
+        proto::system_report(&partial, state.stamp, view)
+    };
+    v1::WatchHealthResponse {
+        report: Some(report),
+    }
+}
+
+type WatchStream_ = Pin<Box<dyn Stream<Item = Result<v1::WatchHealthResponse, Status>> + Send>>;
+
+/// The per-subsystem reads, written out as `async_trait` would expand them (it cannot see
+/// inside a macro's output).
+macro_rules! subsystem_rpcs {
+    ($($method:ident($request:ident) -> $response:ident: $subsystem:ident;)+) => {$(
+        fn $method<'life0, 'async_trait>(
+            &'life0 self,
+            request: Request<v1::$request>,
+        ) -> Pin<Box<dyn Future<Output = Result<Response<v1::$response>, Status>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            let report = self.report(Subsystem::$subsystem, request.get_ref().options.as_ref());
+            Box::pin(async move { Ok(Response::new(v1::$response { report: Some(report?) })) })
+        }
+    )+};
+}
+
+#[tonic::async_trait]
+impl v1::health_reports_server::HealthReports for Reports {
+    subsystem_rpcs! {
+        get_datasource_health(GetDatasourceHealthRequest) -> GetDatasourceHealthResponse: Datasources;
+        get_cache_health(GetCacheHealthRequest) -> GetCacheHealthResponse: Caches;
+        get_watcher_health(GetWatcherHealthRequest) -> GetWatcherHealthResponse: Watchers;
+        get_scheduler_health(GetSchedulerHealthRequest) -> GetSchedulerHealthResponse: Schedulers;
+        get_executor_health(GetExecutorHealthRequest) -> GetExecutorHealthResponse: Executors;
+        get_web_server_health(GetWebServerHealthRequest) -> GetWebServerHealthResponse: WebServer;
+        get_runtime_health(GetRuntimeHealthRequest) -> GetRuntimeHealthResponse: Runtime;
+        get_performance_health(GetPerformanceHealthRequest) -> GetPerformanceHealthResponse: Performance;
+        get_host_health(GetHostHealthRequest) -> GetHostHealthResponse: Host;
+    }
+
+    async fn get_system_health(
+        &self,
+        request: Request<v1::GetSystemHealthRequest>,
+    ) -> Result<Response<v1::GetSystemHealthResponse>, Status> {
+        let view = View::from_options(request.get_ref().options.as_ref())?;
+        let state = self.engine.state();
+        Ok(Response::new(v1::GetSystemHealthResponse {
+            report: Some(proto::system_report(&state.system, state.stamp, view)),
+        }))
+    }
+
+    type WatchHealthStream = WatchStream_;
+
+    async fn watch_health(
+        &self,
+        request: Request<v1::WatchHealthRequest>,
+    ) -> Result<Response<Self::WatchHealthStream>, Status> {
+        let request = request.into_inner();
+        let selected = selection(&request.subsystems)?;
+        let view = View::from_options(request.options.as_ref())?;
+        let mut last_sent = None;
+        // WatchStream yields the current state first, then only the newest state after each
+        // change: a slow reader skips states instead of queueing them.
+        let stream = WatchStream::new(self.engine.subscribe()).filter_map(move |state| {
+            let reports = selected.iter().map(|&s| state.report(s));
+            let verdict = verdict(reports, view.min_severity);
+            if last_sent == Some(verdict) {
+                return None;
+            }
+            last_sent = Some(verdict);
+            Some(Ok(watch_message(&state, &selected, view)))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report_metrics(
+        &self,
+        request: Request<v1::ReportMetricsRequest>,
+    ) -> Result<Response<v1::ReportMetricsResponse>, Status> {
+        let push = Push::from_wire(request.into_inner(), self.max_name_bytes)?;
+        let entity_count = u32::try_from(push.entity_count()).unwrap_or(u32::MAX);
+        let outcome = self.engine.push(push).await?;
+        Ok(Response::new(v1::ReportMetricsResponse {
+            applied: outcome.applied,
+            entity_count,
+            system_status: v1::Status::from(outcome.system_status).into(),
+            revision: outcome.revision,
+        }))
+    }
+
+    async fn forget_source(
+        &self,
+        request: Request<v1::ForgetSourceRequest>,
+    ) -> Result<Response<v1::ForgetSourceResponse>, Status> {
+        let source = proto::name("source", &request.get_ref().source, self.max_name_bytes)?;
+        let (forgotten, revision) = self.engine.forget(Arc::clone(&source)).await?;
+        Ok(Response::new(v1::ForgetSourceResponse {
+            forgotten,
+            revision,
+        }))
+    }
+}

@@ -1,0 +1,127 @@
+//! SIGTERM to the real binary: every health name turns NOT_SERVING (watchers are told), the
+//! server keeps answering through the grace period, then exits 0.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::next;
+use tonic::transport::Endpoint;
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+
+#[tokio::test]
+async fn sigterm_turns_check_not_serving_before_a_clean_exit() {
+    let dir = std::env::temp_dir().join(format!("healthscore-shutdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("healthscore.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 2\n[host]\nenabled = false\n",
+    )
+    .expect("write config");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start healthscore");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read log") > 0,
+            "exited before listening"
+        );
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("an address")
+                .to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel);
+    let check = |mut health: HealthClient<_>| async move {
+        health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("check")
+            .into_inner()
+            .status
+    };
+    assert_eq!(check(health.clone()).await, ServingStatus::Serving as i32);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(
+        next(&mut watch, 5).await.status,
+        ServingStatus::Serving as i32
+    );
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+
+    assert_eq!(
+        next(&mut watch, 5).await.status,
+        ServingStatus::NotServing as i32
+    );
+    assert_eq!(
+        check(health.clone()).await,
+        ServingStatus::NotServing as i32
+    );
+    for service in ["datasources", "healthscore.v1.HealthReports"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check during the grace period")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::NotServing as i32, "{service}");
+    }
+
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(15),
+            "still running long after the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "the grace period was honoured"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
