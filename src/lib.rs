@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod host;
 pub mod proto;
 pub mod scoring;
 pub mod server;

@@ -7,9 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::{Config, LogFormat},
-    engine::Engine,
-    server::{self, Settings},
-    store::Store,
+    server,
 };
 
 use super::ConfigArgs;
@@ -65,21 +63,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (flag --listen, config key server.listen)")
     })?;
-    let engine = Engine::start(
-        Store::new(config.limits.clone()),
-        config.policy(),
-        config.health.not_serving_at,
-    );
     tracing::info!(
         address = %listener.local_addr().unwrap_or(listen),
         host_sampler = config.host.enabled,
+        host_interval_secs = config.host.interval_secs,
         "healthscore serving gRPC (HealthReports, grpc.health.v1, reflection)"
     );
-    let settings = Settings {
-        max_name_bytes: config.limits.max_name_bytes,
-        shutdown_grace: config.shutdown_grace(),
-    };
-    server::serve(listener, engine, settings, termination()).await?;
+    server::run(listener, &config, termination()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,15 +11,48 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::{
+    config::Config,
     engine::Engine,
     proto::{
         health::health_server::HealthServer, v1::health_reports_server::HealthReportsServer,
         FILE_DESCRIPTOR_SET,
     },
+    store::Store,
 };
 
 pub use health::Health;
 pub use reports::Reports;
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot start the host sampler thread: {0}")]
+    Sampler(#[source] std::io::Error),
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The whole service as configured: the engine, the host sampler (if enabled) and the server on
+/// `listener`, until `shutdown` completes and the grace period is over.
+pub async fn run(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let engine = Engine::start(
+        Store::new(config.limits.clone()),
+        config.policy(),
+        config.health.not_serving_at,
+    );
+    if config.host.enabled {
+        crate::host::spawn(engine.clone(), &config.host).map_err(ServeError::Sampler)?;
+    }
+    let settings = Settings {
+        max_name_bytes: config.limits.max_name_bytes,
+        shutdown_grace: config.shutdown_grace(),
+    };
+    Ok(serve(listener, engine, settings, shutdown).await?)
+}
 
 /// How the server runs.
 #[derive(Clone, Debug)]

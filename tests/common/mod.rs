@@ -5,12 +5,10 @@ use std::{net::SocketAddr, time::Duration};
 
 use healthscore::{
     config::Config,
-    engine::Engine,
     proto::v1::{
         health_reports_client::HealthReportsClient, DatasourceSnapshot, ReportMetricsRequest,
     },
-    server::{self, Settings},
-    store::Store,
+    server,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Channel, Endpoint};
@@ -35,19 +33,15 @@ impl TestServer {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let engine = Engine::start(
-            Store::new(config.limits.clone()),
-            config.policy(),
-            config.health.not_serving_at,
-        );
-        let settings = Settings {
-            max_name_bytes: config.limits.max_name_bytes,
-            shutdown_grace: config.shutdown_grace(),
-        };
         let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(server::serve(listener, engine, settings, async move {
-            let _ = stop.await;
-        }));
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.await;
+            };
+            if let Err(error) = server::run(listener, &config, stopped).await {
+                panic!("test server failed: {error}");
+            }
+        });
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .expect("valid URI")
             .connect_timeout(Duration::from_secs(5))

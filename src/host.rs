@@ -1,0 +1,204 @@
+//! The host sampler: CPU, memory, swap, load and real filesystems of the machine healthscore
+//! runs on, read with sysinfo on a thread of its own (never on the async runtime's workers)
+//! and handed to the engine as the `host` subsystem's entities.
+//!
+//! It refreshes only what it reads, keeps one `System` and one `Disks` for its lifetime, and
+//! turns every failure into a HOST_COLLECTOR_ERROR entity instead of stopping.
+
+use std::{collections::BTreeSet, ffi::OsStr, path::Path, sync::Arc, thread, time::Duration};
+
+use sysinfo::{DiskRefreshKind, Disks, System, MINIMUM_CPU_UPDATE_INTERVAL};
+
+use crate::{
+    config::HostConfig,
+    engine::Engine,
+    scoring::{
+        rules::host::CpuWindow,
+        snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+    },
+};
+
+/// Filesystems that hold no data of their own (kernel interfaces, memory, images, layers).
+const PSEUDO_FILESYSTEMS: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "fuse.lxcfs",
+    "hugetlbfs",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "iso9660",
+    "nfsd",
+];
+
+/// Whether a mount is a real filesystem worth an entity. The root is always kept, even when it
+/// is a container's overlay.
+pub fn is_real_mount(file_system: &OsStr, mount_point: &Path, total_bytes: u64) -> bool {
+    if mount_point == Path::new("/") {
+        return total_bytes > 0;
+    }
+    let fs = file_system.to_string_lossy();
+    total_bytes > 0 && !PSEUDO_FILESYSTEMS.contains(&fs.as_ref()) && !fs.starts_with("fuse.snap")
+}
+
+/// Reads the host; owns its sysinfo handles and the CPU window between samples.
+pub struct Sampler {
+    system: System,
+    disks: Disks,
+    cpu_window: CpuWindow,
+}
+
+impl Sampler {
+    /// A sampler whose CPU readings are averaged over `cpu_window_samples` samples. Takes the
+    /// first CPU reading, which sysinfo needs as a baseline.
+    pub fn new(cpu_window_samples: usize) -> Self {
+        let mut system = System::new();
+        system.refresh_cpu_usage();
+        Self {
+            system,
+            disks: Disks::new_with_refreshed_list_specifics(
+                DiskRefreshKind::nothing().with_storage(),
+            ),
+            cpu_window: CpuWindow::new(cpu_window_samples),
+        }
+    }
+
+    /// One reading of every host entity.
+    pub fn sample(&mut self) -> Vec<HostSnapshot> {
+        let mut entities = vec![self.cpu(), self.memory()];
+        entities.extend(self.disks());
+        entities
+    }
+
+    fn cpu(&mut self) -> HostSnapshot {
+        self.system.refresh_cpu_usage();
+        let cores = self.system.cpus().len();
+        if cores == 0 {
+            return HostSnapshot::CollectorError {
+                name: "cpu".into(),
+                error: "the operating system reported no CPUs".into(),
+            };
+        }
+        let usage = self
+            .cpu_window
+            .push(f64::from(self.system.global_cpu_usage()));
+        let load = System::load_average();
+        let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+        HostSnapshot::Cpu(CpuSample {
+            name: "cpu".into(),
+            usage_percent: usage,
+            window_samples: u32::try_from(self.cpu_window.len()).unwrap_or(u32::MAX),
+            cores: u32::try_from(cores).unwrap_or(u32::MAX),
+            load_1: finite(load.one),
+            load_5: finite(load.five),
+            load_15: finite(load.fifteen),
+        })
+    }
+
+    fn memory(&mut self) -> HostSnapshot {
+        self.system.refresh_memory();
+        let total = self.system.total_memory();
+        if total == 0 {
+            return HostSnapshot::CollectorError {
+                name: "memory".into(),
+                error: "the operating system reported 0 bytes of memory".into(),
+            };
+        }
+        HostSnapshot::Memory(MemorySample {
+            name: "memory".into(),
+            used_bytes: self.system.used_memory().min(total),
+            total_bytes: total,
+            swap_used_bytes: self.system.used_swap(),
+            swap_total_bytes: self.system.total_swap(),
+        })
+    }
+
+    fn disks(&mut self) -> Vec<HostSnapshot> {
+        // Refreshing the list (not only the known disks) picks up mounts added since start.
+        self.disks
+            .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        let mut seen = BTreeSet::new();
+        let mut entities = Vec::new();
+        for disk in self.disks.list() {
+            let total = disk.total_space();
+            let mount = disk.mount_point();
+            if !is_real_mount(disk.file_system(), mount, total) {
+                continue;
+            }
+            let name = mount.to_string_lossy().into_owned();
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            entities.push(HostSnapshot::Disk(DiskSample {
+                name: Arc::from(name),
+                used_bytes: total.saturating_sub(disk.available_space()),
+                total_bytes: total,
+            }));
+        }
+        if entities.is_empty() {
+            entities.push(HostSnapshot::CollectorError {
+                name: "disks".into(),
+                error: "no mounted filesystem could be read".into(),
+            });
+        }
+        entities
+    }
+}
+
+/// Starts the sampler on its own thread. It samples every `config.interval()` until the engine
+/// stops.
+pub fn spawn(engine: Engine, config: &HostConfig) -> std::io::Result<thread::JoinHandle<()>> {
+    let interval = config.interval();
+    let window = config.cpu_window_samples();
+    let runtime = tokio::runtime::Handle::current();
+    thread::Builder::new()
+        .name("host-sampler".into())
+        .spawn(move || {
+            let mut sampler = Sampler::new(window);
+            // sysinfo needs two CPU readings some time apart before usage means anything.
+            thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
+            loop {
+                let entities = sampler.sample();
+                if runtime.block_on(engine.set_host(entities)).is_err() {
+                    return;
+                }
+                thread::sleep(interval);
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudo_filesystems_are_skipped_but_root_is_kept() {
+        let real = |fs: &str, mount: &str| is_real_mount(OsStr::new(fs), Path::new(mount), 100);
+        assert!(real("ext4", "/var"));
+        assert!(real("xfs", "/data"));
+        assert!(real("overlay", "/"));
+        assert!(!real("overlay", "/var/lib/docker/overlay2/abc/merged"));
+        assert!(!real("tmpfs", "/run"));
+        assert!(!real("proc", "/proc"));
+        assert!(!real("squashfs", "/snap/core/1"));
+        assert!(!is_real_mount(OsStr::new("ext4"), Path::new("/empty"), 0));
+    }
+}
