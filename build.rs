@@ -17,8 +17,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("descriptors.bin"),
         prost::Message::encode_to_vec(&descriptors),
     )?;
-    tonic_prost_build::configure()
-        .btree_map(".")
+    // `healthscore push` reads snapshots from JSON with the proto's JSON field names.
+    let mut builder = tonic_prost_build::configure().btree_map(".");
+    for snapshot in [
+        "DatasourceSnapshot",
+        "CacheSnapshot",
+        "WatcherSnapshot",
+        "SchedulerSnapshot",
+        "ExecutorSnapshot",
+        "WebServerSnapshot",
+        "RuntimeSnapshot",
+        "PerformanceSnapshot",
+    ] {
+        builder = builder.type_attribute(
+            format!(".healthscore.v1.{snapshot}"),
+            "#[derive(serde::Deserialize)] #[serde(rename_all = \"camelCase\", default, deny_unknown_fields)]",
+        );
+    }
+    builder
+        .field_attribute(
+            ".healthscore.v1.ExecutorSnapshot.state",
+            "#[serde(deserialize_with = \"crate::proto::executor_state_json\")]",
+        )
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -135,24 +135,68 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("config key {key}: {problem}")]
     Invalid { key: String, problem: String },
+    #[error("environment variable {var}: {problem}")]
+    Env { var: String, problem: String },
 }
 
+/// The prefix of environment variables that set config keys: `HEALTHSCORE_HOST__INTERVAL_SECS`
+/// sets `host.interval_secs` (sections separated by a double underscore).
+pub const ENV_PREFIX: &str = "HEALTHSCORE_";
+
 impl Config {
-    /// Reads and validates a TOML file.
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+    /// The configuration from defaults, then `file` (if any), then `HEALTHSCORE_*` variables
+    /// among `env`; validated. Errors name the file line, the key or the variable.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match file {
+            Some(path) => {
+                let origin = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: origin.clone(),
+                    source,
+                })?;
+                // Parsed into the target type first so that errors carry the file's line.
+                toml::from_str::<Config>(&text).map_err(|error| parse_error(&origin, &error))?;
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|error| parse_error(&origin, &error))?;
+                (table, origin)
+            }
+            None => (toml::Table::new(), "defaults".to_owned()),
+        };
+        let mut set_by_env = Vec::new();
+        for (var, value) in env {
+            let Some(path) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if path == "CONFIG" {
+                continue;
+            }
+            set_env_key(&mut table, &var, path, &value)?;
+            set_by_env.push(var);
+        }
+        let config: Config = Config::deserialize(toml::Value::Table(table)).map_err(|error| {
+            let message = error.to_string().trim_end().to_owned();
+            match set_by_env.as_slice() {
+                [] => ConfigError::Parse {
+                    path: origin.clone(),
+                    message,
+                },
+                vars => ConfigError::Parse {
+                    path: format!("{origin} with {}", vars.join(", ")),
+                    message,
+                },
+            }
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        config.validate()?;
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: error.to_string().trim_end().to_owned(),
-        })?;
+        let config: Config = toml::from_str(text).map_err(|error| parse_error(origin, &error))?;
         config.validate()?;
         Ok(config)
     }
@@ -193,5 +237,119 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+}
+
+fn parse_error(origin: &str, error: &toml::de::Error) -> ConfigError {
+    ConfigError::Parse {
+        path: origin.to_owned(),
+        message: error.to_string().trim_end().to_owned(),
+    }
+}
+
+/// Sets the key named by an environment variable's `path` (`HOST__INTERVAL_SECS`) in `table`.
+/// The value is read as TOML (`10`, `true`, `"x"`), or as a string when it is not valid TOML.
+fn set_env_key(
+    table: &mut toml::Table,
+    var: &str,
+    path: &str,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    let env_error = |problem: String| ConfigError::Env {
+        var: var.to_owned(),
+        problem,
+    };
+    let segments: Vec<&str> = path.split("__").collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(env_error(
+            "expected SECTION__KEY, e.g. HEALTHSCORE_HOST__INTERVAL_SECS".into(),
+        ));
+    }
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let mut current = table;
+    let last = segments.len() - 1;
+    for (index, segment) in segments.iter().enumerate() {
+        // Issue codes under penalties.codes keep their upper case; every other key is lower case.
+        let key = if index == 2 && segments[0].eq_ignore_ascii_case("penalties") {
+            segment.to_string()
+        } else {
+            segment.to_ascii_lowercase()
+        };
+        if index == last {
+            current.insert(key, value);
+            return Ok(());
+        }
+        let next = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = next
+            .as_table_mut()
+            .ok_or_else(|| env_error(format!("{key} is not a section")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_sets_nested_keys_and_code_penalties() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("HEALTHSCORE_HOST__INTERVAL_SECS", "10"),
+                ("HEALTHSCORE_SERVER__LISTEN", "0.0.0.0:7000"),
+                ("HEALTHSCORE_HEALTH__NOT_SERVING_AT", "warning"),
+                (
+                    "HEALTHSCORE_PENALTIES__CODES__DS_POOL_HIGH_UTILIZATION",
+                    "15",
+                ),
+                ("HEALTHSCORE_CONFIG", "ignored.toml"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.host.interval_secs, 10);
+        assert_eq!(config.server.listen.port(), 7000);
+        assert_eq!(config.health.not_serving_at, NotServingAt::Warning);
+        assert_eq!(
+            config
+                .penalties
+                .codes
+                .get(&crate::scoring::Code::DsPoolHighUtilization),
+            Some(&15)
+        );
+    }
+
+    #[test]
+    fn unknown_environment_key_is_an_error_naming_the_variable() {
+        let error = Config::load(None, env(&[("HEALTHSCORE_HOST__INTERVALL", "10")])).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("HEALTHSCORE_HOST__INTERVALL"), "{message}");
+        assert!(message.contains("intervall"), "{message}");
+    }
+
+    #[test]
+    fn cpu_window_shorter_than_interval_is_rejected() {
+        let error = Config::from_toml("[host]\ninterval_secs = 10\ncpu_window_secs = 5\n", "test")
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("config key host.cpu_window_secs"),
+            "{error}"
+        );
     }
 }

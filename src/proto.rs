@@ -5,6 +5,8 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration, time::SystemTime};
 
+use serde::Deserialize;
+
 use crate::scoring::{self, snapshot as core};
 
 /// `healthscore.v1`, generated from `proto/healthscore/v1/`.
@@ -502,6 +504,157 @@ impl Push {
                     })
                 },
             )?,
+        })
+    }
+}
+
+/// Reads an `ExecutorState` from JSON the way the proto JSON mapping writes it: its name
+/// (`"EXECUTOR_STATE_DEGRADED"`, or the short `"DEGRADED"`/`"degraded"`) or its number.
+pub fn executor_state_json<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<i32, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i32),
+        Name(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Number(n) => Ok(n),
+        Raw::Name(name) => {
+            let upper = name.to_ascii_uppercase();
+            let full = if upper.starts_with("EXECUTOR_STATE_") {
+                upper
+            } else {
+                format!("EXECUTOR_STATE_{upper}")
+            };
+            v1::ExecutorState::from_str_name(&full)
+                .map(|state| state as i32)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown executor state {name:?}")))
+        }
+    }
+}
+
+fn severity(raw: i32, field: &str) -> Result<scoring::Severity, FieldError> {
+    min_severity(raw, field)?.ok_or_else(|| FieldError::new(field, "severity is unspecified"))
+}
+
+fn status(raw: i32, field: &str) -> Result<scoring::Status, FieldError> {
+    match v1::Status::try_from(raw) {
+        Ok(v1::Status::Healthy) => Ok(scoring::Status::Healthy),
+        Ok(v1::Status::Warning) => Ok(scoring::Status::Warning),
+        Ok(v1::Status::Critical) => Ok(scoring::Status::Critical),
+        _ => Err(FieldError::new(
+            field,
+            format!("unknown status value {raw}"),
+        )),
+    }
+}
+
+fn metrics(map: std::collections::BTreeMap<String, f64>) -> scoring::Metrics {
+    map.into_iter().collect()
+}
+
+impl TryFrom<v1::Issue> for scoring::Issue {
+    type Error = FieldError;
+
+    /// Reads an issue from a report; a system report's `subsystem:` code prefix is dropped.
+    fn try_from(issue: v1::Issue) -> Result<Self, FieldError> {
+        let code = issue.code.rsplit(':').next().unwrap_or_default();
+        Ok(Self {
+            severity: severity(issue.severity, "issue.severity")?,
+            code: code
+                .parse()
+                .map_err(|problem| FieldError::new("issue.code", problem))?,
+            message: issue.message,
+            suggested_action: issue.suggested_action.into(),
+            entity: issue.entity.into(),
+            entity_metrics: metrics(issue.entity_metrics),
+            subsystem: issue
+                .subsystem
+                .parse()
+                .map_err(|problem| FieldError::new("issue.subsystem", problem))?,
+            source: issue.source.into(),
+        })
+    }
+}
+
+impl TryFrom<v1::HealthReport> for scoring::HealthReport {
+    type Error = FieldError;
+
+    fn try_from(report: v1::HealthReport) -> Result<Self, FieldError> {
+        let subsystem: scoring::Subsystem = report
+            .subsystem
+            .parse()
+            .map_err(|problem| FieldError::new("subsystem", problem))?;
+        let breakdown = report.score_breakdown.unwrap_or_default();
+        Ok(Self {
+            subsystem,
+            available: report.available,
+            status: status(report.status, "status")?,
+            score: report.score,
+            issues: report
+                .issues
+                .into_iter()
+                .map(scoring::Issue::try_from)
+                .collect::<Result<_, _>>()?,
+            score_breakdown: scoring::ScoreBreakdown {
+                base: breakdown.base,
+                deductions: breakdown
+                    .deductions
+                    .into_iter()
+                    .map(|d| {
+                        Ok(scoring::Deduction {
+                            code: d
+                                .code
+                                .parse()
+                                .map_err(|problem| FieldError::new("deduction.code", problem))?,
+                            subsystem,
+                            severity: severity(d.severity, "deduction.severity")?,
+                            penalty: d.penalty,
+                            entity: d.entity.into(),
+                        })
+                    })
+                    .collect::<Result<_, FieldError>>()?,
+            },
+            entities: report
+                .entities
+                .into_iter()
+                .map(|e| {
+                    Ok(scoring::EntityHealth {
+                        name: e.name.into(),
+                        source: e.source.into(),
+                        status: status(e.status, "entity.status")?,
+                        metrics: metrics(e.metrics),
+                        stale: e.stale,
+                    })
+                })
+                .collect::<Result<_, FieldError>>()?,
+        })
+    }
+}
+
+impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
+    type Error = FieldError;
+
+    fn try_from(report: v1::SystemHealthReport) -> Result<Self, FieldError> {
+        let subsystems = report
+            .subsystems
+            .into_values()
+            .map(|r| {
+                let r = scoring::HealthReport::try_from(r)?;
+                Ok((r.subsystem.key(), Arc::new(r)))
+            })
+            .collect::<Result<_, FieldError>>()?;
+        Ok(Self {
+            status: status(report.status, "status")?,
+            score: report.score,
+            issues: report
+                .issues
+                .into_iter()
+                .map(scoring::Issue::try_from)
+                .collect::<Result<_, _>>()?,
+            subsystems,
         })
     }
 }

@@ -1,12 +1,22 @@
 //! The `healthscore` command line: argument parsing and the subcommands.
 
+mod config_cmd;
+mod connect;
+mod get;
+mod probe;
+mod push;
 mod serve;
+mod style;
+mod watch;
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
 /// Explainable health reports over gRPC, with grpc.health.v1 for probes.
+///
+/// Exit codes: 0 success; 1 bad arguments or config; probe adds grpc-health-probe's
+/// 2 (connection failure), 3 (RPC failure) and 4 (not serving).
 #[derive(Debug, Parser)]
 #[command(name = "healthscore", version, about, propagate_version = true)]
 pub struct Cli {
@@ -16,8 +26,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gRPC server (HealthReports, grpc.health.v1, reflection) on one port.
+    /// Run the server: HealthReports, grpc.health.v1 and reflection on one port.
     Serve(serve::Args),
+    /// One grpc.health.v1 Check, with grpc-health-probe's exit codes (for exec probes and
+    /// Docker HEALTHCHECK).
+    Probe(probe::Args),
+    /// Print the system report, or one subsystem's.
+    Get(get::Args),
+    /// Follow WatchHealth: one line per change of status, score or issues.
+    Watch(watch::Args),
+    /// Push snapshots from a JSON file (or - for stdin), as an app would with ReportMetrics.
+    Push(push::Args),
+    /// Validate a config file or print the default one.
+    #[command(subcommand)]
+    Config(config_cmd::Command),
 }
 
 /// Options shared by the commands that read a config file.
@@ -29,15 +51,41 @@ pub struct ConfigArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with success; usage errors exit 1 like
+            // grpc-health-probe's bad arguments.
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Probe(args) => Ok(probe::run(args)),
+        Command::Get(args) => get::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::Push(args) => push::run(args),
+        Command::Config(command) => config_cmd::run(command),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(1)
         }
     }
+}
+
+/// A runtime for the client commands: one thread is plenty.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }

@@ -22,10 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
+    let mut config = Config::load(args.config.config.as_deref(), std::env::vars())?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }

@@ -72,7 +72,7 @@ fn ordered(
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     pub datasources: DatasourceThresholds,
@@ -82,44 +82,6 @@ pub struct Thresholds {
     pub executors: ExecutorThresholds,
     pub runtime: RuntimeThresholds,
     pub host: HostThresholds,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            datasources: DatasourceThresholds {
-                high_utilization: 80.0,
-                saturated: 95.0,
-            },
-            caches: CacheThresholds {
-                low_hit_rate: 30.0,
-                min_lookups: 100,
-            },
-            watchers: WatcherThresholds { high_errors: 10 },
-            web_server: WebServerThresholds {
-                high_load: 80.0,
-                queue_high: 50.0,
-                error_rate: 5.0,
-                connection_ratio: 10.0,
-            },
-            executors: ExecutorThresholds {
-                near_saturation: 90.0,
-                queue_backlog: 50,
-            },
-            runtime: RuntimeThresholds {
-                heap_pressure: 85.0,
-                heap_critical: 95.0,
-            },
-            host: HostThresholds {
-                cpu_high: 80.0,
-                cpu_critical: 95.0,
-                memory_high: 85.0,
-                memory_critical: 95.0,
-                disk_high: 90.0,
-                disk_critical: 98.0,
-            },
-        }
-    }
 }
 
 impl Thresholds {
@@ -203,7 +165,7 @@ impl Thresholds {
 
 /// Connection pools.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatasourceThresholds {
     /// DS_POOL_HIGH_UTILIZATION when active/max is above this percentage.
     pub high_utilization: f64,
@@ -212,7 +174,7 @@ pub struct DatasourceThresholds {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CacheThresholds {
     /// CACHE_LOW_HIT_RATE when the window's hit rate is below this percentage...
     pub low_hit_rate: f64,
@@ -221,14 +183,14 @@ pub struct CacheThresholds {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct WatcherThresholds {
     /// WATCHER_HIGH_ERRORS (instead of WATCHER_ERRORS) at this many consecutive errors.
     pub high_errors: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct WebServerThresholds {
     /// WEB_WORKER_HIGH_LOAD when busy/max workers is at or above this percentage.
     pub high_load: f64,
@@ -241,7 +203,7 @@ pub struct WebServerThresholds {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExecutorThresholds {
     /// EXECUTOR_NEAR_SATURATION when thread or queue use is at or above this percentage.
     pub near_saturation: f64,
@@ -250,7 +212,7 @@ pub struct ExecutorThresholds {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RuntimeThresholds {
     /// JVM_HEAP_PRESSURE when heap used/max is above this percentage.
     pub heap_pressure: f64,
@@ -259,7 +221,7 @@ pub struct RuntimeThresholds {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HostThresholds {
     /// HOST_CPU_HIGH when the windowed CPU use is above this percentage.
     pub cpu_high: f64,
@@ -273,6 +235,72 @@ pub struct HostThresholds {
     pub disk_high: f64,
     /// HOST_DISK_CRITICAL when a filesystem is fuller than this percentage.
     pub disk_critical: f64,
+}
+
+impl Default for DatasourceThresholds {
+    fn default() -> Self {
+        Self {
+            high_utilization: 80.0,
+            saturated: 95.0,
+        }
+    }
+}
+
+impl Default for CacheThresholds {
+    fn default() -> Self {
+        Self {
+            low_hit_rate: 30.0,
+            min_lookups: 100,
+        }
+    }
+}
+
+impl Default for WatcherThresholds {
+    fn default() -> Self {
+        Self { high_errors: 10 }
+    }
+}
+
+impl Default for WebServerThresholds {
+    fn default() -> Self {
+        Self {
+            high_load: 80.0,
+            queue_high: 50.0,
+            error_rate: 5.0,
+            connection_ratio: 10.0,
+        }
+    }
+}
+
+impl Default for ExecutorThresholds {
+    fn default() -> Self {
+        Self {
+            near_saturation: 90.0,
+            queue_backlog: 50,
+        }
+    }
+}
+
+impl Default for RuntimeThresholds {
+    fn default() -> Self {
+        Self {
+            heap_pressure: 85.0,
+            heap_critical: 95.0,
+        }
+    }
+}
+
+impl Default for HostThresholds {
+    fn default() -> Self {
+        Self {
+            cpu_high: 80.0,
+            cpu_critical: 95.0,
+            memory_high: 85.0,
+            memory_critical: 95.0,
+            disk_high: 90.0,
+            disk_critical: 98.0,
+        }
+    }
 }
 
 /// Points deducted per issue: by severity, or per code where `codes` says so.

@@ -1,0 +1,241 @@
+//! `healthscore get`: one report, as a table for people or the seeds' JSON for scripts.
+
+use std::{fmt::Write as _, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+
+use crate::{
+    proto::v1::{self, health_reports_client::HealthReportsClient},
+    scoring::{HealthReport, Issue, Severity, Subsystem, SystemHealthReport},
+};
+
+use super::{connect::Target, style::Style};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Level {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Level {
+    pub fn wire(level: Option<Level>) -> i32 {
+        let severity = match level {
+            None => v1::Severity::Unspecified,
+            Some(Level::Info) => v1::Severity::Info,
+            Some(Level::Warning) => v1::Severity::Warning,
+            Some(Level::Critical) => v1::Severity::Critical,
+        };
+        severity.into()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A subsystem key (datasources, caches, watchers, schedulers, executors, webServer,
+    /// runtime, performance, host); the system report when left out.
+    #[arg(value_parser = |s: &str| s.parse::<Subsystem>())]
+    subsystem: Option<Subsystem>,
+    #[command(flatten)]
+    target: Target,
+    /// table for people, json (the reference's shape) for scripts.
+    #[arg(long, short, value_enum, default_value = "table")]
+    output: Output,
+    /// Leave out issues below this severity (the score still counts them).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    min_severity: Option<Level>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = super::client_runtime()?;
+    let text = runtime.block_on(fetch(&args))?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch(args: &Args) -> anyhow::Result<String> {
+    let mut client = HealthReportsClient::new(args.target.connect().await?);
+    let options = Some(v1::ReportOptions {
+        min_severity: Level::wire(args.min_severity),
+        omit_entities: args.output == Output::Table && args.subsystem.is_none(),
+    });
+    let style = Style::detect();
+    match args.subsystem {
+        None => {
+            let wire = client
+                .get_system_health(v1::GetSystemHealthRequest { options })
+                .await
+                .context("GetSystemHealth failed")?
+                .into_inner()
+                .report
+                .context("the server sent no report")?;
+            let revision = wire.revision;
+            let report = SystemHealthReport::try_from(wire)
+                .context("the server sent a report this CLI cannot read")?;
+            Ok(match args.output {
+                Output::Json => json(&report)?,
+                Output::Table => system_table(&report, revision, style),
+            })
+        }
+        Some(subsystem) => {
+            let wire = subsystem_report(&mut client, subsystem, options).await?;
+            let revision = wire.revision;
+            let report = HealthReport::try_from(wire)
+                .context("the server sent a report this CLI cannot read")?;
+            Ok(match args.output {
+                Output::Json => json(&report)?,
+                Output::Table => subsystem_table(&report, revision, style),
+            })
+        }
+    }
+}
+
+async fn subsystem_report(
+    client: &mut HealthReportsClient<tonic::transport::Channel>,
+    subsystem: Subsystem,
+    options: Option<v1::ReportOptions>,
+) -> anyhow::Result<v1::HealthReport> {
+    macro_rules! call {
+        ($method:ident, $request:ident) => {
+            client
+                .$method(v1::$request { options })
+                .await
+                .map(|r| r.into_inner().report)
+        };
+    }
+    let report = match subsystem {
+        Subsystem::Datasources => call!(get_datasource_health, GetDatasourceHealthRequest),
+        Subsystem::Caches => call!(get_cache_health, GetCacheHealthRequest),
+        Subsystem::Watchers => call!(get_watcher_health, GetWatcherHealthRequest),
+        Subsystem::Schedulers => call!(get_scheduler_health, GetSchedulerHealthRequest),
+        Subsystem::Executors => call!(get_executor_health, GetExecutorHealthRequest),
+        Subsystem::WebServer => call!(get_web_server_health, GetWebServerHealthRequest),
+        Subsystem::Runtime => call!(get_runtime_health, GetRuntimeHealthRequest),
+        Subsystem::Performance => call!(get_performance_health, GetPerformanceHealthRequest),
+        Subsystem::Host => call!(get_host_health, GetHostHealthRequest),
+    };
+    report
+        .with_context(|| format!("reading the {subsystem} report failed"))?
+        .context("the server sent no report")
+}
+
+fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(value).context("cannot render JSON")?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn issues_table(out: &mut String, issues: &[Issue], prefixed: bool, style: Style) {
+    if issues.is_empty() {
+        let _ = writeln!(out, "\nNo issues.");
+        return;
+    }
+    let _ = writeln!(out, "\nISSUES (worst first)");
+    for issue in issues {
+        let code = if prefixed {
+            format!("{}:{}", issue.subsystem, issue.code)
+        } else {
+            issue.code.to_string()
+        };
+        let severity = style.severity(issue.severity);
+        // Pad the plain word so colour codes do not break the alignment.
+        let pad = " ".repeat(8usize.saturating_sub(word(issue.severity).len()));
+        let _ = writeln!(
+            out,
+            "{severity}{pad}  {code}  {} {}",
+            issue.entity,
+            style.dim(&format!("({})", issue.source))
+        );
+        let _ = writeln!(out, "          {}", issue.message);
+        let _ = writeln!(out, "          -> {}", issue.suggested_action);
+    }
+}
+
+fn word(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+fn system_table(report: &SystemHealthReport, revision: u64, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "SYSTEM  {}  score {}  {}",
+        style.status(report.status),
+        report.score,
+        style.dim(&format!("revision {revision}"))
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<13} {:<9} {:>5}  ISSUES",
+        "SUBSYSTEM", "STATUS", "SCORE"
+    );
+    for report in report.subsystems.values().map(Arc::as_ref) {
+        let status = if report.available {
+            style.status(report.status)
+        } else {
+            style.dim("n/a")
+        };
+        let pad = " ".repeat(9usize.saturating_sub(if report.available {
+            report.status.as_str().len()
+        } else {
+            3
+        }));
+        let _ = writeln!(
+            out,
+            "{:<13} {status}{pad} {:>5}  {}",
+            report.subsystem.key(),
+            report.score,
+            report.issues.len()
+        );
+    }
+    issues_table(&mut out, &report.issues, true, style);
+    out
+}
+
+fn subsystem_table(report: &HealthReport, revision: u64, style: Style) -> String {
+    let mut out = String::new();
+    let availability = if report.available {
+        ""
+    } else {
+        "  (nothing reports into it)"
+    };
+    let _ = writeln!(
+        out,
+        "{}  {}  score {}  {}{availability}",
+        report.subsystem.key().to_ascii_uppercase(),
+        style.status(report.status),
+        report.score,
+        style.dim(&format!("revision {revision}"))
+    );
+    issues_table(&mut out, &report.issues, false, style);
+    if !report.entities.is_empty() {
+        let _ = writeln!(out, "\nENTITIES");
+        for entity in &report.entities {
+            let metrics: Vec<String> = entity
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let stale = if entity.stale { " STALE" } else { "" };
+            let _ = writeln!(
+                out,
+                "{:<24} {:<9}{stale} {}  {}",
+                entity.name.to_string(),
+                entity.status.as_str(),
+                style.dim(&format!("({})", entity.source)),
+                metrics.join(" ")
+            );
+        }
+    }
+    out
+}
