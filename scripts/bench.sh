@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Load benchmark: healthscore against a bare tonic-health peer (examples/bare_health.rs), both
+# built with the same release profile and measured in the same run, alternating A B A B, with
+# h2load and pre-encoded gRPC requests. Prints requests/s, latency and the ratios, then the
+# WatchHealth fan-out and the idle footprint.
+#
+#   scripts/bench.sh                 # defaults
+#   REQUESTS=100000 ROUNDS=2 FANOUT="1000 10000" scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${REQUESTS:-200000}
+rounds=${ROUNDS:-3}
+fanout=${FANOUT:-"1000 10000"}
+clients=${CLIENTS:-16}
+streams=${STREAMS:-32}
+
+if ! command -v h2load >/dev/null; then
+  echo "installing h2load (Debian package nghttp2-client)"
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q nghttp2-client >/dev/null; else sudo apt-get install -y -q nghttp2-client >/dev/null; fi
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+cargo build --release --quiet --bin healthscore --example bare_health --example bench_client --example fanout
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+hs_port=$(free_port); peer_port=$(free_port)
+HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$hs_port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
+  HEALTHSCORE_LOG__LEVEL=warn "$bin/healthscore" serve & hs_pid=$!; pids+=("$hs_pid")
+"$bin/examples/bare_health" "127.0.0.1:$peer_port" 2>/dev/null & pids+=($!)
+wait_port "$hs_port"; wait_port "$peer_port"
+"$bin/examples/bench_client" payloads "$work"
+"$bin/examples/bench_client" verify "127.0.0.1:$hs_port"
+
+# h2load prints "finished in 1.23s, 81234.56 req/s, ..." and "time for request: min max mean sd".
+load() { # port path payload -> "rps mean_latency" ; fails unless every request got HTTP 200
+  local out
+  out=$(h2load -n "$requests" -c "$clients" -m "$streams" -t 1 -d "$3" \
+    -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$1$2")
+  local ok; ok=$(echo "$out" | awk '/status codes:/ {print $3}')
+  [ "$ok" = "$requests" ] || { echo "$out" >&2; echo "not every request succeeded" >&2; exit 1; }
+  echo "$out" | awk '/finished in/ {rps=$4} /time for request:/ {mean=$5} END {print rps, mean}'
+}
+
+compare() { # label portA pathA payloadA portB pathB payloadB labelA labelB
+  local a_sum=0 b_sum=0
+  for round in $(seq "$rounds"); do
+    read -r a a_lat < <(load "$2" "$3" "$4")
+    read -r b b_lat < <(load "$5" "$6" "$7")
+    printf '  round %d: %-22s %10.0f req/s (mean %s)   %-22s %10.0f req/s (mean %s)\n' \
+      "$round" "$8" "$a" "$a_lat" "$9" "$b" "$b_lat"
+    a_sum=$(python3 -c "print($a_sum + $a)"); b_sum=$(python3 -c "print($b_sum + $b)")
+  done
+  python3 -c "print(f'  {\"$1\"}: ratio {$a_sum / $b_sum:.3f}')"
+}
+
+check=/grpc.health.v1.Health/Check
+echo "== grpc.health.v1 Check: healthscore vs bare tonic-health (target ratio >= 0.95)"
+compare "Check healthscore/peer" "$hs_port" "$check" "$work/check.bin" \
+  "$peer_port" "$check" "$work/check.bin" healthscore tonic-health
+
+"$bin/examples/bench_client" seed "127.0.0.1:$hs_port"
+echo "== GetSystemHealth (1,000 entities) vs Check, both on healthscore (target ratio >= 0.5)"
+compare "GetSystemHealth/Check" "$hs_port" /healthscore.v1.HealthReports/GetSystemHealth "$work/system.bin" \
+  "$hs_port" "$check" "$work/check.bin" GetSystemHealth Check
+
+echo "== ReportMetrics (100 entities a request) vs Check, both on healthscore"
+compare "ReportMetrics/Check" "$hs_port" /healthscore.v1.HealthReports/ReportMetrics "$work/report.bin" \
+  "$hs_port" "$check" "$work/check.bin" ReportMetrics Check
+
+echo "== WatchHealth fan-out (target: 10,000 streams, p99 < 1 s, < 64 KiB per stream)"
+for n in $fanout; do
+  "$bin/examples/fanout" "127.0.0.1:$hs_port" "$n" "$hs_pid"
+done
+
+echo "== idle footprint"
+scripts/idle-footprint.sh "${IDLE_SECONDS:-60}"
