@@ -18,7 +18,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     // `healthscore push` reads snapshots from JSON with the proto's JSON field names.
-    let mut builder = tonic_prost_build::configure().btree_map(".");
+    let mut builder = tonic_prost_build::configure()
+        .btree_map(".")
+        // The system report is encoded once per published state and sent as shared bytes;
+        // these two responses are `proto::Envelope`s (same wire format) instead of structs.
+        .extern_path(
+            ".healthscore.v1.GetSystemHealthResponse",
+            "crate::proto::SystemReportEnvelope",
+        )
+        .extern_path(
+            ".healthscore.v1.WatchHealthResponse",
+            "crate::proto::SystemReportEnvelope",
+        );
     for snapshot in [
         "DatasourceSnapshot",
         "CacheSnapshot",

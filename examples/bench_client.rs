@@ -10,7 +10,7 @@ use healthscore::proto::{
     health::{health_client::HealthClient, HealthCheckRequest},
     v1::{
         health_reports_client::HealthReportsClient, DatasourceSnapshot, GetSystemHealthRequest,
-        ReportMetricsRequest,
+        ReportMetricsRequest, ReportOptions,
     },
 };
 use prost::Message;
@@ -63,6 +63,13 @@ fn payloads(dir: &Path) -> Result<(), Box<dyn Error>> {
         dir.join("system.bin"),
         frame(&GetSystemHealthRequest::default()),
     )?;
+    let compact = GetSystemHealthRequest {
+        options: Some(ReportOptions {
+            min_severity: 0,
+            omit_entities: true,
+        }),
+    };
+    std::fs::write(dir.join("system-compact.bin"), frame(&compact))?;
     std::fs::write(dir.join("report.bin"), frame(&report_request()))?;
     Ok(())
 }
@@ -86,7 +93,7 @@ async fn seed(addr: &str) -> Result<(), Box<dyn Error>> {
         .get_system_health(GetSystemHealthRequest::default())
         .await?
         .into_inner()
-        .report
+        .report()
         .ok_or("no report")?;
     let entities: usize = report.subsystems.values().map(|r| r.entities.len()).sum();
     let bytes = report.encoded_len();

@@ -1,7 +1,9 @@
 //! Fan-out: N WatchHealth streams on a running healthscore, one change pushed, the time until
-//! every stream has it (p50, p99, max), and the server's RSS before and after opening them.
+//! every stream has received it (p50, p99, max), and the server's RSS before and after opening
+//! them. The client counts each message's bytes instead of decoding it, so the figures are the
+//! server's, not this process's protobuf decoding.
 //!
-//!     fanout ADDR N SERVER_PID
+//!     fanout ADDR N SERVER_PID [compact]     (compact: omit_entities, as `healthscore watch`)
 
 use std::{
     error::Error,
@@ -10,12 +12,61 @@ use std::{
 
 use healthscore::proto::v1::{
     health_reports_client::HealthReportsClient, DatasourceSnapshot, ReportMetricsRequest,
-    WatchHealthRequest,
+    ReportOptions, WatchHealthRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use prost::{bytes::Buf, Message};
+use tonic::{
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+    transport::{Channel, Endpoint},
+    Status,
+};
 
 /// Streams per HTTP/2 connection; servers commonly cap concurrent streams near 200.
 const STREAMS_PER_CONNECTION: usize = 100;
+
+/// Sends a WatchHealthRequest; receives each message as its length in bytes.
+#[derive(Default)]
+struct CountingCodec;
+
+struct RequestEncoder;
+struct LengthDecoder;
+
+impl Codec for CountingCodec {
+    type Encode = WatchHealthRequest;
+    type Decode = usize;
+    type Encoder = RequestEncoder;
+    type Decoder = LengthDecoder;
+
+    fn encoder(&mut self) -> RequestEncoder {
+        RequestEncoder
+    }
+
+    fn decoder(&mut self) -> LengthDecoder {
+        LengthDecoder
+    }
+}
+
+impl Encoder for RequestEncoder {
+    type Item = WatchHealthRequest;
+    type Error = Status;
+
+    fn encode(&mut self, item: WatchHealthRequest, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+impl Decoder for LengthDecoder {
+    type Item = usize;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<usize>, Status> {
+        let length = src.remaining();
+        src.advance(length);
+        Ok(Some(length))
+    }
+}
 
 fn rss_kib(pid: &str) -> Result<u64, Box<dyn Error>> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -46,11 +97,32 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+async fn watch(channel: Channel, compact: bool) -> Result<tonic::Streaming<usize>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let request = WatchHealthRequest {
+        subsystems: Vec::new(),
+        options: Some(ReportOptions {
+            min_severity: 0,
+            omit_entities: compact,
+        }),
+    };
+    let path = PathAndQuery::from_static("/healthscore.v1.HealthReports/WatchHealth");
+    Ok(grpc
+        .server_streaming(tonic::Request::new(request), path, CountingCodec)
+        .await?
+        .into_inner())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [addr, n, pid] = args.as_slice() else {
-        return Err("usage: fanout ADDR N SERVER_PID".into());
+    let (addr, n, pid, compact) = match args.as_slice() {
+        [addr, n, pid] => (addr, n, pid, false),
+        [addr, n, pid, mode] if mode == "compact" => (addr, n, pid, true),
+        _ => return Err("usage: fanout ADDR N SERVER_PID [compact]".into()),
     };
     let n: usize = n.parse()?;
     let uri = format!("http://{addr}");
@@ -62,20 +134,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for _ in 0..n.div_ceil(STREAMS_PER_CONNECTION) {
         channels.push(Endpoint::from_shared(uri.clone())?.connect().await?);
     }
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<usize>(n);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Instant>(n);
     let opened = Instant::now();
     for i in 0..n {
         let channel = channels[i / STREAMS_PER_CONNECTION].clone();
         let (ready, done) = (ready_tx.clone(), done_tx.clone());
         tokio::spawn(async move {
-            let mut client = HealthReportsClient::new(channel);
-            let Ok(response) = client.watch_health(WatchHealthRequest::default()).await else {
+            let Ok(mut stream) = watch(channel, compact).await else {
                 return;
             };
-            let mut stream = response.into_inner();
-            if matches!(stream.message().await, Ok(Some(_))) {
-                let _ = ready.send(()).await;
+            if let Ok(Some(bytes)) = stream.message().await {
+                let _ = ready.send(bytes).await;
             }
             if matches!(stream.message().await, Ok(Some(_))) {
                 let _ = done.send(Instant::now()).await;
@@ -83,8 +153,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         });
     }
     drop((ready_tx, done_tx));
+    let mut message_bytes = 0;
     for _ in 0..n {
-        ready_rx.recv().await.ok_or("a stream failed to open")?;
+        message_bytes = ready_rx.recv().await.ok_or("a stream failed to open")?;
     }
     let open_time = opened.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -100,21 +171,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     latencies.sort_unstable();
-    let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
+    let per_stream_kib = after.saturating_sub(before) as f64 / n as f64;
     println!(
-        "fan-out {n} streams ({} connections, opened in {open_time:.2?}): {} of {n} got the change; \
-         p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        "fan-out {n} streams ({} connections, {message_bytes}-byte messages{}, opened in {open_time:.2?}): \
+         {} of {n} got the change; p50 {:.1?}, p99 {:.1?}, max {:.1?}",
         channels.len(),
+        if compact { ", omit_entities" } else { "" },
         latencies.len(),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default(),
     );
     println!(
-        "server RSS {:.1} MiB before, {:.1} MiB with the streams open: {:.1} KiB per stream (target < 64 KiB)",
+        "  server RSS {:.1} MiB before, {:.1} MiB with the streams open: {per_stream_kib:.1} KiB per stream (target < 64 KiB)",
         before as f64 / 1024.0,
         after as f64 / 1024.0,
-        per_stream / 1024.0
     );
     Ok(())
 }

@@ -4,15 +4,17 @@
 use std::{
     collections::{hash_map::DefaultHasher, BTreeMap},
     hash::{Hash, Hasher},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant, SystemTime},
 };
+
+use prost::{bytes::Bytes, Message};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     config::NotServingAt,
-    proto::{health::health_check_response::ServingStatus, FieldError, Push, Stamp},
+    proto::{self, health::health_check_response::ServingStatus, FieldError, Push, Stamp, View},
     scoring::{
         snapshot::HostSnapshot, system_report, HealthReport, Policy, Severity, Status, Subsystem,
         SystemHealthReport,
@@ -32,9 +34,29 @@ pub struct Published {
     /// The grpc.health.v1 status of every known service name.
     pub serving: BTreeMap<&'static str, ServingStatus>,
     pub shutting_down: bool,
+    /// `verdict` of every subsystem with no severity filter, computed once for every watcher.
+    pub system_verdict: u64,
+    /// The system report's encoding, with entities and without, made on first use.
+    encoded: [OnceLock<Bytes>; 2],
 }
 
 impl Published {
+    /// The encoded system report (every issue; with or without the entity lists), built once
+    /// per state on first use and shared by every later reader.
+    pub fn system_bytes(&self, omit_entities: bool) -> Bytes {
+        self.encoded[usize::from(omit_entities)]
+            .get_or_init(|| {
+                let view = View {
+                    min_severity: None,
+                    omit_entities,
+                };
+                proto::system_report(&self.system, self.stamp, view)
+                    .encode_to_vec()
+                    .into()
+            })
+            .clone()
+    }
+
     pub fn report(&self, subsystem: Subsystem) -> &Arc<HealthReport> {
         self.system
             .subsystems
@@ -131,6 +153,12 @@ impl Engine {
     /// The current state.
     pub fn state(&self) -> Arc<Published> {
         self.state.borrow().clone()
+    }
+
+    /// The grpc.health.v1 status of `service` in the current state, `None` if the name is
+    /// unknown. Borrows the state without cloning anything: this is the probe's hot path.
+    pub fn serving(&self, service: &str) -> Option<ServingStatus> {
+        self.state.borrow().serving.get(service).copied()
     }
 
     /// A receiver that sees every new state (and skips to the newest when read slowly).
@@ -298,6 +326,7 @@ impl Task {
         }
         let system = system_report(self.reports.values());
         let serving = self.serving(&system);
+        let system_verdict = verdict(self.reports.values(), None);
         Published {
             stamp: Stamp {
                 revision: self.revision,
@@ -306,6 +335,8 @@ impl Task {
             system,
             serving,
             shutting_down: self.shutting_down,
+            system_verdict,
+            encoded: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! The data flow is the module list: the pure [`scoring`] core, the generated [`proto`] types
 //! and their conversions.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod engine;

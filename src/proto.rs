@@ -3,8 +3,13 @@
 //! Validation of pushed snapshots happens here, on the way in, so the store and the scoring core
 //! never see a bad value.
 
-use std::{collections::HashSet, sync::Arc, time::Duration, time::SystemTime};
+use std::{collections::HashSet, fmt, sync::Arc, time::Duration, time::SystemTime};
 
+use prost::{
+    bytes::{Buf, BufMut, Bytes},
+    encoding::{self, WireType},
+    DecodeError, Message,
+};
 use serde::Deserialize;
 
 use crate::scoring::{self, snapshot as core};
@@ -13,6 +18,104 @@ use crate::scoring::{self, snapshot as core};
 pub mod v1 {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     include!(concat!(env!("OUT_DIR"), "/healthscore.v1.rs"));
+
+    /// `healthscore.v1.GetSystemHealthResponse`: `report = 1`, see [`super::Envelope`].
+    pub type GetSystemHealthResponse = super::SystemReportEnvelope;
+    /// `healthscore.v1.WatchHealthResponse`: `report = 1`, see [`super::Envelope`].
+    pub type WatchHealthResponse = super::SystemReportEnvelope;
+}
+
+/// The two responses that carry a system report.
+pub type SystemReportEnvelope = Envelope<v1::SystemHealthReport>;
+
+/// A response whose only field is `report = 1`: either the report already encoded (shared by
+/// every reader of one published state, so a large report is not rebuilt per call or per
+/// stream), or a message built or decoded the usual way. Its wire format is that of the proto
+/// message; clients read it with [`Envelope::report`].
+#[derive(Clone, PartialEq)]
+pub enum Envelope<M> {
+    Encoded(Bytes),
+    Built(Option<M>),
+}
+
+impl<M> Default for Envelope<M> {
+    fn default() -> Self {
+        Self::Built(None)
+    }
+}
+
+impl<M: Message + Default> Envelope<M> {
+    pub fn built(report: M) -> Self {
+        Self::Built(Some(report))
+    }
+
+    /// The report, decoding it if it was received or kept encoded.
+    pub fn report(self) -> Option<M> {
+        match self {
+            Self::Built(report) => report,
+            Self::Encoded(bytes) => {
+                Some(M::decode(bytes).expect("an Envelope only holds a valid encoding"))
+            }
+        }
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for Envelope<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Encoded(bytes) => write!(f, "Envelope::Encoded({} bytes)", bytes.len()),
+            Self::Built(report) => f.debug_tuple("Envelope::Built").field(report).finish(),
+        }
+    }
+}
+
+impl<M: Message + Default> Message for Envelope<M> {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Encoded(bytes) => {
+                encoding::encode_key(1, WireType::LengthDelimited, buf);
+                encoding::encode_varint(bytes.len() as u64, buf);
+                buf.put_slice(bytes);
+            }
+            Self::Built(Some(report)) => encoding::message::encode(1, report, buf),
+            Self::Built(None) => {}
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: encoding::DecodeContext,
+    ) -> Result<(), DecodeError> {
+        if tag != 1 {
+            return encoding::skip_field(wire_type, tag, buf, ctx);
+        }
+        let mut report = match std::mem::take(self) {
+            Self::Built(report) => report.unwrap_or_default(),
+            Self::Encoded(bytes) => M::decode(bytes)?,
+        };
+        encoding::message::merge(wire_type, &mut report, buf, ctx)?;
+        *self = Self::Built(Some(report));
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Self::Encoded(bytes) => {
+                encoding::key_len(1)
+                    + encoding::encoded_len_varint(bytes.len() as u64)
+                    + bytes.len()
+            }
+            Self::Built(Some(report)) => encoding::message::encoded_len(1, report),
+            Self::Built(None) => 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::Built(None);
+    }
 }
 
 /// The standard `grpc.health.v1` protocol, including `List`.
@@ -656,5 +759,30 @@ impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
                 .collect::<Result<_, _>>()?,
             subsystems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_forms_are_the_same_bytes_on_the_wire() {
+        let report = v1::SystemHealthReport {
+            status: v1::Status::Critical.into(),
+            score: 50,
+            revision: 7,
+            ..Default::default()
+        };
+        let built = Envelope::built(report.clone()).encode_to_vec();
+        let encoded = Envelope::<v1::SystemHealthReport>::Encoded(report.encode_to_vec().into());
+        assert_eq!(encoded.encode_to_vec(), built);
+        assert_eq!(encoded.encoded_len(), built.len());
+        let decoded = SystemReportEnvelope::decode(built.as_slice()).expect("decodes");
+        assert_eq!(decoded.report(), Some(report));
+        assert_eq!(
+            SystemReportEnvelope::default().encode_to_vec(),
+            Vec::<u8>::new()
+        );
     }
 }

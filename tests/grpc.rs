@@ -75,7 +75,7 @@ async fn every_subsystem_rpc_answers_an_unavailable_healthy_report_at_start() {
         .await
         .expect("system")
         .into_inner()
-        .report
+        .report()
         .expect("a report");
     assert_eq!(system.subsystems.len(), 9);
     assert_eq!(
@@ -101,7 +101,7 @@ async fn a_push_that_crosses_a_threshold_turns_reports_and_probes_critical_and_r
         .await
         .expect("health watch")
         .into_inner();
-    let first = next(&mut watch, 5).await.report.expect("report");
+    let first = next(&mut watch, 5).await.report().expect("report");
     assert_eq!(status(first.status), Status::Healthy);
     assert_eq!(
         next(&mut probe_watch, 5).await.status,
@@ -138,7 +138,7 @@ async fn a_push_that_crosses_a_threshold_turns_reports_and_probes_critical_and_r
         .await
         .expect("system")
         .into_inner()
-        .report
+        .report()
         .expect("report");
     assert_eq!(status(system.status), Status::Critical);
     assert_eq!(system.issues[0].code, "datasources:DS_POOL_SATURATED");
@@ -154,7 +154,7 @@ async fn a_push_that_crosses_a_threshold_turns_reports_and_probes_critical_and_r
         Ok(ServingStatus::Serving)
     );
 
-    let changed = next(&mut watch, 5).await.report.expect("report");
+    let changed = next(&mut watch, 5).await.report().expect("report");
     assert_eq!(status(changed.status), Status::Critical);
     assert_eq!(changed.issues[0].code, "datasources:DS_POOL_SATURATED");
     assert_eq!(
@@ -171,7 +171,7 @@ async fn a_push_that_crosses_a_threshold_turns_reports_and_probes_critical_and_r
         .report_metrics(push_pools("app-1", vec![pool("mainDB", 28, 32)]))
         .await
         .expect("push into the warning band");
-    let after = next(&mut watch, 5).await.report.expect("report");
+    let after = next(&mut watch, 5).await.report().expect("report");
     assert_eq!(status(after.status), Status::Warning);
     assert_eq!(after.issues[0].code, "datasources:DS_POOL_HIGH_UTILIZATION");
     // The probe watch only hears real status changes: critical -> warning is NOT_SERVING -> SERVING.
@@ -196,7 +196,7 @@ async fn watch_with_subsystems_and_min_severity_ignores_other_changes() {
         .await
         .expect("watch")
         .into_inner();
-    let first = next(&mut watch, 5).await.report.expect("report");
+    let first = next(&mut watch, 5).await.report().expect("report");
     assert_eq!(first.subsystems.keys().collect::<Vec<_>>(), vec!["caches"]);
 
     // A datasource change is outside the selection.
@@ -217,7 +217,7 @@ async fn watch_with_subsystems_and_min_severity_ignores_other_changes() {
         })
         .await
         .expect("push");
-    let changed = next(&mut watch, 5).await.report.expect("report");
+    let changed = next(&mut watch, 5).await.report().expect("report");
     assert_eq!(status(changed.status), Status::Warning);
     assert_eq!(changed.issues.len(), 1);
     assert_eq!(changed.issues[0].code, "caches:CACHE_DISABLED");
@@ -280,12 +280,12 @@ async fn a_silent_source_goes_stale_on_time_and_forget_source_removes_it() {
     next(&mut watch, 5).await;
     let pushed_at = Instant::now();
     client.report_metrics(push).await.expect("push");
-    let healthy = next(&mut watch, 5).await.report.expect("report");
+    let healthy = next(&mut watch, 5).await.report().expect("report");
     // The subsystem became available: a change of the aggregate score from none to 100.
     assert_eq!(status(healthy.status), Status::Healthy);
     assert!(healthy.subsystems["datasources"].available);
 
-    let stale = next(&mut watch, 5).await.report.expect("report");
+    let stale = next(&mut watch, 5).await.report().expect("report");
     let waited = pushed_at.elapsed();
     assert!(
         waited >= Duration::from_secs(1),
@@ -308,7 +308,7 @@ async fn a_silent_source_goes_stale_on_time_and_forget_source_removes_it() {
         .expect("forget")
         .into_inner();
     assert!(forgotten.forgotten);
-    let gone = next(&mut watch, 5).await.report.expect("report");
+    let gone = next(&mut watch, 5).await.report().expect("report");
     assert_eq!(status(gone.status), Status::Healthy);
     assert!(!gone.subsystems["datasources"].available);
     let again = client

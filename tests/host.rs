@@ -22,9 +22,19 @@ async fn host_report_has_cpu_memory_and_root_with_sane_values() {
         .expect("watch host")
         .into_inner();
     // The first message may predate the first sample; the sampler's arrival is a change.
-    let mut host = next(&mut watch, 5).await.report.expect("report").subsystems["host"].clone();
+    let mut host = next(&mut watch, 5)
+        .await
+        .report()
+        .expect("report")
+        .subsystems["host"]
+        .clone();
     if !host.available {
-        host = next(&mut watch, 5).await.report.expect("report").subsystems["host"].clone();
+        host = next(&mut watch, 5)
+            .await
+            .report()
+            .expect("report")
+            .subsystems["host"]
+            .clone();
     }
     assert!(host.available);
     let entity = |name: &str| {

@@ -73,7 +73,7 @@ async fn fetch(args: &Args) -> anyhow::Result<String> {
                 .await
                 .context("GetSystemHealth failed")?
                 .into_inner()
-                .report
+                .report()
                 .context("the server sent no report")?;
             let revision = wire.revision;
             let report = SystemHealthReport::try_from(wire)

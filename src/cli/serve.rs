@@ -27,6 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     init_logging(&config)?;
+    crate::allocator::tune_for_server();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -45,7 +45,7 @@ async fn follow(args: &Args) -> anyhow::Result<ExitCode> {
     let style = Style::detect();
     let mut previous: Option<BTreeSet<String>> = None;
     while let Some(message) = stream.message().await.context("the watch stream failed")? {
-        let Some(report) = message.report else {
+        let Some(report) = message.report() else {
             continue;
         };
         let issues: BTreeSet<String> = report

@@ -22,7 +22,7 @@ pub trait Snapshot {
 }
 
 /// What the rules found in one entity.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Evaluation {
     /// Every value the rules read, for the report's entity list.
     pub metrics: Metrics,
@@ -36,6 +36,16 @@ pub struct Finding {
     pub message: String,
     /// The keys of `Evaluation::metrics` this rule read; they become the entityMetrics.
     pub reads: &'static [&'static str],
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        Self {
+            // Every rule module writes at most this many metrics: one allocation per entity.
+            metrics: Metrics::with_capacity(8),
+            findings: Vec::new(),
+        }
+    }
 }
 
 impl Evaluation {

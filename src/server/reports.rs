@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     engine::{verdict, Engine, Published},
-    proto::{self, v1, FieldError, Push, View},
+    proto::{self, v1, Envelope, FieldError, Push, SystemReportEnvelope, View},
     scoring::{system_report, Subsystem},
 };
 
@@ -55,16 +55,22 @@ fn selection(keys: &[String]) -> Result<Vec<Subsystem>, FieldError> {
     Ok(chosen.into_iter().collect())
 }
 
+/// The system report of one state as `view` asks for it: the shared encoding when the view
+/// keeps every issue, a message built for this reader otherwise.
+fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
+    match view.min_severity {
+        None => Envelope::Encoded(state.system_bytes(view.omit_entities)),
+        Some(_) => Envelope::built(proto::system_report(&state.system, state.stamp, view)),
+    }
+}
+
 /// The aggregate over the selected subsystems of one published state.
-fn watch_message(state: &Published, selected: &[Subsystem], view: View) -> v1::WatchHealthResponse {
-    let report = if selected.len() == Subsystem::ALL.len() {
-        proto::system_report(&state.system, state.stamp, view)
+fn watch_message(state: &Published, selected: &[Subsystem], view: View) -> SystemReportEnvelope {
+    if selected.len() == Subsystem::ALL.len() {
+        system_envelope(state, view)
     } else {
         let partial = system_report(selected.iter().map(|&s| state.report(s)));
-        proto::system_report(&partial, state.stamp, view)
-    };
-    v1::WatchHealthResponse {
-        report: Some(report),
+        Envelope::built(proto::system_report(&partial, state.stamp, view))
     }
 }
 
@@ -107,10 +113,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         request: Request<v1::GetSystemHealthRequest>,
     ) -> Result<Response<v1::GetSystemHealthResponse>, Status> {
         let view = View::from_options(request.get_ref().options.as_ref())?;
-        let state = self.engine.state();
-        Ok(Response::new(v1::GetSystemHealthResponse {
-            report: Some(proto::system_report(&state.system, state.stamp, view)),
-        }))
+        Ok(Response::new(system_envelope(&self.engine.state(), view)))
     }
 
     type WatchHealthStream = WatchStream_;
@@ -125,9 +128,13 @@ impl v1::health_reports_server::HealthReports for Reports {
         let mut last_sent = None;
         // WatchStream yields the current state first, then only the newest state after each
         // change: a slow reader skips states instead of queueing them.
+        let whole_system = selected.len() == Subsystem::ALL.len() && view.min_severity.is_none();
         let stream = WatchStream::new(self.engine.subscribe()).filter_map(move |state| {
-            let reports = selected.iter().map(|&s| state.report(s));
-            let verdict = verdict(reports, view.min_severity);
+            let verdict = if whole_system {
+                state.system_verdict
+            } else {
+                verdict(selected.iter().map(|&s| state.report(s)), view.min_severity)
+            };
             if last_sent == Some(verdict) {
                 return None;
             }

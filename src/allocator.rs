@@ -1,0 +1,16 @@
+//! Memory allocator settings for the long-running server.
+
+/// Tells glibc's malloc to serve allocations up to 4 MiB from its heap and to give freed memory
+/// back to the OS only past 8 MiB. Its defaults map and unmap every block over 128 KiB, so each
+/// rebuild of a report with thousands of entities paid in page faults about as much as the
+/// scoring itself (benches/scoring.rs: 10,000 entities in 1.2 ms with the defaults, 0.62 ms with
+/// these). Idle memory is unchanged; at most 8 MiB more is kept after a burst. A no-op on other
+/// C libraries.
+pub fn tune_for_server() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts malloc's parameters, under malloc's own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+    }
+}
