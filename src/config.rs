@@ -140,7 +140,8 @@ pub enum ConfigError {
 }
 
 /// The prefix of environment variables that set config keys: `HEALTHSCORE_HOST__INTERVAL_SECS`
-/// sets `host.interval_secs` (sections separated by a double underscore).
+/// sets `host.interval_secs` (sections separated by a double underscore). Variables with the
+/// prefix but no double underscore are not config keys and are ignored.
 pub const ENV_PREFIX: &str = "HEALTHSCORE_";
 
 impl Config {
@@ -168,12 +169,11 @@ impl Config {
         };
         let mut set_by_env = Vec::new();
         for (var, value) in env {
-            let Some(path) = var.strip_prefix(ENV_PREFIX) else {
+            // Only SECTION__KEY names are config keys. Others are left alone: Kubernetes injects
+            // HEALTHSCORE_PORT, HEALTHSCORE_SERVICE_HOST... for a Service named healthscore.
+            let Some(path) = var.strip_prefix(ENV_PREFIX).filter(|p| p.contains("__")) else {
                 continue;
             };
-            if path == "CONFIG" {
-                continue;
-            }
             set_env_key(&mut table, &var, path, &value)?;
             set_by_env.push(var);
         }
@@ -317,6 +317,10 @@ mod tests {
                     "15",
                 ),
                 ("HEALTHSCORE_CONFIG", "ignored.toml"),
+                // What Kubernetes injects for a Service named healthscore: not config keys.
+                ("HEALTHSCORE_PORT", "tcp://10.0.0.7:50051"),
+                ("HEALTHSCORE_SERVICE_HOST", "10.0.0.7"),
+                ("HEALTHSCORE_PORT_50051_TCP_ADDR", "10.0.0.7"),
                 ("UNRELATED", "x"),
             ]),
         )
