@@ -654,6 +654,10 @@ fn status(raw: i32, field: &str) -> Result<scoring::Status, FieldError> {
     }
 }
 
+fn issues(list: Vec<v1::Issue>) -> Result<Vec<scoring::Issue>, FieldError> {
+    list.into_iter().map(scoring::Issue::try_from).collect()
+}
+
 fn metrics(map: std::collections::BTreeMap<String, f64>) -> scoring::Metrics {
     map.into_iter().collect()
 }
@@ -696,11 +700,7 @@ impl TryFrom<v1::HealthReport> for scoring::HealthReport {
             available: report.available,
             status: status(report.status, "status")?,
             score: report.score,
-            issues: report
-                .issues
-                .into_iter()
-                .map(scoring::Issue::try_from)
-                .collect::<Result<_, _>>()?,
+            issues: issues(report.issues)?,
             score_breakdown: scoring::ScoreBreakdown {
                 base: breakdown.base,
                 deductions: breakdown
@@ -752,11 +752,7 @@ impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
         Ok(Self {
             status: status(report.status, "status")?,
             score: report.score,
-            issues: report
-                .issues
-                .into_iter()
-                .map(scoring::Issue::try_from)
-                .collect::<Result<_, _>>()?,
+            issues: issues(report.issues)?,
             subsystems,
         })
     }
