@@ -61,6 +61,167 @@ async fn probe_exit_codes_follow_grpc_health_probe() {
     let bad = run(args(&["probe", "--rpc-timeout", "soon"])).await;
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
 
+    let unknown = run(args(&["probe", "--addr", &addr, "--service", "nope"])).await;
+    assert_eq!(unknown.status.code(), Some(3), "{unknown:?}");
+    assert!(text(&unknown.stderr).contains("NotFound"));
+
+    let dir = std::env::temp_dir().join(format!("healthscore-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("snapshot.json");
+    std::fs::write(&file, SNAPSHOT).expect("write snapshot");
+    let pushed = run(args(&[
+        "push",
+        "--addr",
+        &addr,
+        "--source",
+        "app-1",
+        file.to_str().expect("utf-8 path"),
+    ]))
+    .await;
+    assert_eq!(pushed.status.code(), Some(0), "{pushed:?}");
+    assert_eq!(
+        text(&pushed.stdout).trim(),
+        "applied 2 entities from app-1: system critical, revision 2"
+    );
+
+    let down = run(args(&[
+        "probe",
+        "--addr",
+        &addr,
+        "--service",
+        "datasources",
+    ]))
+    .await;
+    assert_eq!(down.status.code(), Some(4), "{down:?}");
+    assert_eq!(
+        text(&down.stderr).trim(),
+        "service unhealthy (responded with \"NOT_SERVING\")"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_from_stdin_then_get_shows_the_issue_as_table_and_json() {
+    let server = TestServer::start().await;
+    let addr = server.addr.to_string();
+    let addr_for_push = addr.clone();
+    let pushed = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_healthscore"))
+            .args([
+                "push",
+                "--addr",
+                &addr_for_push,
+                "--source",
+                "app-1",
+                "--ttl",
+                "60s",
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run push");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(SNAPSHOT.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("push output")
+    })
+    .await
+    .expect("join");
+    assert_eq!(pushed.status.code(), Some(0), "{pushed:?}");
+
+    let table = run(args(&["get", "--addr", &addr])).await;
+    assert_eq!(table.status.code(), Some(0));
+    let table = text(&table.stdout);
+    assert!(table.starts_with("SYSTEM  critical  score 50"), "{table}");
+    let saturated = table
+        .find("critical  datasources:DS_POOL_SATURATED  mainDB (app-1)")
+        .expect(&table);
+    let degraded = table
+        .find("warning   executors:EXECUTOR_DEGRADED  jobs (app-1)")
+        .expect(&table);
+    assert!(saturated < degraded, "worst first:\n{table}");
+    assert!(table.contains("-> Increase the pool size"), "{table}");
+
+    let json = run(args(&[
+        "get",
+        "datasources",
+        "--addr",
+        &addr,
+        "--output",
+        "json",
+    ]))
+    .await;
+    assert_eq!(json.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON output");
+    assert_eq!(report["status"], "critical");
+    assert_eq!(report["score"], 50);
+    assert_eq!(report["issues"][0]["code"], "DS_POOL_SATURATED");
+    assert_eq!(report["issues"][0]["severity"], "critical");
+    assert_eq!(report["issues"][0]["entityMetrics"]["active"], 31.0);
+    assert_eq!(report["scoreBreakdown"]["deductions"][0]["penalty"], 50);
+    assert_eq!(report["entities"][0]["name"], "mainDB");
+
+    let filtered = run(args(&[
+        "get",
+        "--addr",
+        &addr,
+        "-o",
+        "json",
+        "--min-severity",
+        "critical",
+    ]))
+    .await;
+    let system: serde_json::Value = serde_json::from_slice(&filtered.stdout).expect("JSON output");
+    assert_eq!(system["issues"].as_array().map(Vec::len), Some(1));
+    assert_eq!(system["issues"][0]["code"], "datasources:DS_POOL_SATURATED");
+
+    let bad = run(args(&["get", "disks", "--addr", &addr])).await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("unknown subsystem \"disks\""),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_rejects_bad_files_naming_the_problem() {
+    let server = TestServer::start().await;
+    let addr = server.addr.to_string();
+    let dir = std::env::temp_dir().join(format!("healthscore-badpush-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bad.json");
+    std::fs::write(
+        &file,
+        r#"{"datasources": [{"name": "db", "active": 40, "max": 32}]}"#,
+    )
+    .expect("write");
+    let push = || {
+        run(args(&[
+            "push",
+            "--addr",
+            &addr,
+            "--source",
+            "a",
+            file.to_str().expect("utf-8"),
+        ]))
+    };
+    let rejected = push().await;
+    assert_eq!(rejected.status.code(), Some(1));
+    assert!(
+        text(&rejected.stderr).contains("datasources[0] \"db\".active: 40 is above max (32)"),
+        "{}",
+        text(&rejected.stderr)
+    );
+    std::fs::write(
+        &file,
+        r#"{"datasources": [{"name": "db", "threads_awaiting": 1}]}"#,
+    )
+    .expect("write");
     let unknown = push().await;
     assert_eq!(unknown.status.code(), Some(1));
     assert!(
