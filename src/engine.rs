@@ -33,7 +33,6 @@ pub struct Published {
     pub system: SystemHealthReport,
     /// The grpc.health.v1 status of every known service name.
     pub serving: BTreeMap<&'static str, ServingStatus>,
-    pub shutting_down: bool,
     /// `verdict` of every subsystem with no severity filter, computed once for every watcher.
     pub system_verdict: u64,
     /// The system report's encoding, with entities and without, made on first use.
@@ -234,7 +233,7 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
-            let changed = tokio::select! {
+            tokio::select! {
                 command = inbox.recv() => match command {
                     None | Some(Command::Stop) => return,
                     Some(command) => self.handle(command, &publish),
@@ -243,51 +242,42 @@ impl Task {
                     let now = Instant::now();
                     let changed = self.store.expire(self.checked_at, now);
                     self.checked_at = now;
-                    Some(changed)
+                    publish.send_replace(Arc::new(self.recompute(&changed, now)));
                 }
-            };
-            if let Some(changed) = changed {
-                let published = self.recompute(&changed, Instant::now());
-                publish.send_replace(Arc::new(published));
             }
         }
     }
 
-    /// Applies a command; returns the subsystems to recompute, if any. Replies are sent after
-    /// the new state is published so a caller that reads right after sees its own write.
-    fn handle(
-        &mut self,
-        command: Command,
-        publish: &watch::Sender<Arc<Published>>,
-    ) -> Option<Vec<Subsystem>> {
+    /// Applies a command and publishes the state it leads to. Replies are sent after the new
+    /// state is published, so a caller that reads right after sees its own write.
+    fn handle(&mut self, command: Command, publish: &watch::Sender<Arc<Published>>) {
         let now = Instant::now();
         match command {
-            Command::Push(push, reply) => match self.store.apply(*push, now) {
-                Err(error) => {
-                    let _ = reply.send(Err(error));
-                    None
-                }
-                Ok(Applied::OldSequence) => {
-                    let state = publish.borrow().clone();
-                    let _ = reply.send(Ok(PushOutcome {
-                        applied: false,
-                        system_status: state.system.status,
-                        revision: state.stamp.revision,
-                    }));
-                    None
-                }
-                Ok(Applied::Changed(changed)) => {
-                    let published = self.recompute(&changed, now);
-                    let outcome = PushOutcome {
-                        applied: true,
-                        system_status: published.system.status,
-                        revision: published.stamp.revision,
-                    };
-                    publish.send_replace(Arc::new(published));
-                    let _ = reply.send(Ok(outcome));
-                    None
-                }
-            },
+            Command::Push(push, reply) => {
+                let outcome = match self.store.apply(*push, now) {
+                    Err(error) => Err(error),
+                    Ok(Applied::OldSequence) => {
+                        let state = publish.borrow().clone();
+                        Ok(PushOutcome {
+                            applied: false,
+                            system_status: state.system.status,
+                            revision: state.stamp.revision,
+                        })
+                    }
+                    Ok(Applied::Changed(changed)) => {
+                        let published = self.recompute(&changed, now);
+                        let outcome = PushOutcome {
+                            applied: true,
+                            system_status: published.system.status,
+                            revision: published.stamp.revision,
+                        };
+                        publish.send_replace(Arc::new(published));
+                        Ok(outcome)
+                    }
+                };
+                // A caller that went away (a cancelled RPC) does not need its answer.
+                let _ = reply.send(outcome);
+            }
             Command::Forget(source, reply) => {
                 let forgotten = self.store.forget(&source);
                 let known = forgotten.is_some();
@@ -295,19 +285,17 @@ impl Task {
                     publish.send_replace(Arc::new(self.recompute(&changed, now)));
                 }
                 let _ = reply.send((known, self.revision));
-                None
             }
             Command::Host(entities) => {
                 self.store.set_host(entities);
-                Some(vec![Subsystem::Host])
+                publish.send_replace(Arc::new(self.recompute(&[Subsystem::Host], now)));
             }
             Command::BeginShutdown(reply) => {
                 self.shutting_down = true;
                 publish.send_replace(Arc::new(self.recompute(&[], now)));
                 let _ = reply.send(());
-                None
             }
-            Command::Stop => unreachable!("Stop is handled by the loop"),
+            Command::Stop => unreachable!("the run loop handles Stop"),
         }
     }
 
@@ -334,7 +322,6 @@ impl Task {
             },
             system,
             serving,
-            shutting_down: self.shutting_down,
             system_verdict,
             encoded: Default::default(),
         }
