@@ -23,6 +23,12 @@ use crate::{
 pub use health::Health;
 pub use reports::Reports;
 
+/// How often an idle connection is pinged, and how long a ping may go unanswered.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a unary call may take before it fails with DEADLINE_EXCEEDED.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -92,6 +98,13 @@ pub async fn serve(
         }
     };
     Server::builder()
+        // A watcher that vanishes without closing its connection (a lost node, a partition)
+        // would hold its stream forever; pings find such connections and free them.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
+        // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
+        .timeout(CALL_TIMEOUT)
         .add_service(HealthReportsServer::new(Reports::new(
             engine.clone(),
             settings.max_name_bytes,
