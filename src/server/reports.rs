@@ -1,7 +1,7 @@
 //! `healthscore.v1.HealthReports`: reads of the published state, WatchHealth streams, and the
 //! ingestion RPCs that hand validated pushes to the engine.
 
-use std::{collections::BTreeSet, future::Future, pin::Pin, sync::Arc};
+use std::{collections::BTreeSet, future::Future, pin::Pin};
 
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -74,7 +74,8 @@ fn watch_message(state: &Published, selected: &[Subsystem], view: View) -> Syste
     }
 }
 
-type WatchStream_ = Pin<Box<dyn Stream<Item = Result<v1::WatchHealthResponse, Status>> + Send>>;
+type HealthReportStream =
+    Pin<Box<dyn Stream<Item = Result<v1::WatchHealthResponse, Status>> + Send>>;
 
 /// The per-subsystem reads, written out as `async_trait` would expand them (it cannot see
 /// inside a macro's output).
@@ -116,7 +117,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         Ok(Response::new(system_envelope(&self.engine.state(), view)))
     }
 
-    type WatchHealthStream = WatchStream_;
+    type WatchHealthStream = HealthReportStream;
 
     async fn watch_health(
         &self,
@@ -164,7 +165,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         request: Request<v1::ForgetSourceRequest>,
     ) -> Result<Response<v1::ForgetSourceResponse>, Status> {
         let source = proto::name("source", &request.get_ref().source, self.max_name_bytes)?;
-        let (forgotten, revision) = self.engine.forget(Arc::clone(&source)).await?;
+        let (forgotten, revision) = self.engine.forget(source).await?;
         Ok(Response::new(v1::ForgetSourceResponse {
             forgotten,
             revision,
