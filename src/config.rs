@@ -216,6 +216,22 @@ impl Config {
                 problem: "must be at least 1".into(),
             });
         }
+        for (key, value, max) in [
+            (
+                "server.shutdown_grace_secs",
+                self.server.shutdown_grace_secs,
+                3_600,
+            ),
+            ("host.interval_secs", self.host.interval_secs, 3_600),
+            ("host.cpu_window_secs", self.host.cpu_window_secs, 86_400),
+        ] {
+            if value > max {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    problem: format!("{value} is above the maximum of {max} seconds"),
+                });
+            }
+        }
         if self.host.cpu_window_secs < self.host.interval_secs {
             return Err(ConfigError::Invalid {
                 key: "host.cpu_window_secs".into(),
@@ -343,6 +359,30 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("HEALTHSCORE_HOST__INTERVALL"), "{message}");
         assert!(message.contains("intervall"), "{message}");
+    }
+
+    #[test]
+    fn durations_that_would_overflow_deadlines_are_rejected() {
+        for (text, key) in [
+            (
+                "[limits]\nmax_ttl_secs = 18446744073709551615\n",
+                "limits.max_ttl_secs",
+            ),
+            (
+                "[limits]\nforget_after_secs = 99999999999\n",
+                "limits.forget_after_secs",
+            ),
+            (
+                "[server]\nshutdown_grace_secs = 86400\n",
+                "server.shutdown_grace_secs",
+            ),
+        ] {
+            let error = Config::from_toml(text, "test").unwrap_err();
+            assert!(
+                error.to_string().starts_with(&format!("config key {key}:")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

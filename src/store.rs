@@ -76,6 +76,18 @@ impl Limits {
                 return Err(error);
             }
         }
+        // Deadlines are Instants plus these; a bound keeps that arithmetic from overflowing.
+        for (key, value) in [
+            ("max_ttl_secs", self.max_ttl_secs),
+            ("forget_after_secs", self.forget_after_secs),
+        ] {
+            if value > MAX_DURATION_SECS {
+                return Err(FieldError::new(
+                    format!("limits.{key}"),
+                    format!("{value} is above {MAX_DURATION_SECS} (one year)"),
+                ));
+            }
+        }
         if self.min_ttl_secs > self.max_ttl_secs {
             return Err(FieldError::new(
                 "limits.min_ttl_secs",
@@ -97,6 +109,9 @@ impl Limits {
         Ok(())
     }
 }
+
+/// The longest TTL or forget delay a config may set, in seconds: one year.
+pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 
 /// An entity's latest snapshot and the one before it.
 #[derive(Clone, Debug)]

@@ -123,3 +123,41 @@ async fn sigterm_turns_check_not_serving_before_a_clean_exit() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_second_signal_during_the_grace_period_exits_at_once() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "60")
+        .env("HEALTHSCORE_HOST__ENABLED", "false")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start healthscore");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let mut wait_for = |needle: &str| loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read log") > 0,
+            "exited before {needle:?}"
+        );
+        if line.contains(needle) {
+            break;
+        }
+    };
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    wait_for("address=");
+    let signalled = Instant::now();
+    // SAFETY: kill only sends a signal, to a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    wait_for("shutting down");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(1), "a forced exit is not a clean one");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(30),
+        "did not wait out the 60 s grace"
+    );
+}

@@ -57,6 +57,8 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Installed before anything can be observed, so even an immediate SIGTERM drains.
+    let mut signals = Termination::install().context("cannot watch SIGTERM and SIGINT")?;
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (flag --listen, config key server.listen)")
@@ -67,31 +69,55 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         host_interval_secs = config.host.interval_secs,
         "healthscore serving gRPC (HealthReports, grpc.health.v1, reflection)"
     );
-    server::run(listener, &config, termination()).await?;
+    let shutdown = async move {
+        signals.recv().await;
+        // A second signal during the grace period means "now": skip the drain.
+        tokio::spawn(async move {
+            signals.recv().await;
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(1);
+        });
+    };
+    server::run(listener, &config, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).
-async fn termination() {
+/// SIGTERM (what Kubernetes and systemd send) and SIGINT (Ctrl-C), registered when installed.
+struct Termination {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Completes on the next signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            // Without Ctrl-C support there is no way to stop gracefully; wait forever.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
