@@ -4,8 +4,9 @@
 mod common;
 
 use std::{
+    ffi::OsStr,
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::{Child, ChildStderr, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -14,6 +15,59 @@ use tonic::transport::Endpoint;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
+
+/// A real `healthscore serve` process and its log.
+struct Served {
+    child: Child,
+    log: BufReader<ChildStderr>,
+}
+
+impl Served {
+    fn start<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_healthscore"))
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start healthscore");
+        let log = BufReader::new(child.stderr.take().expect("stderr"));
+        Self { child, log }
+    }
+
+    /// Reads the log up to the first line containing `needle`, and returns that line.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = self.log.read_line(&mut line).expect("read log");
+            assert!(read > 0, "exited before logging {needle:?}");
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// The address from the "serving" log line.
+    fn address(&mut self) -> String {
+        let line = self.wait_for("address=");
+        let rest = line
+            .split("address=")
+            .nth(1)
+            .expect("address= is in the line");
+        rest.split_whitespace()
+            .next()
+            .expect("an address")
+            .to_owned()
+    }
+}
+
+fn terminate(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    // SAFETY: kill only sends a signal, to a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "send SIGTERM");
+}
 
 #[tokio::test]
 async fn sigterm_turns_check_not_serving_before_a_clean_exit() {
@@ -26,31 +80,11 @@ async fn sigterm_turns_check_not_serving_before_a_clean_exit() {
     )
     .expect("write config");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_healthscore"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start healthscore");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).expect("read log") > 0,
-            "exited before listening"
-        );
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("an address")
-                .to_owned();
-        }
-    };
+    let mut served = Served::start(&[OsStr::new("--config"), config.as_os_str()], &[]);
+    let addr = served.address();
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let Served { mut child, log } = served;
+    std::thread::spawn(move || for _ in log.lines() {});
 
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .expect("uri")
@@ -82,9 +116,7 @@ async fn sigterm_turns_check_not_serving_before_a_clean_exit() {
     );
 
     let signalled = Instant::now();
-    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
-    // SAFETY: kill only sends a signal, to a child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "send SIGTERM");
+    terminate(&child);
 
     assert_eq!(
         next(&mut watch, 5).await.status,
@@ -126,35 +158,19 @@ async fn sigterm_turns_check_not_serving_before_a_clean_exit() {
 
 #[test]
 fn a_second_signal_during_the_grace_period_exits_at_once() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_healthscore"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "60")
-        .env("HEALTHSCORE_HOST__ENABLED", "false")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start healthscore");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let mut wait_for = |needle: &str| loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).expect("read log") > 0,
-            "exited before {needle:?}"
-        );
-        if line.contains(needle) {
-            break;
-        }
-    };
-    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
-    wait_for("address=");
+    let mut served = Served::start(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "60"),
+            ("HEALTHSCORE_HOST__ENABLED", "false"),
+        ],
+    );
+    served.address();
     let signalled = Instant::now();
-    // SAFETY: kill only sends a signal, to a child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    wait_for("shutting down");
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let exit = child.wait().expect("wait");
+    terminate(&served.child);
+    served.wait_for("shutting down");
+    terminate(&served.child);
+    let exit = served.child.wait().expect("wait");
     assert_eq!(exit.code(), Some(1), "a forced exit is not a clean one");
     assert!(
         signalled.elapsed() < Duration::from_secs(30),
