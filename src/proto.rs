@@ -642,7 +642,8 @@ fn severity(raw: i32, field: &str) -> Result<scoring::Severity, FieldError> {
     min_severity(raw, field)?.ok_or_else(|| FieldError::new(field, "severity is unspecified"))
 }
 
-fn status(raw: i32, field: &str) -> Result<scoring::Status, FieldError> {
+/// Reads a wire status; UNSPECIFIED and unknown values are errors naming `field`.
+pub fn status(raw: i32, field: &str) -> Result<scoring::Status, FieldError> {
     match v1::Status::try_from(raw) {
         Ok(v1::Status::Healthy) => Ok(scoring::Status::Healthy),
         Ok(v1::Status::Warning) => Ok(scoring::Status::Warning),

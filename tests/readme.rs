@@ -14,7 +14,7 @@ fn readme_issue_table_matches_the_catalog() {
         .iter()
         .map(|entry| {
             let subsystem = entry.subsystem.map_or("any pushed", |s| s.key());
-            let severity = format!("{:?}", entry.severity).to_lowercase();
+            let severity = entry.severity.as_str();
             format!(
                 "| `{}` | {subsystem} | {severity} | {} |",
                 entry.name, entry.trigger

@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::{
     proto::v1::{self, health_reports_client::HealthReportsClient},
-    scoring::{HealthReport, Issue, Severity, Subsystem, SystemHealthReport},
+    scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
 };
 
 use super::{connect::Target, style::Style};
@@ -145,7 +145,7 @@ fn issues_table(out: &mut String, issues: &[Issue], prefixed: bool, style: Style
         };
         let severity = style.severity(issue.severity);
         // Pad the plain word so colour codes do not break the alignment.
-        let pad = " ".repeat(8usize.saturating_sub(word(issue.severity).len()));
+        let pad = " ".repeat(8usize.saturating_sub(issue.severity.as_str().len()));
         let _ = writeln!(
             out,
             "{severity}{pad}  {code}  {} {}",
@@ -154,14 +154,6 @@ fn issues_table(out: &mut String, issues: &[Issue], prefixed: bool, style: Style
         );
         let _ = writeln!(out, "          {}", issue.message);
         let _ = writeln!(out, "          -> {}", issue.suggested_action);
-    }
-}
-
-fn word(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
     }
 }
 

@@ -6,7 +6,10 @@ use std::{io::Read, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::proto::v1::{self, health_reports_client::HealthReportsClient};
+use crate::proto::{
+    self,
+    v1::{self, health_reports_client::HealthReportsClient},
+};
 
 use super::connect::{parse_duration, Target};
 
@@ -83,13 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(tonic::Response::into_inner)
             .map_err(|status| anyhow::anyhow!("{} ({:?})", status.message(), status.code()))
     })?;
-    let status = v1::Status::try_from(response.system_status)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("STATUS_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_else(|_| "unknown".into());
+    let status = proto::status(response.system_status, "system_status")
+        .map_or("unknown", crate::scoring::Status::as_str);
     if response.applied {
         println!(
             "applied {} entities from {}: system {status}, revision {}",

@@ -34,12 +34,12 @@ impl Style {
     }
 
     pub fn severity(self, severity: Severity) -> String {
-        let (code, word) = match severity {
-            Severity::Info => ("36", "info"),
-            Severity::Warning => ("33", "warning"),
-            Severity::Critical => ("1;31", "critical"),
+        let code = match severity {
+            Severity::Info => "36",
+            Severity::Warning => "33",
+            Severity::Critical => "1;31",
         };
-        self.paint(code, word)
+        self.paint(code, severity.as_str())
     }
 
     pub fn dim(self, text: &str) -> String {

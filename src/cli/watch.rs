@@ -4,7 +4,10 @@ use std::{collections::BTreeSet, process::ExitCode};
 
 use anyhow::Context;
 
-use crate::proto::v1::{self, health_reports_client::HealthReportsClient};
+use crate::proto::{
+    self,
+    v1::{self, health_reports_client::HealthReportsClient},
+};
 
 use super::{connect::Target, get::Level, style::Style};
 
@@ -66,14 +69,8 @@ async fn follow(args: &Args) -> anyhow::Result<ExitCode> {
                 }
             }
         };
-        let status = crate::proto::v1::Status::try_from(report.status)
-            .map(|s| match s {
-                v1::Status::Healthy => style.status(crate::scoring::Status::Healthy),
-                v1::Status::Warning => style.status(crate::scoring::Status::Warning),
-                v1::Status::Critical => style.status(crate::scoring::Status::Critical),
-                v1::Status::Unspecified => "unknown".into(),
-            })
-            .unwrap_or_else(|_| "unknown".into());
+        let status = proto::status(report.status, "status")
+            .map_or_else(|_| "unknown".into(), |s| style.status(s));
         let at = report
             .generated_at
             .map(|t| t.to_string())
