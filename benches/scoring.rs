@@ -14,13 +14,15 @@ use std::{hint::black_box, sync::Arc, time::Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use healthscore::{
     config::NotServingAt,
-    engine::Engine,
-    proto::Push,
-    scoring::{
-        snapshot::DatasourceSnapshot, subsystem_report, system_report, HealthReport, Observed,
-        Policy, Subsystem,
+    core::{
+        ingest::{Limits, Push},
+        scoring::{
+            snapshot::DatasourceSnapshot, subsystem_report, system_report, HealthReport,
+            Observed, Policy, Subsystem,
+        },
     },
-    store::{Limits, Store},
+    engine::Engine,
+    store::Store,
 };
 
 fn pools(count: usize, with_issues_every: Option<usize>) -> Vec<DatasourceSnapshot> {
@@ -80,8 +82,7 @@ fn engine_push(c: &mut Criterion) {
         .expect("runtime");
     let engine = runtime.block_on(async {
         Engine::start(
-            Store::new(Limits::default()),
-            Policy::default(),
+            Store::new(Limits::default(), Policy::default()),
             NotServingAt::Critical,
         )
     });

@@ -3,8 +3,18 @@
 //!     bench_client payloads DIR   pre-encoded gRPC request bodies for h2load
 //!     bench_client seed ADDR      1,000 entities with about 100 issues
 //!     bench_client verify ADDR    one real call of every benchmarked RPC must succeed
+//!     bench_client scale ADDR     ReportMetrics of 100 entities with 1,000, 10,000 and 100,000
+//!                                 entities in state, and the throughput ratios
 
-use std::{error::Error, path::Path};
+use std::{
+    error::Error,
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use healthscore::proto::{
     health::{health_client::HealthClient, HealthCheckRequest},
@@ -127,6 +137,84 @@ async fn verify(addr: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Fills the state with `entities` datasource entities from sources of at most 10,000 each
+/// (the default request limit); returns their source names.
+async fn fill(
+    client: &mut HealthReportsClient<tonic::transport::Channel>,
+    entities: usize,
+) -> Result<Vec<String>, Box<dyn Error>> {
+    let mut sources = Vec::new();
+    for (index, start) in (0..entities).step_by(10_000).enumerate() {
+        let source = format!("scale-{index}");
+        client
+            .report_metrics(ReportMetricsRequest {
+                source: source.clone(),
+                ttl: Some(prost_types::Duration {
+                    seconds: 3600,
+                    nanos: 0,
+                }),
+                datasources: pools("db", (entities - start).min(10_000), 10),
+                ..ReportMetricsRequest::default()
+            })
+            .await?;
+        sources.push(source);
+    }
+    Ok(sources)
+}
+
+/// ReportMetrics of 100 entities per second, from `tasks` concurrent callers for `duration`.
+async fn push_rate(
+    channel: tonic::transport::Channel,
+    tasks: usize,
+    duration: Duration,
+) -> Result<f64, Box<dyn Error>> {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let mut client = HealthReportsClient::new(channel.clone());
+        let (done, stop) = (done.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                client.report_metrics(report_request()).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn scale(addr: &str) -> Result<(), Box<dyn Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut client = HealthReportsClient::new(channel.clone());
+    let mut rates = Vec::new();
+    for entities in [1_000, 10_000, 100_000] {
+        let sources = fill(&mut client, entities).await?;
+        let rate = push_rate(channel.clone(), 16, Duration::from_secs(5)).await?;
+        println!("  ReportMetrics of 100 entities with {entities:>7} entities in state: {rate:8.0} req/s");
+        rates.push((entities, rate));
+        for source in sources {
+            client
+                .forget_source(healthscore::proto::v1::ForgetSourceRequest { source })
+                .await?;
+        }
+    }
+    let base = rates[0].1;
+    for (entities, rate) in &rates[1..] {
+        println!("  ratio {entities} / 1000 entities: {:.3}", rate / base);
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -139,6 +227,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["payloads", dir] => payloads(Path::new(dir)),
         ["seed", addr] => seed(addr).await,
         ["verify", addr] => verify(addr).await,
-        _ => Err("usage: bench_client payloads DIR | seed ADDR | verify ADDR".into()),
+        ["scale", addr] => scale(addr).await,
+        _ => Err("usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR".into()),
     }
 }

@@ -72,6 +72,9 @@ for n in $fanout; do
   "$bin/examples/fanout" "127.0.0.1:$hs_port" "$n" "$hs_pid"
 done
 
+echo "== ReportMetrics of 100 entities as the state grows (target: 100,000 at >= 0.5 of 1,000)"
+"$bin/examples/bench_client" scale "127.0.0.1:$hs_port"
+
 "$bin/examples/bench_client" seed "127.0.0.1:$hs_port"
 echo "== GetSystemHealth (1,000 entities, full report) vs Check, both on healthscore (target ratio >= 0.5)"
 compare "GetSystemHealth/Check" "$hs_port" /healthscore.v1.HealthReports/GetSystemHealth "$work/system.bin" \

@@ -6,8 +6,8 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    scoring::{Penalties, Policy, Status, Thresholds},
-    store::Limits,
+    core::scoring::{Penalties, Policy, Status, Thresholds},
+    core::ingest::Limits,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// Seconds between turning every grpc.health.v1 name NOT_SERVING on SIGTERM/SIGINT and
     /// closing the server, so that probes and load balancers see it and move traffic away.
     pub shutdown_grace_secs: u64,
+    /// Seconds the server waits, after the grace period, for open calls to finish before it
+    /// closes every connection (idle ones included) and exits.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             shutdown_grace_secs: 5,
+            drain_timeout_secs: 5,
         }
     }
 }
@@ -222,6 +226,11 @@ impl Config {
                 self.server.shutdown_grace_secs,
                 3_600,
             ),
+            (
+                "server.drain_timeout_secs",
+                self.server.drain_timeout_secs,
+                3_600,
+            ),
             ("host.interval_secs", self.host.interval_secs, 3_600),
             ("host.cpu_window_secs", self.host.cpu_window_secs, 86_400),
         ] {
@@ -231,6 +240,13 @@ impl Config {
                     problem: format!("{value} is above the maximum of {max} seconds"),
                 });
             }
+        }
+        // `serve` builds its log filter from this: `config check` must refuse what it refuses.
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Invalid {
+                key: "log.level".into(),
+                problem: format!("{:?} is not a valid filter: {error}", self.log.level),
+            });
         }
         if self.host.cpu_window_secs < self.host.interval_secs {
             return Err(ConfigError::Invalid {
@@ -253,6 +269,10 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.drain_timeout_secs)
     }
 }
 
@@ -348,7 +368,7 @@ mod tests {
             config
                 .penalties
                 .codes
-                .get(&crate::scoring::Code::DsPoolHighUtilization),
+                .get(&crate::core::scoring::Code::DsPoolHighUtilization),
             Some(&15)
         );
     }

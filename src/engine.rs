@@ -2,91 +2,22 @@
 //! an immutable state (with a revision) through a `tokio::sync::watch`. Readers never block it.
 
 use std::{
-    collections::{hash_map::DefaultHasher, BTreeMap},
-    hash::{Hash, Hasher},
-    sync::{Arc, OnceLock},
+    collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
-
-use prost::{bytes::Bytes, Message};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     config::NotServingAt,
-    proto::{self, health::health_check_response::ServingStatus, FieldError, Push, Stamp, View},
-    scoring::{
-        snapshot::HostSnapshot, system_report, HealthReport, Policy, Severity, Status, Subsystem,
-        SystemHealthReport,
+    core::{
+        ingest::{FieldError, Push},
+        published::{verdict, Published, Serving, Stamp, LIVENESS_SERVICE},
+        scoring::{system_report, HealthReport, Status, Subsystem, SystemHealthReport},
     },
     store::{Applied, Store},
 };
-
-/// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
-pub const LIVENESS_SERVICE: &str = "healthscore.v1.HealthReports";
-
-/// One computed state of every report. Immutable; replaced as a whole.
-#[derive(Debug)]
-pub struct Published {
-    pub stamp: Stamp,
-    /// Every subsystem's report, under `system.subsystems`.
-    pub system: SystemHealthReport,
-    /// The grpc.health.v1 status of every known service name.
-    pub serving: BTreeMap<&'static str, ServingStatus>,
-    /// `verdict` of every subsystem with no severity filter, computed once for every watcher.
-    pub system_verdict: u64,
-    /// The system report's encoding, with entities and without, made on first use.
-    encoded: [OnceLock<Bytes>; 2],
-}
-
-impl Published {
-    /// The encoded system report (every issue; with or without the entity lists), built once
-    /// per state on first use and shared by every later reader.
-    pub fn system_bytes(&self, omit_entities: bool) -> Bytes {
-        self.encoded[usize::from(omit_entities)]
-            .get_or_init(|| {
-                let view = View {
-                    min_severity: None,
-                    omit_entities,
-                };
-                proto::system_report(&self.system, self.stamp, view)
-                    .encode_to_vec()
-                    .into()
-            })
-            .clone()
-    }
-
-    pub fn report(&self, subsystem: Subsystem) -> &Arc<HealthReport> {
-        self.system
-            .subsystems
-            .get(subsystem.key())
-            .expect("every subsystem has a report")
-    }
-}
-
-/// A fingerprint of what a watcher is told about: the aggregate status and score of `reports`
-/// and the identities of their issues at or above `min`. Metric values are left out on purpose.
-pub fn verdict<'a>(
-    reports: impl IntoIterator<Item = &'a Arc<HealthReport>>,
-    min: Option<Severity>,
-) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    let mut status = Status::Healthy;
-    let mut score: Option<u32> = None;
-    for report in reports {
-        status = status.max(report.status);
-        if report.available {
-            score = Some(score.map_or(report.score, |s| s.min(report.score)));
-        }
-        for issue in &report.issues {
-            if min.is_none_or(|min| issue.severity >= min) {
-                issue.identity().hash(&mut hasher);
-            }
-        }
-    }
-    (status, score).hash(&mut hasher);
-    hasher.finish()
-}
 
 /// Why the engine could not take a command.
 #[derive(Debug, thiserror::Error)]
@@ -95,15 +26,6 @@ pub enum EngineError {
     Invalid(#[from] FieldError),
     #[error("healthscore is shutting down")]
     Stopped,
-}
-
-impl From<EngineError> for tonic::Status {
-    fn from(error: EngineError) -> Self {
-        match error {
-            EngineError::Invalid(field) => field.into(),
-            EngineError::Stopped => tonic::Status::unavailable(error.to_string()),
-        }
-    }
 }
 
 /// What a push did, with the state it led to.
@@ -117,7 +39,6 @@ pub struct PushOutcome {
 enum Command {
     Push(Box<Push>, oneshot::Sender<Result<PushOutcome, FieldError>>),
     Forget(Arc<str>, oneshot::Sender<(bool, u64)>),
-    Host(Vec<HostSnapshot>),
     BeginShutdown(oneshot::Sender<()>),
     Stop,
 }
@@ -131,18 +52,16 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine task on the current runtime.
-    pub fn start(store: Store, policy: Policy, not_serving_at: NotServingAt) -> Self {
+    pub fn start(store: Store, not_serving_at: NotServingAt) -> Self {
         let mut task = Task {
             store,
-            policy,
             not_serving_at,
             reports: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             revision: 0,
             shutting_down: false,
-            checked_at: Instant::now(),
         };
-        let first = Arc::new(task.recompute(&Subsystem::ALL, Instant::now()));
+        let first = Arc::new(task.recompute(&Subsystem::ALL));
         let (publish, state) = watch::channel(first);
         let (commands, inbox) = mpsc::channel(1024);
         tokio::spawn(task.run(inbox, publish));
@@ -154,9 +73,9 @@ impl Engine {
         self.state.borrow().clone()
     }
 
-    /// The grpc.health.v1 status of `service` in the current state, `None` if the name is
+    /// The probe-facing status of `service` in the current state, `None` if the name is
     /// unknown. Borrows the state without cloning anything: this is the probe's hot path.
-    pub fn serving(&self, service: &str) -> Option<ServingStatus> {
+    pub fn serving(&self, service: &str) -> Option<Serving> {
         self.state.borrow().serving.get(service).copied()
     }
 
@@ -176,10 +95,6 @@ impl Engine {
         let (reply, outcome) = oneshot::channel();
         self.send(Command::Forget(source, reply)).await?;
         outcome.await.map_err(|_| EngineError::Stopped)
-    }
-
-    pub async fn set_host(&self, entities: Vec<HostSnapshot>) -> Result<(), EngineError> {
-        self.send(Command::Host(entities)).await
     }
 
     /// Turns every grpc.health.v1 name NOT_SERVING; returns once that state is published.
@@ -205,14 +120,11 @@ impl Engine {
 
 struct Task {
     store: Store,
-    policy: Policy,
     not_serving_at: NotServingAt,
     reports: BTreeMap<Subsystem, Arc<HealthReport>>,
     verdicts: BTreeMap<Subsystem, u64>,
     revision: u64,
     shutting_down: bool,
-    /// When staleness was last checked, so each source is reported stale once.
-    checked_at: Instant,
 }
 
 impl Task {
@@ -224,7 +136,7 @@ impl Task {
         loop {
             let deadline = self
                 .store
-                .next_deadline(Instant::now())
+                .next_deadline()
                 // The store calls a source stale strictly after its deadline.
                 .map(|d| tokio::time::Instant::from_std(d + Duration::from_millis(1)));
             let expiry = async {
@@ -239,10 +151,8 @@ impl Task {
                     Some(command) => self.handle(command, &publish),
                 },
                 () = expiry => {
-                    let now = Instant::now();
-                    let changed = self.store.expire(self.checked_at, now);
-                    self.checked_at = now;
-                    publish.send_replace(Arc::new(self.recompute(&changed, now)));
+                    let changed = self.store.expire(Instant::now());
+                    publish.send_replace(Arc::new(self.recompute(&changed)));
                 }
             }
         }
@@ -265,7 +175,7 @@ impl Task {
                         })
                     }
                     Ok(Applied::Changed(changed)) => {
-                        let published = self.recompute(&changed, now);
+                        let published = self.recompute(&changed);
                         let outcome = PushOutcome {
                             applied: true,
                             system_status: published.system.status,
@@ -282,17 +192,13 @@ impl Task {
                 let forgotten = self.store.forget(&source);
                 let known = forgotten.is_some();
                 if let Some(changed) = forgotten {
-                    publish.send_replace(Arc::new(self.recompute(&changed, now)));
+                    publish.send_replace(Arc::new(self.recompute(&changed)));
                 }
                 let _ = reply.send((known, self.revision));
             }
-            Command::Host(entities) => {
-                self.store.set_host(entities);
-                publish.send_replace(Arc::new(self.recompute(&[Subsystem::Host], now)));
-            }
             Command::BeginShutdown(reply) => {
                 self.shutting_down = true;
-                publish.send_replace(Arc::new(self.recompute(&[], now)));
+                publish.send_replace(Arc::new(self.recompute(&[])));
                 let _ = reply.send(());
             }
             Command::Stop => unreachable!("the run loop handles Stop"),
@@ -301,10 +207,10 @@ impl Task {
 
     /// Rebuilds the reports of `changed` and the system report, bumping the revision when any
     /// report's status, score or issue set changed.
-    fn recompute(&mut self, changed: &[Subsystem], now: Instant) -> Published {
+    fn recompute(&mut self, changed: &[Subsystem]) -> Published {
         let mut moved = false;
         for &subsystem in changed {
-            let report = Arc::new(self.store.report(subsystem, &self.policy, now));
+            let report = Arc::new(self.store.report(subsystem));
             let verdict = verdict([&report], None);
             moved |= self.verdicts.insert(subsystem, verdict) != Some(verdict);
             self.reports.insert(subsystem, report);
@@ -314,28 +220,22 @@ impl Task {
         }
         let system = system_report(self.reports.values());
         let serving = self.serving(&system);
-        let system_verdict = verdict(self.reports.values(), None);
-        Published {
-            stamp: Stamp {
-                revision: self.revision,
-                generated_at: SystemTime::now(),
-            },
-            system,
-            serving,
-            system_verdict,
-            encoded: Default::default(),
-        }
+        let stamp = Stamp {
+            revision: self.revision,
+            generated_at: SystemTime::now(),
+        };
+        Published::new(stamp, system, serving)
     }
 
-    fn serving(&self, system: &SystemHealthReport) -> BTreeMap<&'static str, ServingStatus> {
+    fn serving(&self, system: &SystemHealthReport) -> BTreeMap<&'static str, Serving> {
         let status_of = |status: Status| {
             if !self.shutting_down && self.not_serving_at.serves(status) {
-                ServingStatus::Serving
+                Serving::Serving
             } else {
-                ServingStatus::NotServing
+                Serving::NotServing
             }
         };
-        let mut serving: BTreeMap<&'static str, ServingStatus> = system
+        let mut serving: BTreeMap<&'static str, Serving> = system
             .subsystems
             .iter()
             .map(|(key, report)| (*key, status_of(report.status)))

@@ -1,14 +1,18 @@
-//! healthscore: explainable health reports for a service's subsystems, served over gRPC.
+//! healthscore: explainable health reports for a service's subsystems.
 //!
-//! The data flow is the module list: the pure [`scoring`] core, the generated [`proto`] types
-//! and their conversions.
+//! The module list is the data flow: [`sources`] turn inputs into validated pushes; the
+//! [`engine`] owns the [`store`] and publishes states built by the pure [`core`]; [`faces`]
+//! serve those states; [`app`] wires them together; [`cli`] and [`config`] are the binary's.
 
 pub mod allocator;
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod engine;
-pub mod host;
-pub mod proto;
-pub mod scoring;
-pub mod server;
+pub mod faces;
+pub mod sources;
 pub mod store;
+
+/// The contract's generated types, for Rust clients and services that mount the engine.
+pub use faces::grpc::proto;

@@ -1,139 +1,62 @@
 //! The snapshot store: every source's latest entities (and the snapshot before, for counter
-//! windows), TTLs, sequences, and the host sampler's entities.
+//! windows), what the rules made of them, TTLs, incarnations and sequences.
 //!
+//! A source's entities are evaluated once, when it pushes; a report is assembled from the
+//! sources' evaluations, so a push costs what it carries, not what the whole state holds.
 //! Owned by the engine task alone; it never reads the clock (callers pass `now`).
 
 use std::{
     collections::BTreeMap,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
-use serde::{Deserialize, Serialize};
-
-use crate::{
-    proto::{FieldError, Push},
+use crate::core::{
+    ingest::{FieldError, Limits, Push},
     scoring::{
-        score::Staleness,
+        assemble, evaluate,
         snapshot::{
-            CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot, PerformanceSnapshot,
-            RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot, WebServerSnapshot,
+            CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot,
+            PerformanceSnapshot, RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot,
+            WebServerSnapshot,
         },
-        subsystem_report, HealthReport, Observed, Policy, Snapshot, Subsystem,
+        stale, Evaluated, HealthReport, Policy, Snapshot, Staleness, Subsystem,
     },
+    subsystem::for_each_subsystem,
 };
-
-/// Bounds on what pushes may carry. Durations are whole seconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Most entities one ReportMetrics request may carry.
-    pub max_entities_per_request: usize,
-    /// Most sources known at once; a push from a new source beyond it is rejected.
-    pub max_sources: usize,
-    /// Longest source or entity name, in bytes.
-    pub max_name_bytes: usize,
-    /// TTL of a push that sets none.
-    pub default_ttl_secs: u64,
-    /// Shortest TTL a push may set.
-    pub min_ttl_secs: u64,
-    /// Longest TTL a push may set.
-    pub max_ttl_secs: u64,
-    /// How long a stale source stays visible (as SOURCE_STALE) before it is dropped.
-    pub forget_after_secs: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_entities_per_request: 10_000,
-            max_sources: 1_000,
-            max_name_bytes: 256,
-            default_ttl_secs: 30,
-            min_ttl_secs: 1,
-            max_ttl_secs: 3_600,
-            forget_after_secs: 600,
-        }
-    }
-}
-
-impl Limits {
-    /// Checks the limits against each other; the error names the config key.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        let zero = |key: &str, value: u64| {
-            (value == 0).then(|| FieldError::new(format!("limits.{key}"), "must be at least 1"))
-        };
-        for (key, value) in [
-            (
-                "max_entities_per_request",
-                self.max_entities_per_request as u64,
-            ),
-            ("max_sources", self.max_sources as u64),
-            ("max_name_bytes", self.max_name_bytes as u64),
-            ("min_ttl_secs", self.min_ttl_secs),
-        ] {
-            if let Some(error) = zero(key, value) {
-                return Err(error);
-            }
-        }
-        // Deadlines are Instants plus these; a bound keeps that arithmetic from overflowing.
-        for (key, value) in [
-            ("max_ttl_secs", self.max_ttl_secs),
-            ("forget_after_secs", self.forget_after_secs),
-        ] {
-            if value > MAX_DURATION_SECS {
-                return Err(FieldError::new(
-                    format!("limits.{key}"),
-                    format!("{value} is above {MAX_DURATION_SECS} (one year)"),
-                ));
-            }
-        }
-        if self.min_ttl_secs > self.max_ttl_secs {
-            return Err(FieldError::new(
-                "limits.min_ttl_secs",
-                format!(
-                    "{} is above limits.max_ttl_secs ({})",
-                    self.min_ttl_secs, self.max_ttl_secs
-                ),
-            ));
-        }
-        if !(self.min_ttl_secs..=self.max_ttl_secs).contains(&self.default_ttl_secs) {
-            return Err(FieldError::new(
-                "limits.default_ttl_secs",
-                format!(
-                    "{} is outside limits.min_ttl_secs..=limits.max_ttl_secs ({}..={})",
-                    self.default_ttl_secs, self.min_ttl_secs, self.max_ttl_secs
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The longest TTL or forget delay a config may set, in seconds: one year.
-pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 
 /// An entity's latest snapshot and the one before it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Entity<S> {
     current: S,
     previous: Option<S>,
 }
 
-/// One source's entities of one subsystem, sorted by name.
-#[derive(Clone, Debug)]
-struct Entities<S>(Vec<Entity<S>>);
-
-impl<S> Default for Entities<S> {
-    fn default() -> Self {
-        Self(Vec::new())
-    }
+/// One source's entities of one subsystem, sorted by name, and what the rules made of them.
+#[derive(Debug)]
+struct Slot<S> {
+    entities: Vec<Entity<S>>,
+    /// The incarnation the entities came from; a later one starts new counter windows.
+    started_at: Option<SystemTime>,
+    fresh: Evaluated,
+    /// `fresh` as shown while the source is stale, made when it went stale.
+    stale: Option<Evaluated>,
 }
 
-impl<S: Snapshot + Clone> Entities<S> {
-    /// Replaces the entities, keeping each surviving entity's last snapshot as its previous.
-    fn replace(&mut self, snapshots: Vec<S>) {
-        let mut old: BTreeMap<Arc<str>, Entity<S>> = std::mem::take(&mut self.0)
+impl<S: Snapshot> Slot<S> {
+    /// The slot after a push of `snapshots`: each entity keeps its last snapshot (from `old`)
+    /// as its previous, unless the push comes from a new incarnation of the source.
+    fn new(
+        source: &Arc<str>,
+        snapshots: Vec<S>,
+        started_at: Option<SystemTime>,
+        old: Option<Self>,
+        policy: &Policy,
+    ) -> Self {
+        let mut old: BTreeMap<Arc<str>, Entity<S>> = old
+            .filter(|old| started_at.is_none() || old.started_at == started_at)
+            .map(|old| old.entities)
+            .unwrap_or_default()
             .into_iter()
             .map(|e| (e.current.name().clone(), e))
             .collect();
@@ -145,23 +68,98 @@ impl<S: Snapshot + Clone> Entities<S> {
             })
             .collect();
         entities.sort_by(|a, b| a.current.name().cmp(b.current.name()));
-        self.0 = entities;
+        let fresh = evaluate(
+            source,
+            entities.iter().map(|e| (&e.current, e.previous.as_ref())),
+            policy,
+        );
+        Self {
+            entities,
+            started_at,
+            fresh,
+            stale: None,
+        }
+    }
+
+    fn shown(&self) -> &Evaluated {
+        self.stale.as_ref().unwrap_or(&self.fresh)
     }
 }
+
+macro_rules! slots {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident
+        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+        /// A source's slot of every subsystem; `None` where it reported nothing.
+        #[derive(Debug, Default)]
+        struct Slots {
+            $($field: Option<Slot<$snapshot>>,)+
+        }
+
+        impl Slots {
+            /// Replaces the subsystems `push` carries a list for; returns them.
+            fn replace(&mut self, push: Push, source: &Arc<str>, policy: &Policy) -> Vec<Subsystem> {
+                let mut changed = Vec::new();
+                $(if let Some(list) = push.$field {
+                    let old = self.$field.take();
+                    self.$field = (!list.is_empty())
+                        .then(|| Slot::new(source, list, push.started_at, old, policy));
+                    changed.push(Subsystem::$variant);
+                })+
+                changed
+            }
+
+            /// The subsystems this source has entities in.
+            fn subsystems(&self) -> Vec<Subsystem> {
+                let mut has = Vec::new();
+                $(if self.$field.is_some() {
+                    has.push(Subsystem::$variant);
+                })+
+                has
+            }
+
+            fn go_stale(&mut self, source: &Arc<str>, staleness: Staleness) {
+                $(if let Some(slot) = &mut self.$field {
+                    slot.stale = Some(stale(&slot.fresh, Subsystem::$variant, source, staleness));
+                })+
+            }
+
+            fn refresh(&mut self) {
+                $(if let Some(slot) = &mut self.$field {
+                    slot.stale = None;
+                })+
+            }
+
+            /// What this source shows in `subsystem`'s report.
+            fn shown(&self, subsystem: Subsystem) -> Option<&Evaluated> {
+                match subsystem {
+                    $(Subsystem::$variant => self.$field.as_ref().map(Slot::shown),)+
+                }
+            }
+        }
+    };
+}
+for_each_subsystem!(slots);
 
 #[derive(Debug)]
 struct Source {
     last_seen: Instant,
     ttl: Duration,
+    /// When the source's current incarnation started, if it says.
+    started_at: Option<SystemTime>,
     sequence: Option<u64>,
-    datasources: Entities<DatasourceSnapshot>,
-    caches: Entities<CacheSnapshot>,
-    watchers: Entities<WatcherSnapshot>,
-    schedulers: Entities<SchedulerSnapshot>,
-    executors: Entities<ExecutorSnapshot>,
-    web_servers: Entities<WebServerSnapshot>,
-    runtimes: Entities<RuntimeSnapshot>,
-    performance: Entities<PerformanceSnapshot>,
+    /// Whether the source is past its TTL (set by `expire`, cleared by its next push).
+    stale: bool,
+    slots: Slots,
+}
+
+/// Where a push stands in its source's order of (incarnation, sequence).
+enum Order {
+    /// From a later incarnation (a restart): accepted, and its sequence starts afresh.
+    Restart,
+    /// The next push of the current incarnation.
+    Next,
+    /// Older than or the same as the last accepted push: not applied.
+    Old,
 }
 
 impl Source {
@@ -169,139 +167,108 @@ impl Source {
         Self {
             last_seen: now,
             ttl,
+            started_at: None,
             sequence: None,
-            datasources: Entities::default(),
-            caches: Entities::default(),
-            watchers: Entities::default(),
-            schedulers: Entities::default(),
-            executors: Entities::default(),
-            web_servers: Entities::default(),
-            runtimes: Entities::default(),
-            performance: Entities::default(),
+            stale: false,
+            slots: Slots::default(),
         }
     }
 
-    /// The subsystems this source has entities in.
-    fn subsystems(&self) -> Vec<Subsystem> {
-        let has = [
-            (Subsystem::Datasources, !self.datasources.0.is_empty()),
-            (Subsystem::Caches, !self.caches.0.is_empty()),
-            (Subsystem::Watchers, !self.watchers.0.is_empty()),
-            (Subsystem::Schedulers, !self.schedulers.0.is_empty()),
-            (Subsystem::Executors, !self.executors.0.is_empty()),
-            (Subsystem::WebServer, !self.web_servers.0.is_empty()),
-            (Subsystem::Runtime, !self.runtimes.0.is_empty()),
-            (Subsystem::Performance, !self.performance.0.is_empty()),
-        ];
-        has.into_iter()
-            .filter(|(_, has)| *has)
-            .map(|(s, _)| s)
-            .collect()
+    fn order(&self, started_at: Option<SystemTime>, sequence: Option<u64>) -> Order {
+        match (started_at, self.started_at) {
+            (Some(new), Some(last)) if new > last => return Order::Restart,
+            (Some(new), Some(last)) if new < last => return Order::Old,
+            (Some(_), None) => return Order::Restart,
+            _ => {}
+        }
+        match (sequence, self.sequence) {
+            (Some(sequence), Some(last)) if sequence <= last => Order::Old,
+            _ => Order::Next,
+        }
     }
 
-    fn staleness(&self, now: Instant) -> Option<Staleness> {
-        let silent = now.saturating_duration_since(self.last_seen);
-        (silent > self.ttl).then_some(Staleness {
-            silent_secs: silent.as_secs_f64(),
-            ttl_secs: self.ttl.as_secs_f64(),
-        })
+    fn deadline(&self) -> Instant {
+        self.last_seen + self.ttl
     }
 }
 
 /// What applying a push did.
 #[derive(Debug, PartialEq)]
 pub enum Applied {
-    /// The push replaced entities in these subsystems.
+    /// The push replaced entities in these subsystems (or refreshed a stale source's).
     Changed(Vec<Subsystem>),
-    /// The push's sequence was not above the source's last accepted one; nothing changed.
+    /// The push was older than the source's last accepted one; nothing changed.
     OldSequence,
 }
 
 #[derive(Debug, Default)]
 pub struct Store {
     limits: Limits,
+    policy: Policy,
     sources: BTreeMap<Arc<str>, Source>,
-    host: Vec<HostSnapshot>,
 }
 
 impl Store {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, policy: Policy) -> Self {
         Self {
             limits,
-            ..Self::default()
+            policy,
+            sources: BTreeMap::new(),
         }
     }
 
     /// Applies a validated push, or changes nothing and says which field broke a limit.
+    ///
+    /// A push with no entities is a heartbeat: it keeps a source that has entities fresh, and
+    /// is refused for any other, so that empty pushes cannot take source slots.
     pub fn apply(&mut self, push: Push, now: Instant) -> Result<Applied, FieldError> {
         let limits = &self.limits;
         let count = push.entity_count();
-        if count > limits.max_entities_per_request {
+        limits.entity_count(count)?;
+        let ttl = limits.ttl(push.ttl)?;
+        let known = self.sources.get(&push.source);
+        if count == 0 && known.is_none_or(|s| s.slots.subsystems().is_empty()) {
             return Err(FieldError::new(
                 "entities",
                 format!(
-                    "{count} entities in one request; the limit is {}",
-                    limits.max_entities_per_request
+                    "the push carries no entity; an empty push is only a heartbeat of a source \
+                     that has entities, and {:?} has none",
+                    push.source
                 ),
             ));
         }
-        let ttl = match push.ttl {
-            None => Duration::from_secs(limits.default_ttl_secs),
-            Some(ttl) => {
-                let (min, max) = (
-                    Duration::from_secs(limits.min_ttl_secs),
-                    Duration::from_secs(limits.max_ttl_secs),
-                );
-                if ttl < min || ttl > max {
-                    return Err(FieldError::new(
-                        "ttl",
-                        format!("{ttl:?} is outside the allowed {min:?} to {max:?}"),
-                    ));
-                }
-                ttl
-            }
-        };
-        if !self.sources.contains_key(&push.source) && self.sources.len() >= limits.max_sources {
-            return Err(FieldError::new(
+        if known.is_none() && self.sources.len() >= limits.max_sources {
+            return Err(FieldError::exhausted(
                 "source",
                 format!(
-                    "{:?} would be source number {}; the limit is {}",
+                    "{:?} would be source number {}; the limit is {} (limits.max_sources)",
                     push.source,
                     self.sources.len() + 1,
                     limits.max_sources
                 ),
             ));
         }
+        let name = push.source.clone();
         let source = self
             .sources
-            .entry(push.source.clone())
+            .entry(name.clone())
             .or_insert_with(|| Source::new(now, ttl));
-        if let (Some(sequence), Some(last)) = (push.sequence, source.sequence) {
-            if sequence <= last {
-                return Ok(Applied::OldSequence);
+        match source.order(push.started_at, push.sequence) {
+            Order::Old => return Ok(Applied::OldSequence),
+            Order::Restart => {
+                source.started_at = push.started_at;
+                source.sequence = push.sequence;
             }
+            Order::Next => source.sequence = push.sequence.or(source.sequence),
         }
-        let was_stale = source.staleness(now).is_some();
+        let was_stale = std::mem::replace(&mut source.stale, false);
         source.last_seen = now;
         source.ttl = ttl;
-        source.sequence = push.sequence.or(source.sequence);
-        let mut changed = Vec::new();
-        macro_rules! replace {
-            ($($field:ident => $subsystem:ident),+) => {$(
-                if let Some(list) = push.$field {
-                    source.$field.replace(list);
-                    changed.push(Subsystem::$subsystem);
-                }
-            )+};
-        }
-        replace!(
-            datasources => Datasources, caches => Caches, watchers => Watchers,
-            schedulers => Schedulers, executors => Executors, web_servers => WebServer,
-            runtimes => Runtime, performance => Performance
-        );
+        let mut changed = source.slots.replace(push, &name, &self.policy);
         if was_stale {
             // Coming back clears SOURCE_STALE from subsystems this push did not touch too.
-            changed.extend(source.subsystems());
+            source.slots.refresh();
+            changed.extend(source.slots.subsystems());
         }
         changed.sort_unstable();
         changed.dedup();
@@ -310,27 +277,30 @@ impl Store {
 
     /// Drops a source; returns the subsystems it had entities in, or `None` if it was unknown.
     pub fn forget(&mut self, source: &str) -> Option<Vec<Subsystem>> {
-        self.sources.remove(source).map(|s| s.subsystems())
+        self.sources.remove(source).map(|s| s.slots.subsystems())
     }
 
-    /// Replaces the host sampler's entities.
-    pub fn set_host(&mut self, entities: Vec<HostSnapshot>) {
-        self.host = entities;
-    }
-
-    /// Drops sources silent for longer than their TTL plus `forget_after`; returns the
-    /// subsystems they had entities in, and those of sources that went stale since `since`.
-    pub fn expire(&mut self, since: Instant, now: Instant) -> Vec<Subsystem> {
+    /// Marks sources silent for longer than their TTL stale and drops those silent for longer
+    /// than TTL plus `forget_after`; returns the subsystems whose reports that changed.
+    pub fn expire(&mut self, now: Instant) -> Vec<Subsystem> {
         let forget_after = Duration::from_secs(self.limits.forget_after_secs);
         let mut changed = Vec::new();
-        self.sources.retain(|_, source| {
-            let deadline = source.last_seen + source.ttl;
-            let keep = now <= deadline + forget_after;
-            let went_stale = since <= deadline && deadline < now;
-            if !keep || went_stale {
-                changed.extend(source.subsystems());
+        self.sources.retain(|name, source| {
+            let deadline = source.deadline();
+            if now > deadline + forget_after {
+                changed.extend(source.slots.subsystems());
+                return false;
             }
-            keep
+            if !source.stale && now > deadline {
+                source.stale = true;
+                let staleness = Staleness {
+                    silent_secs: now.saturating_duration_since(source.last_seen).as_secs_f64(),
+                    ttl_secs: source.ttl.as_secs_f64(),
+                };
+                source.slots.go_stale(name, staleness);
+                changed.extend(source.slots.subsystems());
+            }
+            true
         });
         changed.sort_unstable();
         changed.dedup();
@@ -338,75 +308,34 @@ impl Store {
     }
 
     /// The next instant at which a source goes stale or is dropped.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         let forget_after = Duration::from_secs(self.limits.forget_after_secs);
         self.sources
             .values()
             .map(|source| {
-                let stale_at = source.last_seen + source.ttl;
-                if stale_at >= now {
-                    stale_at
+                if source.stale {
+                    source.deadline() + forget_after
                 } else {
-                    stale_at + forget_after
+                    source.deadline()
                 }
             })
             .min()
     }
 
-    /// Scores one subsystem as it stands at `now`.
-    pub fn report(&self, subsystem: Subsystem, policy: &Policy, now: Instant) -> HealthReport {
-        match subsystem {
-            Subsystem::Datasources => self.pushed(|s| &s.datasources, policy, now),
-            Subsystem::Caches => self.pushed(|s| &s.caches, policy, now),
-            Subsystem::Watchers => self.pushed(|s| &s.watchers, policy, now),
-            Subsystem::Schedulers => self.pushed(|s| &s.schedulers, policy, now),
-            Subsystem::Executors => self.pushed(|s| &s.executors, policy, now),
-            Subsystem::WebServer => self.pushed(|s| &s.web_servers, policy, now),
-            Subsystem::Runtime => self.pushed(|s| &s.runtimes, policy, now),
-            Subsystem::Performance => self.pushed(|s| &s.performance, policy, now),
-            Subsystem::Host => {
-                let source: Arc<str> = Arc::from(HOST_SOURCE);
-                subsystem_report(
-                    self.host.iter().map(|current| Observed {
-                        source: &source,
-                        current,
-                        previous: None,
-                        stale: None,
-                    }),
-                    policy,
-                )
-            }
-        }
-    }
-
-    fn pushed<S: Snapshot + Clone>(
-        &self,
-        entities: impl Fn(&Source) -> &Entities<S>,
-        policy: &Policy,
-        now: Instant,
-    ) -> HealthReport {
-        subsystem_report(
-            self.sources.iter().flat_map(|(name, source)| {
-                let stale = source.staleness(now);
-                entities(source).0.iter().map(move |e| Observed {
-                    source: name,
-                    current: &e.current,
-                    previous: e.previous.as_ref(),
-                    stale,
-                })
-            }),
-            policy,
+    /// One subsystem's report, assembled from every source's evaluation.
+    pub fn report(&self, subsystem: Subsystem) -> HealthReport {
+        assemble(
+            subsystem,
+            self.sources.values().filter_map(|s| s.slots.shown(subsystem)),
+            &self.policy,
         )
     }
 }
 
-/// The source name of the host sampler's entities.
-pub const HOST_SOURCE: &str = "host";
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoring::{Code, Status};
+    use crate::core::scoring::{Code, Status};
 
     fn push(source: &str, sequence: Option<u64>, active: u32) -> Push {
         Push {
@@ -425,11 +354,14 @@ mod tests {
         }
     }
 
+    fn store(limits: Limits) -> Store {
+        Store::new(limits, Policy::default())
+    }
+
     #[test]
     fn old_sequence_changes_nothing() {
-        let mut store = Store::new(Limits::default());
+        let mut store = store(Limits::default());
         let now = Instant::now();
-        let policy = Policy::default();
         store.apply(push("a", Some(5), 99), now).expect("valid");
         assert_eq!(
             store.apply(push("a", Some(5), 1), now),
@@ -439,33 +371,55 @@ mod tests {
             store.apply(push("a", Some(4), 1), now),
             Ok(Applied::OldSequence)
         );
-        let report = store.report(Subsystem::Datasources, &policy, now);
+        let report = store.report(Subsystem::Datasources);
         assert_eq!(report.status, Status::Critical);
     }
 
     #[test]
+    fn a_later_incarnation_resets_the_sequence_and_an_earlier_one_is_old() {
+        let mut store = store(Limits::default());
+        let now = Instant::now();
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let t2 = t1 + Duration::from_secs(60);
+        let at = |started_at, sequence, active| Push {
+            started_at: Some(started_at),
+            ..push("a", Some(sequence), active)
+        };
+        store.apply(at(t1, u64::MAX, 1), now).expect("valid");
+        assert_eq!(
+            store.apply(at(t2, 1, 99), now),
+            Ok(Applied::Changed(vec![Subsystem::Datasources]))
+        );
+        assert_eq!(store.apply(at(t1, 2, 1), now), Ok(Applied::OldSequence));
+        assert_eq!(store.apply(at(t2, 1, 1), now), Ok(Applied::OldSequence));
+        assert_eq!(
+            store.report(Subsystem::Datasources).status,
+            Status::Critical
+        );
+    }
+
+    #[test]
     fn source_goes_stale_after_ttl_and_is_dropped_after_forget_after() {
-        let mut store = Store::new(Limits {
+        let mut store = store(Limits {
             forget_after_secs: 60,
             ..Limits::default()
         });
         let t0 = Instant::now();
-        let policy = Policy::default();
         store.apply(push("a", None, 1), t0).expect("valid");
-        assert_eq!(store.next_deadline(t0), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(store.next_deadline(), Some(t0 + Duration::from_secs(10)));
         let t1 = t0 + Duration::from_secs(11);
-        assert_eq!(store.expire(t0, t1), vec![Subsystem::Datasources]);
-        let report = store.report(Subsystem::Datasources, &policy, t1);
+        assert_eq!(store.expire(t1), vec![Subsystem::Datasources]);
+        let report = store.report(Subsystem::Datasources);
         assert_eq!(report.issues[0].code, Code::SourceStale);
-        assert_eq!(store.next_deadline(t1), Some(t0 + Duration::from_secs(70)));
+        assert_eq!(store.next_deadline(), Some(t0 + Duration::from_secs(70)));
         let t2 = t0 + Duration::from_secs(71);
-        assert_eq!(store.expire(t1, t2), vec![Subsystem::Datasources]);
-        assert!(!store.report(Subsystem::Datasources, &policy, t2).available);
+        assert_eq!(store.expire(t2), vec![Subsystem::Datasources]);
+        assert!(!store.report(Subsystem::Datasources).available);
     }
 
     #[test]
     fn limits_are_checked_before_anything_changes() {
-        let mut store = Store::new(Limits {
+        let mut store = store(Limits {
             max_sources: 1,
             ..Limits::default()
         });
@@ -473,17 +427,35 @@ mod tests {
         store.apply(push("a", None, 1), now).expect("valid");
         let error = store.apply(push("b", None, 1), now).unwrap_err();
         assert_eq!(error.field, "source");
+        assert_eq!(error.refusal, crate::core::ingest::Refusal::Exhausted);
         let mut long = push("a", None, 1);
         long.ttl = Some(Duration::from_secs(7200));
         assert_eq!(store.apply(long, now).unwrap_err().field, "ttl");
     }
 
     #[test]
-    fn previous_snapshot_is_kept_for_counter_windows() {
-        let mut store = Store::new(Limits::default());
+    fn an_empty_push_is_a_heartbeat_of_a_known_source_and_refused_otherwise() {
+        let mut store = store(Limits::default());
         let now = Instant::now();
-        let cache = |hits, misses| Push {
+        let empty = |source: &str| Push {
+            source: source.into(),
+            ..Push::default()
+        };
+        assert_eq!(store.apply(empty("a"), now).unwrap_err().field, "entities");
+        assert_eq!(store.next_deadline(), None);
+        store.apply(push("a", None, 1), now).expect("valid");
+        let later = now + Duration::from_secs(8);
+        assert_eq!(store.apply(empty("a"), later), Ok(Applied::Changed(vec![])));
+        assert_eq!(store.next_deadline(), Some(later + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn previous_snapshot_is_kept_for_counter_windows_within_an_incarnation() {
+        let mut store = store(Limits::default());
+        let now = Instant::now();
+        let cache = |hits, misses, started_at: Option<u64>| Push {
             source: "a".into(),
+            started_at: started_at.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
             caches: Some(vec![CacheSnapshot {
                 name: "c".into(),
                 enabled: true,
@@ -495,9 +467,12 @@ mod tests {
             }]),
             ..Push::default()
         };
-        store.apply(cache(10_000, 100), now).expect("valid");
-        store.apply(cache(10_010, 200), now).expect("valid");
-        let report = store.report(Subsystem::Caches, &Policy::default(), now);
+        store.apply(cache(10_000, 100, None), now).expect("valid");
+        store.apply(cache(10_010, 200, None), now).expect("valid");
+        let report = store.report(Subsystem::Caches);
         assert_eq!(report.issues[0].code, Code::CacheLowHitRate);
+        // A restart at the same counts: its totals are the window, a 99% hit rate.
+        store.apply(cache(10_010, 200, Some(5)), now).expect("valid");
+        assert!(store.report(Subsystem::Caches).issues.is_empty());
     }
 }

@@ -148,7 +148,13 @@ async fn bad_pushes_are_rejected_by_field_and_leave_state_byte_for_byte_unchange
 
     for (expected, request) in cases {
         let error = client.report_metrics(request).await.expect_err(expected);
-        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{expected}");
+        // A full server is not the client's mistake: retrying later can succeed.
+        let code = if expected.contains("would be source number") {
+            tonic::Code::ResourceExhausted
+        } else {
+            tonic::Code::InvalidArgument
+        };
+        assert_eq!(error.code(), code, "{expected}");
         assert!(
             error.message().starts_with(expected),
             "expected {expected:?}, got {:?}",

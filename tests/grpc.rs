@@ -353,6 +353,39 @@ async fn reordered_and_repeated_sequences_never_roll_state_back() {
 }
 
 #[tokio::test]
+async fn a_restarted_source_counting_from_one_again_is_applied_at_once() {
+    let server = TestServer::start().await;
+    let mut client = server.reports();
+    let started = |secs_ago: u64| {
+        Some(prost_types::Timestamp::from(
+            std::time::SystemTime::now() - Duration::from_secs(secs_ago),
+        ))
+    };
+    let mut before = push_pools("app-1", vec![pool("db", 31, 32)]);
+    before.sequence = u64::MAX;
+    before.started_at = started(600);
+    assert!(client.report_metrics(before).await.expect("push").into_inner().applied);
+    let mut restarted = push_pools("app-1", vec![pool("db", 1, 32)]);
+    restarted.sequence = 1;
+    restarted.started_at = started(1);
+    let answer = client
+        .report_metrics(restarted)
+        .await
+        .expect("push after restart")
+        .into_inner();
+    assert!(answer.applied, "the new incarnation is locked out");
+    assert_eq!(status(answer.system_status), Status::Healthy);
+
+    let mut skewed = push_pools("app-1", vec![pool("db", 1, 32)]);
+    skewed.started_at = Some(prost_types::Timestamp::from(
+        std::time::SystemTime::now() + Duration::from_secs(3600),
+    ));
+    let error = client.report_metrics(skewed).await.expect_err("future");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().starts_with("started_at:"), "{}", error.message());
+}
+
+#[tokio::test]
 async fn health_v1_follows_the_standard_for_unknown_names_and_lists_every_name() {
     let server = TestServer::start().await;
     assert_eq!(check(&server, "nope").await, Err(tonic::Code::NotFound));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{next, TestServer};
+use common::TestServer;
 use healthscore::{config::Config, proto::v1};
 
 #[tokio::test]
@@ -12,29 +12,15 @@ async fn host_report_has_cpu_memory_and_root_with_sane_values() {
     config.host.interval_secs = 1;
     config.host.cpu_window_secs = 3;
     let server = TestServer::start_with(config).await;
-    let mut watch = server
-        .reports()
-        .watch_health(v1::WatchHealthRequest {
-            subsystems: vec!["host".into()],
-            options: None,
-        })
-        .await
-        .expect("watch host")
-        .into_inner();
-    // The first message may predate the first sample; the sampler's arrival is a change.
-    let mut host = next(&mut watch, 5)
-        .await
-        .report()
-        .expect("report")
-        .subsystems["host"]
-        .clone();
-    if !host.available {
-        host = next(&mut watch, 5)
-            .await
-            .report()
-            .expect("report")
-            .subsystems["host"]
-            .clone();
+    // Memory and disks are sampled before the port opens; CPU joins once sysinfo has a
+    // baseline, which changes no verdict (so no WatchHealth message): poll for it.
+    let mut host = host_report(&server).await;
+    for _ in 0..50 {
+        if host.entities.iter().any(|e| e.name == "cpu") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        host = host_report(&server).await;
     }
     assert!(host.available);
     let entity = |name: &str| {
@@ -67,4 +53,26 @@ async fn host_report_has_cpu_memory_and_root_with_sane_values() {
         "pseudo filesystems are skipped: {:?}",
         host.entities.iter().map(|e| &e.name).collect::<Vec<_>>()
     );
+}
+
+async fn host_report(server: &TestServer) -> v1::HealthReport {
+    server
+        .reports()
+        .get_host_health(v1::GetHostHealthRequest::default())
+        .await
+        .expect("GetHostHealth")
+        .into_inner()
+        .report
+        .expect("a report")
+}
+
+#[tokio::test]
+async fn host_memory_and_disks_are_there_when_the_port_opens() {
+    let mut config = Config::default();
+    config.server.shutdown_grace_secs = 0;
+    let server = TestServer::start_with(config).await;
+    let host = host_report(&server).await;
+    assert!(host.available, "{host:?}");
+    let names: Vec<_> = host.entities.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.contains(&"memory") && names.contains(&"/"), "{names:?}");
 }

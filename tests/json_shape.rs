@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use healthscore::scoring::{
+use healthscore::core::scoring::{
     snapshot::DatasourceSnapshot, subsystem_report, Code, Observed, Policy,
 };
 use serde_json::Value;

@@ -1,12 +1,16 @@
 //! Nothing a client sends can panic validation, the store or scoring: arbitrary pushes either
 //! apply or fail with a FieldError, and every report built afterwards keeps finite metrics.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use healthscore::{
-    proto::{v1, Push},
-    scoring::{Policy, Subsystem},
-    store::{Limits, Store},
+    core::{
+        ingest::Limits,
+        scoring::{Policy, Subsystem},
+    },
+    proto::v1,
+    sources::push,
+    store::Store,
 };
 use proptest::prelude::*;
 
@@ -149,11 +153,10 @@ proptest! {
         requests in prop::collection::vec(request(), 1..6),
         later_secs in 0u64..100_000,
     ) {
-        let mut store = Store::new(Limits::default());
-        let policy = Policy::default();
+        let mut store = Store::new(Limits::default(), Policy::default());
         let start = Instant::now();
         for request in requests {
-            match Push::from_wire(request, 256) {
+            match push::from_wire(request, &Limits::default(), SystemTime::now()) {
                 Ok(push) => {
                     // Limits may still refuse it; either way nothing panics.
                     let _ = store.apply(push, start);
@@ -162,9 +165,9 @@ proptest! {
             }
         }
         let later = start + Duration::from_secs(later_secs);
-        store.expire(start, later);
+        store.expire(later);
         for subsystem in Subsystem::ALL {
-            let report = store.report(subsystem, &policy, later);
+            let report = store.report(subsystem);
             prop_assert!(report.score <= 100);
             for entity in &report.entities {
                 prop_assert!(entity.metrics.iter().all(|(_, v)| v.is_finite()));

@@ -1,6 +1,6 @@
 //! The README's issue-code table is the catalog: same codes, subsystems, severities, triggers.
 
-use healthscore::scoring::catalog::CATALOG;
+use healthscore::core::scoring::catalog::CATALOG;
 
 #[test]
 fn readme_issue_table_matches_the_catalog() {

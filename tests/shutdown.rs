@@ -177,3 +177,29 @@ fn a_second_signal_during_the_grace_period_exits_at_once() {
         "did not wait out the 60 s grace"
     );
 }
+
+#[test]
+fn sigterm_exits_by_the_drain_deadline_while_an_idle_connection_is_open() {
+    let mut served = Served::start(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "0"),
+            ("HEALTHSCORE_SERVER__DRAIN_TIMEOUT_SECS", "1"),
+            ("HEALTHSCORE_HOST__ENABLED", "false"),
+        ],
+    );
+    let addr = served.address();
+    // A peer that connects and never sends a byte: graceful draining alone waits for it forever.
+    let _idle = std::net::TcpStream::connect(&addr).expect("connect");
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    terminate(&served.child);
+    served.wait_for("drain deadline passed");
+    let exit = served.child.wait().expect("wait");
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?} with a 1 s drain deadline",
+        signalled.elapsed()
+    );
+}

@@ -5,8 +5,8 @@ use std::{fmt::Write as _, process::ExitCode, sync::Arc};
 use anyhow::Context;
 
 use crate::{
+    core::scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
     proto::v1::{self, health_reports_client::HealthReportsClient},
-    scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
 };
 
 use super::{connect::Target, style::Style};

@@ -1,14 +1,20 @@
 //! `healthscore push`: snapshots from JSON to ReportMetrics, for scripts and apps that cannot
 //! link gRPC.
 
-use std::{io::Read, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    io::Read,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::proto::{
-    self,
-    v1::{self, health_reports_client::HealthReportsClient},
+use crate::{
+    core::subsystem::for_each_subsystem,
+    faces::grpc::convert,
+    proto::v1::{self, health_reports_client::HealthReportsClient},
 };
 
 use super::connect::{parse_duration, Target};
@@ -28,23 +34,36 @@ pub struct Args {
     /// Optional increasing number; an older or repeated one is not applied.
     #[arg(long)]
     sequence: Option<u64>,
+    /// When this incarnation of the source started, in seconds since the Unix epoch; a later
+    /// one is a restart (its sequence and counters start afresh). Default: now, when
+    /// --sequence is given, so that a script counting from 1 again is not locked out.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    started_at: Option<u64>,
     #[command(flatten)]
     target: Target,
 }
 
-/// The snapshot lists of a ReportMetricsRequest, as JSON.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-struct Snapshots {
-    datasources: Vec<v1::DatasourceSnapshot>,
-    caches: Vec<v1::CacheSnapshot>,
-    watchers: Vec<v1::WatcherSnapshot>,
-    schedulers: Vec<v1::SchedulerSnapshot>,
-    executors: Vec<v1::ExecutorSnapshot>,
-    web_servers: Vec<v1::WebServerSnapshot>,
-    runtimes: Vec<v1::RuntimeSnapshot>,
-    performance: Vec<v1::PerformanceSnapshot>,
+macro_rules! snapshot_file {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident
+        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+        /// The snapshot lists of a ReportMetricsRequest, as JSON.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+        struct Snapshots {
+            $($($wire: Vec<v1::$snapshot>,)?)+
+        }
+
+        impl Snapshots {
+            fn into_request(self, request: v1::ReportMetricsRequest) -> v1::ReportMetricsRequest {
+                v1::ReportMetricsRequest {
+                    $($($wire: self.$wire,)?)+
+                    ..request
+                }
+            }
+        }
+    };
 }
+for_each_subsystem!(snapshot_file);
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (origin, text) = if args.file.as_os_str() == "-" {
@@ -61,22 +80,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let snapshots: Snapshots = serde_json::from_str(&text)
         .with_context(|| format!("{origin} is not a valid snapshot file"))?;
-    let request = v1::ReportMetricsRequest {
+    let started_at = match (args.started_at, args.sequence) {
+        (Some(secs), _) => Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+        (None, Some(_)) => Some(SystemTime::now()),
+        (None, None) => None,
+    };
+    let request = snapshots.into_request(v1::ReportMetricsRequest {
         source: args.source.clone(),
         sequence: args.sequence.unwrap_or(0),
         ttl: args.ttl.map(|ttl| prost_types::Duration {
             seconds: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
             nanos: i32::try_from(ttl.subsec_nanos()).unwrap_or(0),
         }),
-        datasources: snapshots.datasources,
-        caches: snapshots.caches,
-        watchers: snapshots.watchers,
-        schedulers: snapshots.schedulers,
-        executors: snapshots.executors,
-        web_servers: snapshots.web_servers,
-        runtimes: snapshots.runtimes,
-        performance: snapshots.performance,
-    };
+        started_at: started_at.map(prost_types::Timestamp::from),
+        ..v1::ReportMetricsRequest::default()
+    });
     let runtime = super::client_runtime()?;
     let response = runtime.block_on(async {
         let mut client = HealthReportsClient::new(args.target.connect().await?);
@@ -86,8 +104,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(tonic::Response::into_inner)
             .map_err(|status| anyhow::anyhow!("{} ({:?})", status.message(), status.code()))
     })?;
-    let status = proto::status(response.system_status, "system_status")
-        .map_or("unknown", crate::scoring::Status::as_str);
+    let status = convert::status(response.system_status, "system_status")
+        .map_or("unknown", crate::core::scoring::Status::as_str);
     if response.applied {
         println!(
             "applied {} entities from {}: system {status}, revision {}",

@@ -6,8 +6,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
+    app,
     config::{Config, LogFormat},
-    server,
 };
 
 use super::ConfigArgs;
@@ -78,7 +78,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             std::process::exit(1);
         });
     };
-    server::run(listener, &config, shutdown).await?;
+    app::run(listener, &config, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

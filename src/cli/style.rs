@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use crate::scoring::{Severity, Status};
+use crate::core::scoring::{Severity, Status};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Style {

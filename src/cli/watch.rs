@@ -4,9 +4,9 @@ use std::{collections::BTreeSet, process::ExitCode};
 
 use anyhow::Context;
 
-use crate::proto::{
-    self,
-    v1::{self, health_reports_client::HealthReportsClient},
+use crate::{
+    faces::grpc::convert,
+    proto::v1::{self, health_reports_client::HealthReportsClient},
 };
 
 use super::{connect::Target, get::Level, style::Style};
@@ -69,7 +69,7 @@ async fn follow(args: &Args) -> anyhow::Result<ExitCode> {
                 }
             }
         };
-        let status = proto::status(report.status, "status")
+        let status = convert::status(report.status, "status")
             .map_or_else(|_| "unknown".into(), |s| style.status(s));
         let at = report
             .generated_at

@@ -8,7 +8,7 @@ use healthscore::{
     proto::v1::{
         health_reports_client::HealthReportsClient, DatasourceSnapshot, ReportMetricsRequest,
     },
-    server,
+    app,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Channel, Endpoint};
@@ -38,7 +38,7 @@ impl TestServer {
             let stopped = async move {
                 let _ = stop.await;
             };
-            if let Err(error) = server::run(listener, &config, stopped).await {
+            if let Err(error) = app::run(listener, &config, stopped).await {
                 panic!("test server failed: {error}");
             }
         });

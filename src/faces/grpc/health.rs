@@ -6,13 +6,11 @@ use std::pin::Pin;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::{
-    engine::Engine,
-    proto::health::{
-        health_check_response::ServingStatus, health_server, HealthCheckRequest,
-        HealthCheckResponse, HealthListRequest, HealthListResponse,
-    },
+use super::proto::health::{
+    health_check_response::ServingStatus, health_server, HealthCheckRequest, HealthCheckResponse,
+    HealthListRequest, HealthListResponse,
 };
+use crate::engine::Engine;
 
 pub struct Health {
     engine: Engine,
@@ -24,9 +22,9 @@ impl Health {
     }
 }
 
-fn response(status: ServingStatus) -> HealthCheckResponse {
+fn response(status: impl Into<ServingStatus>) -> HealthCheckResponse {
     HealthCheckResponse {
-        status: status.into(),
+        status: status.into().into(),
     }
 }
 
@@ -39,14 +37,7 @@ impl health_server::Health for Health {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
         let service = &request.get_ref().service;
-        let status = self
-            .engine
-            .subscribe()
-            .borrow()
-            .serving
-            .get(service.as_str())
-            .copied();
-        match status {
+        match self.engine.serving(service) {
             Some(status) => Ok(Response::new(response(status))),
             None => Err(Status::not_found(format!("unknown service {service:?}"))),
         }
@@ -80,8 +71,7 @@ impl health_server::Health for Health {
             let status = state
                 .serving
                 .get(service.as_str())
-                .copied()
-                .unwrap_or(ServingStatus::ServiceUnknown);
+                .map_or(ServingStatus::ServiceUnknown, |&s| s.into());
             if last_sent == Some(status) {
                 return None;
             }

@@ -6,8 +6,8 @@ use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 use super::{
     catalog::Code,
     model::{
-        Deduction, EntityHealth, HealthReport, Issue, ScoreBreakdown, Status, Subsystem,
-        SystemHealthReport,
+        Deduction, EntityHealth, EntityList, HealthReport, Issue, ScoreBreakdown, Status,
+        Subsystem, SystemHealthReport,
     },
     policy::Policy,
     snapshot::Snapshot,
@@ -29,61 +29,126 @@ pub struct Staleness {
     pub ttl_secs: f64,
 }
 
-/// Evaluates every entity of one subsystem and scores the result.
-///
-/// A stale entity is listed with its last values but its rules are not run: its values are no
-/// longer true, and its source raises one SOURCE_STALE for this subsystem instead.
+/// One source's entities of one subsystem, evaluated: their report rows (sorted by name) and
+/// the issues they raise. The store keeps one per source and subsystem, made when the source
+/// pushes, so a report is assembled from these without running a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluated {
+    pub entities: Arc<[EntityHealth]>,
+    pub issues: Vec<Issue>,
+}
+
+/// Runs the subsystem's rules on one source's entities (current snapshot, previous snapshot).
+pub fn evaluate<'a, S: Snapshot + 'a>(
+    source: &Arc<str>,
+    entities: impl IntoIterator<Item = (&'a S, Option<&'a S>)>,
+    policy: &Policy,
+) -> Evaluated {
+    let subsystem = S::SUBSYSTEM;
+    let entities = entities.into_iter();
+    let mut issues = Vec::new();
+    // Sized up front: for thousands of entities, growing this Vec dominated the cost.
+    let mut rows = Vec::with_capacity(entities.size_hint().0);
+    for (current, previous) in entities {
+        let evaluation = current.evaluate(previous, &policy.thresholds);
+        let name = current.name();
+        let mut status = Status::Healthy;
+        for finding in evaluation.findings {
+            let severity = finding.code.severity();
+            status = status.max(Status::of(severity));
+            issues.push(Issue {
+                severity,
+                code: finding.code,
+                message: finding.message,
+                suggested_action: Cow::Borrowed(finding.code.entry().suggested_action),
+                entity: name.clone(),
+                entity_metrics: finding
+                    .reads
+                    .iter()
+                    .filter_map(|&key| evaluation.metrics.get(key).map(|v| (key, v)))
+                    .collect(),
+                subsystem,
+                source: source.clone(),
+            });
+        }
+        rows.push(EntityHealth {
+            name: name.clone(),
+            source: source.clone(),
+            status,
+            metrics: evaluation.metrics,
+            stale: false,
+        });
+    }
+    // The store yields entities sorted by name, so this only checks the order.
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Evaluated {
+        entities: rows.into(),
+        issues,
+    }
+}
+
+/// What `evaluated` shows while its source is stale: the last values, marked stale and
+/// critical, and one SOURCE_STALE instead of the rules' issues (the values are no longer true).
+pub fn stale(
+    evaluated: &Evaluated,
+    subsystem: Subsystem,
+    source: &Arc<str>,
+    staleness: Staleness,
+) -> Evaluated {
+    let entities: Vec<EntityHealth> = evaluated
+        .entities
+        .iter()
+        .map(|entity| EntityHealth {
+            status: Status::Critical,
+            stale: true,
+            ..entity.clone()
+        })
+        .collect();
+    Evaluated {
+        entities: entities.into(),
+        issues: vec![stale_issue(subsystem, source, staleness)],
+    }
+}
+
+/// Evaluates and scores one subsystem's entities, grouped by source: what the store does over
+/// time, in one call (for tests and benchmarks).
 pub fn subsystem_report<'a, S: Snapshot + 'a>(
     observed: impl IntoIterator<Item = Observed<'a, S>>,
     policy: &Policy,
 ) -> HealthReport {
-    let subsystem = S::SUBSYSTEM;
-    let observed = observed.into_iter();
-    let mut issues = Vec::new();
-    // Sized up front: for thousands of entities, growing this Vec dominated the cost.
-    let mut entities = Vec::with_capacity(observed.size_hint().0);
-    let mut stale_sources: BTreeMap<&Arc<str>, Staleness> = BTreeMap::new();
+    type Group<'a, S> = (Vec<(&'a S, Option<&'a S>)>, Option<Staleness>);
+    let mut sources: BTreeMap<&Arc<str>, Group<'a, S>> = BTreeMap::new();
     for entity in observed {
-        let evaluation = entity.current.evaluate(entity.previous, &policy.thresholds);
-        let name = entity.current.name();
-        let mut status = Status::Healthy;
-        if let Some(staleness) = entity.stale {
-            stale_sources.insert(entity.source, staleness);
-            status = Status::Critical;
-        } else {
-            for finding in evaluation.findings {
-                let severity = finding.code.severity();
-                status = status.max(Status::of(severity));
-                issues.push(Issue {
-                    severity,
-                    code: finding.code,
-                    message: finding.message,
-                    suggested_action: Cow::Borrowed(finding.code.entry().suggested_action),
-                    entity: name.clone(),
-                    entity_metrics: finding
-                        .reads
-                        .iter()
-                        .filter_map(|&key| evaluation.metrics.get(key).map(|v| (key, v)))
-                        .collect(),
-                    subsystem,
-                    source: entity.source.clone(),
-                });
+        let (entities, stale) = sources.entry(entity.source).or_default();
+        entities.push((entity.current, entity.previous));
+        *stale = stale.or(entity.stale);
+    }
+    let parts: Vec<Evaluated> = sources
+        .into_iter()
+        .map(|(source, (entities, staleness))| {
+            let evaluated = evaluate(source, entities, policy);
+            match staleness {
+                Some(staleness) => stale(&evaluated, S::SUBSYSTEM, source, staleness),
+                None => evaluated,
             }
-        }
-        entities.push(EntityHealth {
-            name: name.clone(),
-            source: entity.source.clone(),
-            status,
-            metrics: evaluation.metrics,
-            stale: entity.stale.is_some(),
-        });
+        })
+        .collect();
+    assemble(S::SUBSYSTEM, &parts, policy)
+}
+
+/// Scores one subsystem from its sources' evaluations, given in source order.
+pub fn assemble<'a>(
+    subsystem: Subsystem,
+    parts: impl IntoIterator<Item = &'a Evaluated>,
+    policy: &Policy,
+) -> HealthReport {
+    let mut runs = Vec::new();
+    let mut issues = Vec::new();
+    for part in parts {
+        runs.push(part.entities.clone());
+        issues.extend(part.issues.iter().cloned());
     }
-    for (source, staleness) in stale_sources {
-        issues.push(stale_issue(subsystem, source, staleness));
-    }
-    // Grouped by source, the order the store yields them in, so this sort only checks the run.
-    entities.sort_by(|a, b| (&a.source, &a.name).cmp(&(&b.source, &b.name)));
-    score(subsystem, issues, entities, policy)
+    score(subsystem, issues, EntityList::from_runs(runs), policy)
 }
 
 fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) -> Issue {
@@ -112,7 +177,7 @@ fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) ->
 pub fn score(
     subsystem: Subsystem,
     mut issues: Vec<Issue>,
-    entities: Vec<EntityHealth>,
+    entities: EntityList,
     policy: &Policy,
 ) -> HealthReport {
     issues.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
@@ -181,7 +246,7 @@ pub fn system_report<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoring::{
+    use crate::core::scoring::{
         model::Severity,
         snapshot::{DatasourceSnapshot, PerformanceSnapshot, WatcherSnapshot},
     };
@@ -377,9 +442,9 @@ mod tests {
     #[test]
     fn system_json_prefixes_codes_with_the_subsystem() {
         let executors = Arc::new(report_of(
-            &[crate::scoring::snapshot::ExecutorSnapshot {
+            &[crate::core::scoring::snapshot::ExecutorSnapshot {
                 name: "workers".into(),
-                state: crate::scoring::snapshot::ExecutorState::Degraded,
+                state: crate::core::scoring::snapshot::ExecutorState::Degraded,
                 active: 0,
                 max_threads: 4,
                 queued: 0,

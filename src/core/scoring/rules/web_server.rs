@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::scoring::{
+use crate::core::scoring::{
     catalog::Code,
     model::Subsystem,
     policy::Thresholds,

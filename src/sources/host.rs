@@ -8,14 +8,19 @@
 use std::{collections::BTreeSet, ffi::OsStr, path::Path, sync::Arc, thread, time::Duration};
 
 use sysinfo::{DiskRefreshKind, Disks, System, MINIMUM_CPU_UPDATE_INTERVAL};
+use tokio::sync::oneshot;
 
+use super::{Source, SourceError};
 use crate::{
     config::HostConfig,
-    engine::Engine,
-    scoring::{
-        rules::host::CpuWindow,
-        snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+    core::{
+        ingest::{Limits, Push, HOST_SOURCE},
+        scoring::{
+            rules::host::CpuWindow,
+            snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+        },
     },
+    engine::Engine,
 };
 
 /// Filesystems that hold no data of their own (kernel interfaces, memory, images, layers).
@@ -83,7 +88,14 @@ impl Sampler {
 
     /// One reading of every host entity.
     pub fn sample(&mut self) -> Vec<HostSnapshot> {
-        let mut entities = vec![self.cpu(), self.memory()];
+        let mut entities = vec![self.cpu()];
+        entities.extend(self.memory_and_disks());
+        entities
+    }
+
+    /// Memory and disks: what can be read at once (CPU use needs a baseline some time earlier).
+    pub fn memory_and_disks(&mut self) -> Vec<HostSnapshot> {
+        let mut entities = vec![self.memory()];
         entities.extend(self.disks());
         entities
     }
@@ -163,26 +175,63 @@ impl Sampler {
     }
 }
 
-/// Starts the sampler on its own thread. It samples every `config.interval()` until the engine
-/// stops.
-pub fn spawn(engine: Engine, config: &HostConfig) -> std::io::Result<thread::JoinHandle<()>> {
-    let interval = config.interval();
-    let window = config.cpu_window_samples();
-    let runtime = tokio::runtime::Handle::current();
-    thread::Builder::new()
-        .name("host-sampler".into())
-        .spawn(move || {
-            let mut sampler = Sampler::new(window);
-            // sysinfo needs two CPU readings some time apart before usage means anything.
-            thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
-            loop {
-                let entities = sampler.sample();
-                if runtime.block_on(engine.set_host(entities)).is_err() {
-                    return;
+/// The host sampler as a source: a thread of its own that pushes the host's entities as the
+/// source `host` every interval, with a TTL of three intervals, so a sampler that stops is
+/// reported stale.
+pub struct HostSource {
+    interval: Duration,
+    cpu_window_samples: usize,
+    ttl: Duration,
+}
+
+impl HostSource {
+    pub fn new(config: &HostConfig, limits: &Limits) -> Self {
+        let ttl = (config.interval() * 3).clamp(
+            Duration::from_secs(limits.min_ttl_secs),
+            Duration::from_secs(limits.max_ttl_secs),
+        );
+        Self {
+            interval: config.interval(),
+            cpu_window_samples: config.cpu_window_samples(),
+            ttl,
+        }
+    }
+}
+
+impl Source for HostSource {
+    /// Returns once memory and disks are in the engine; CPU joins on the next sample, when
+    /// sysinfo has a baseline to measure against.
+    async fn start(self, engine: &Engine) -> Result<(), SourceError> {
+        let runtime = tokio::runtime::Handle::current();
+        let (first, first_done) = oneshot::channel();
+        let engine = engine.clone();
+        let push = move |entities| Push {
+            source: Arc::from(HOST_SOURCE),
+            ttl: Some(self.ttl),
+            host: Some(entities),
+            ..Push::default()
+        };
+        thread::Builder::new()
+            .name("host-sampler".into())
+            .spawn(move || {
+                let mut sampler = Sampler::new(self.cpu_window_samples);
+                let pushed = runtime.block_on(engine.push(push(sampler.memory_and_disks())));
+                let _ = first.send(pushed.map(drop));
+                // sysinfo needs two CPU readings some time apart before usage means anything.
+                thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
+                loop {
+                    if runtime.block_on(engine.push(push(sampler.sample()))).is_err() {
+                        return;
+                    }
+                    thread::sleep(self.interval);
                 }
-                thread::sleep(interval);
-            }
-        })
+            })
+            .map_err(|error| SourceError::Start("host sampler", error))?;
+        first_done
+            .await
+            .map_err(|_| SourceError::Stopped("host sampler"))?
+            .map_err(|error| SourceError::Engine("host sampler", error))
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
-use crate::scoring::{
+use crate::core::scoring::{
     catalog::Code,
     model::Subsystem,
     policy::Thresholds,
@@ -161,7 +161,7 @@ impl Snapshot for HostSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoring::snapshot::{CpuSample, DiskSample, MemorySample};
+    use crate::core::scoring::snapshot::{CpuSample, DiskSample, MemorySample};
 
     fn codes(s: &HostSnapshot) -> Vec<Code> {
         s.evaluate(None, &Thresholds::default()).codes()

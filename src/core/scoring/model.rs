@@ -5,6 +5,7 @@ use std::{borrow::Cow, fmt, str::FromStr, sync::Arc};
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
 use super::catalog::Code;
+pub use crate::core::subsystem::Subsystem;
 
 /// How much an issue matters. Ordered: `Info < Warning < Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -71,78 +72,6 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The subsystems a report can be about. Their keys are used in maps, issue-code prefixes and
-/// grpc.health.v1 service names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Subsystem {
-    Datasources,
-    Caches,
-    Watchers,
-    Schedulers,
-    Executors,
-    WebServer,
-    Runtime,
-    Performance,
-    Host,
-}
-
-impl Subsystem {
-    pub const ALL: [Subsystem; 9] = [
-        Self::Datasources,
-        Self::Caches,
-        Self::Watchers,
-        Self::Schedulers,
-        Self::Executors,
-        Self::WebServer,
-        Self::Runtime,
-        Self::Performance,
-        Self::Host,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Datasources => "datasources",
-            Self::Caches => "caches",
-            Self::Watchers => "watchers",
-            Self::Schedulers => "schedulers",
-            Self::Executors => "executors",
-            Self::WebServer => "webServer",
-            Self::Runtime => "runtime",
-            Self::Performance => "performance",
-            Self::Host => "host",
-        }
-    }
-}
-
-impl FromStr for Subsystem {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|subsystem| subsystem.key() == s)
-            .ok_or_else(|| {
-                let keys: Vec<_> = Self::ALL.iter().map(|s| s.key()).collect();
-                format!(
-                    "unknown subsystem {s:?} (expected one of {})",
-                    keys.join(", ")
-                )
-            })
-    }
-}
-
-impl fmt::Display for Subsystem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
-
-impl Serialize for Subsystem {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.key())
     }
 }
 
@@ -289,7 +218,59 @@ pub struct HealthReport {
     #[serde(serialize_with = "plain_issues")]
     pub issues: Vec<Issue>,
     pub score_breakdown: ScoreBreakdown,
-    pub entities: Vec<EntityHealth>,
+    pub entities: EntityList,
+}
+
+/// A report's entities in (source, name) order, held as the per-source runs the store
+/// evaluated, so a report over many sources shares their rows instead of copying them.
+#[derive(Clone, Debug, Default)]
+pub struct EntityList(Vec<Arc<[EntityHealth]>>);
+
+impl EntityList {
+    /// The list of `runs`, in the order given; empty runs are dropped.
+    pub fn from_runs(runs: impl IntoIterator<Item = Arc<[EntityHealth]>>) -> Self {
+        Self(runs.into_iter().filter(|run| !run.is_empty()).collect())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &EntityHealth> {
+        self.0.iter().flat_map(|run| run.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|run| run.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<EntityHealth>> for EntityList {
+    fn from(entities: Vec<EntityHealth>) -> Self {
+        Self::from_runs([Arc::from(entities)])
+    }
+}
+
+impl<'a> IntoIterator for &'a EntityList {
+    type Item = &'a EntityHealth;
+    type IntoIter = Box<dyn Iterator<Item = &'a EntityHealth> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// Equal when the entities are, however they are split into runs.
+impl PartialEq for EntityList {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Serialize for EntityList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 impl HealthReport {
@@ -305,7 +286,7 @@ impl HealthReport {
                 base: ScoreBreakdown::BASE,
                 deductions: Vec::new(),
             },
-            entities: Vec::new(),
+            entities: EntityList::default(),
         }
     }
 }

@@ -1,28 +1,35 @@
 //! `healthscore.v1.HealthReports`: reads of the published state, WatchHealth streams, and the
 //! ingestion RPCs that hand validated pushes to the engine.
 
-use std::{collections::BTreeSet, future::Future, pin::Pin};
+use std::{collections::BTreeSet, future::Future, pin::Pin, time::SystemTime};
 
+use prost::Message;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::{
+    convert,
+    proto::{v1, Envelope, SystemReportEnvelope},
+};
 use crate::{
-    engine::{verdict, Engine, Published},
-    proto::{self, v1, Envelope, FieldError, Push, SystemReportEnvelope, View},
-    scoring::{system_report, Subsystem},
+    core::{
+        ingest::{name, FieldError, Limits},
+        published::{verdict, Published, Rendition, View},
+        scoring::{system_report, Subsystem},
+        subsystem::for_each_subsystem,
+    },
+    engine::Engine,
+    sources::push,
 };
 
 pub struct Reports {
     engine: Engine,
-    max_name_bytes: usize,
+    limits: Limits,
 }
 
 impl Reports {
-    pub fn new(engine: Engine, max_name_bytes: usize) -> Self {
-        Self {
-            engine,
-            max_name_bytes,
-        }
+    pub fn new(engine: Engine, limits: Limits) -> Self {
+        Self { engine, limits }
     }
 
     fn report(
@@ -30,9 +37,9 @@ impl Reports {
         subsystem: Subsystem,
         options: Option<&v1::ReportOptions>,
     ) -> Result<v1::HealthReport, Status> {
-        let view = View::from_options(options)?;
+        let view = convert::view(options)?;
         let state = self.engine.state();
-        Ok(proto::health_report(
+        Ok(convert::health_report(
             state.report(subsystem),
             state.stamp,
             view,
@@ -58,10 +65,18 @@ fn selection(keys: &[String]) -> Result<Vec<Subsystem>, FieldError> {
 /// The system report of one state as `view` asks for it: the shared encoding when the view
 /// keeps every issue, a message built for this reader otherwise.
 fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
-    match view.min_severity {
-        None => Envelope::Encoded(state.system_bytes(view.omit_entities)),
-        Some(_) => Envelope::built(proto::system_report(&state.system, state.stamp, view)),
+    if view.min_severity.is_some() {
+        return Envelope::built(convert::system_report(&state.system, state.stamp, view));
     }
+    let rendition = match view.omit_entities {
+        false => Rendition::ProtoSystem,
+        true => Rendition::ProtoSystemCompact,
+    };
+    Envelope::Encoded(state.rendition(rendition, |state| {
+        convert::system_report(&state.system, state.stamp, view)
+            .encode_to_vec()
+            .into()
+    }))
 }
 
 /// The aggregate over the selected subsystems of one published state.
@@ -70,7 +85,7 @@ fn watch_message(state: &Published, selected: &[Subsystem], view: View) -> Syste
         system_envelope(state, view)
     } else {
         let partial = system_report(selected.iter().map(|&s| state.report(s)));
-        Envelope::built(proto::system_report(&partial, state.stamp, view))
+        Envelope::built(convert::system_report(&partial, state.stamp, view))
     }
 }
 
@@ -80,7 +95,8 @@ type HealthReportStream =
 /// The per-subsystem reads, written out as `async_trait` would expand them (it cannot see
 /// inside a macro's output).
 macro_rules! subsystem_rpcs {
-    ($($method:ident($request:ident) -> $response:ident: $subsystem:ident;)+) => {$(
+    ($($subsystem:ident $key:literal $field:ident $snapshot:ident
+        $method:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {$(
         fn $method<'life0, 'async_trait>(
             &'life0 self,
             request: Request<v1::$request>,
@@ -97,23 +113,13 @@ macro_rules! subsystem_rpcs {
 
 #[tonic::async_trait]
 impl v1::health_reports_server::HealthReports for Reports {
-    subsystem_rpcs! {
-        get_datasource_health(GetDatasourceHealthRequest) -> GetDatasourceHealthResponse: Datasources;
-        get_cache_health(GetCacheHealthRequest) -> GetCacheHealthResponse: Caches;
-        get_watcher_health(GetWatcherHealthRequest) -> GetWatcherHealthResponse: Watchers;
-        get_scheduler_health(GetSchedulerHealthRequest) -> GetSchedulerHealthResponse: Schedulers;
-        get_executor_health(GetExecutorHealthRequest) -> GetExecutorHealthResponse: Executors;
-        get_web_server_health(GetWebServerHealthRequest) -> GetWebServerHealthResponse: WebServer;
-        get_runtime_health(GetRuntimeHealthRequest) -> GetRuntimeHealthResponse: Runtime;
-        get_performance_health(GetPerformanceHealthRequest) -> GetPerformanceHealthResponse: Performance;
-        get_host_health(GetHostHealthRequest) -> GetHostHealthResponse: Host;
-    }
+    for_each_subsystem!(subsystem_rpcs);
 
     async fn get_system_health(
         &self,
         request: Request<v1::GetSystemHealthRequest>,
     ) -> Result<Response<v1::GetSystemHealthResponse>, Status> {
-        let view = View::from_options(request.get_ref().options.as_ref())?;
+        let view = convert::view(request.get_ref().options.as_ref())?;
         Ok(Response::new(system_envelope(&self.engine.state(), view)))
     }
 
@@ -125,7 +131,7 @@ impl v1::health_reports_server::HealthReports for Reports {
     ) -> Result<Response<Self::WatchHealthStream>, Status> {
         let request = request.into_inner();
         let selected = selection(&request.subsystems)?;
-        let view = View::from_options(request.options.as_ref())?;
+        let view = convert::view(request.options.as_ref())?;
         let mut last_sent = None;
         // WatchStream yields the current state first, then only the newest state after each
         // change: a slow reader skips states instead of queueing them.
@@ -149,7 +155,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::ReportMetricsRequest>,
     ) -> Result<Response<v1::ReportMetricsResponse>, Status> {
-        let push = Push::from_wire(request.into_inner(), self.max_name_bytes)?;
+        let push = push::from_wire(request.into_inner(), &self.limits, SystemTime::now())?;
         let entity_count = u32::try_from(push.entity_count()).unwrap_or(u32::MAX);
         let outcome = self.engine.push(push).await?;
         Ok(Response::new(v1::ReportMetricsResponse {
@@ -164,7 +170,11 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::ForgetSourceRequest>,
     ) -> Result<Response<v1::ForgetSourceResponse>, Status> {
-        let source = proto::name("source", &request.get_ref().source, self.max_name_bytes)?;
+        let source = name(
+            "source",
+            &request.get_ref().source,
+            self.limits.max_name_bytes,
+        )?;
         let (forgotten, revision) = self.engine.forget(source).await?;
         Ok(Response::new(v1::ForgetSourceResponse {
             forgotten,

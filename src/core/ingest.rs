@@ -1,0 +1,304 @@
+//! What inputs hand to the engine: a validated [`Push`] of one source's snapshots, the
+//! [`Limits`] every input obeys, and the one error type ([`FieldError`]) a rejected input gets.
+//! Each face maps a `FieldError` to its protocol's error (gRPC status, HTTP code) itself.
+//!
+//! Pure: no I/O, no clock (callers pass the time).
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    scoring::snapshot::{
+        CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot, PerformanceSnapshot,
+        RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot, WebServerSnapshot,
+    },
+    subsystem::for_each_subsystem,
+};
+
+/// Why an input was refused. The request is malformed, or it is valid but a limit of the
+/// server's (sources, entities) is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The input is wrong: gRPC INVALID_ARGUMENT, HTTP 400.
+    Invalid,
+    /// The input is fine but the server is full: gRPC RESOURCE_EXHAUSTED, HTTP 429.
+    Exhausted,
+}
+
+/// A field of an input or config that cannot be accepted: `field` is the path to it
+/// (`datasources[2] "mainDB".active`, `limits.max_sources`), `problem` says what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct FieldError {
+    pub refusal: Refusal,
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    /// The input is wrong.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            refusal: Refusal::Invalid,
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The input is fine but a server limit is full.
+    pub fn exhausted(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            refusal: Refusal::Exhausted,
+            ..Self::new(field, problem)
+        }
+    }
+}
+
+/// The source name of the host sampler's entities; no other input may use it.
+pub const HOST_SOURCE: &str = "host";
+
+macro_rules! push_struct {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident
+        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+        /// One source's validated snapshots. A `None` list leaves that subsystem of the source
+        /// untouched; a `Some` list replaces it.
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct Push {
+            pub source: Arc<str>,
+            /// When this incarnation of the source started: pushes are ordered by
+            /// (`started_at`, `sequence`), and a later incarnation starts new counter windows.
+            pub started_at: Option<SystemTime>,
+            /// Pushes whose sequence is not above the last accepted one (of the same
+            /// incarnation) are not applied.
+            pub sequence: Option<u64>,
+            /// `None` uses the configured default.
+            pub ttl: Option<Duration>,
+            $(pub $field: Option<Vec<$snapshot>>,)+
+        }
+
+        impl Push {
+            /// Entities in every list.
+            pub fn entity_count(&self) -> usize {
+                0 $(+ self.$field.as_ref().map_or(0, Vec::len))+
+            }
+        }
+    };
+}
+for_each_subsystem!(push_struct);
+
+/// Validates a name (source or entity): not blank, at most `max_bytes`, and nothing that renders
+/// invisibly or reorders text (control, bidi and zero-width characters), so that two names that
+/// look the same are the same.
+pub fn name(field: &str, value: &str, max_bytes: usize) -> Result<Arc<str>, FieldError> {
+    if value.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.len() > max_bytes {
+        return Err(FieldError::new(
+            field,
+            format!("is {} bytes long; the limit is {max_bytes}", value.len()),
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| c.is_control() || is_invisible(c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain control characters or invisible bidi and zero-width ones (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(Arc::from(value))
+}
+
+/// Unicode format characters (category Cf) that change how text displays without showing:
+/// bidi overrides and isolates, zero-width spaces and joiners, the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// Checks a source's `started_at` against the clock: more than `max_skew` in the future is a
+/// client whose clock is wrong, and accepting it would lock out its real later incarnations.
+pub fn started_at(
+    started_at: SystemTime,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Result<SystemTime, FieldError> {
+    match started_at.duration_since(now) {
+        Ok(ahead) if ahead > max_skew => Err(FieldError::new(
+            "started_at",
+            format!(
+                "is {}s in the future; the limit is {}s (limits.max_clock_skew_secs)",
+                ahead.as_secs(),
+                max_skew.as_secs()
+            ),
+        )),
+        _ => Ok(started_at),
+    }
+}
+
+/// Bounds on what inputs may carry. Durations are whole seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Most entities one ReportMetrics request may carry.
+    pub max_entities_per_request: usize,
+    /// Most sources known at once; a push from a new source beyond it is refused.
+    pub max_sources: usize,
+    /// Longest source or entity name, in bytes.
+    pub max_name_bytes: usize,
+    /// TTL of a push that sets none.
+    pub default_ttl_secs: u64,
+    /// Shortest TTL a push may set.
+    pub min_ttl_secs: u64,
+    /// Longest TTL a push may set.
+    pub max_ttl_secs: u64,
+    /// How long a stale source stays visible (as SOURCE_STALE) before it is dropped.
+    pub forget_after_secs: u64,
+    /// How far in the future a push's `started_at` may be.
+    pub max_clock_skew_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entities_per_request: 10_000,
+            max_sources: 1_000,
+            max_name_bytes: 256,
+            default_ttl_secs: 30,
+            min_ttl_secs: 1,
+            max_ttl_secs: 3_600,
+            forget_after_secs: 600,
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+/// The longest TTL or forget delay a config may set, in seconds: one year.
+pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
+
+impl Limits {
+    /// Checks the limits against each other; the error names the config key.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for (key, value) in [
+            (
+                "max_entities_per_request",
+                self.max_entities_per_request as u64,
+            ),
+            ("max_sources", self.max_sources as u64),
+            ("max_name_bytes", self.max_name_bytes as u64),
+            ("min_ttl_secs", self.min_ttl_secs),
+        ] {
+            if value == 0 {
+                return Err(FieldError::new(
+                    format!("limits.{key}"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        // Deadlines are Instants plus these; a bound keeps that arithmetic from overflowing.
+        for (key, value) in [
+            ("max_ttl_secs", self.max_ttl_secs),
+            ("forget_after_secs", self.forget_after_secs),
+            ("max_clock_skew_secs", self.max_clock_skew_secs),
+        ] {
+            if value > MAX_DURATION_SECS {
+                return Err(FieldError::new(
+                    format!("limits.{key}"),
+                    format!("{value} is above {MAX_DURATION_SECS} (one year)"),
+                ));
+            }
+        }
+        if self.min_ttl_secs > self.max_ttl_secs {
+            return Err(FieldError::new(
+                "limits.min_ttl_secs",
+                format!(
+                    "{} is above limits.max_ttl_secs ({})",
+                    self.min_ttl_secs, self.max_ttl_secs
+                ),
+            ));
+        }
+        if !(self.min_ttl_secs..=self.max_ttl_secs).contains(&self.default_ttl_secs) {
+            return Err(FieldError::new(
+                "limits.default_ttl_secs",
+                format!(
+                    "{} is outside limits.min_ttl_secs..=limits.max_ttl_secs ({}..={})",
+                    self.default_ttl_secs, self.min_ttl_secs, self.max_ttl_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A TTL within the bounds: the default when `None`.
+    pub fn ttl(&self, ttl: Option<Duration>) -> Result<Duration, FieldError> {
+        let Some(ttl) = ttl else {
+            return Ok(Duration::from_secs(self.default_ttl_secs));
+        };
+        let (min, max) = (
+            Duration::from_secs(self.min_ttl_secs),
+            Duration::from_secs(self.max_ttl_secs),
+        );
+        if ttl < min || ttl > max {
+            return Err(FieldError::new(
+                "ttl",
+                format!("{ttl:?} is outside the allowed {min:?} to {max:?}"),
+            ));
+        }
+        Ok(ttl)
+    }
+
+    /// Checks a request's entity count, before any per-entity work.
+    pub fn entity_count(&self, count: usize) -> Result<(), FieldError> {
+        if count > self.max_entities_per_request {
+            return Err(FieldError::new(
+                "entities",
+                format!(
+                    "{count} entities in one request; the limit is {} (limits.max_entities_per_request)",
+                    self.max_entities_per_request
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_and_reordering_characters_are_refused_in_names() {
+        for bad in ["db\u{202e}exe.txt", "app-1\u{200b}", "a\u{200f}b", "\u{feff}x"] {
+            let error = name("source", bad, 256).unwrap_err();
+            assert!(error.problem.contains("zero-width"), "{bad:?}: {error}");
+        }
+        assert!(name("source", "orders-1 (eu)", 256).is_ok());
+        assert!(name("source", "café-ü", 256).is_ok());
+    }
+
+    #[test]
+    fn started_at_far_in_the_future_is_refused() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let skew = Duration::from_secs(300);
+        assert!(started_at(now + Duration::from_secs(299), now, skew).is_ok());
+        assert!(started_at(now - Duration::from_secs(86_400), now, skew).is_ok());
+        let error = started_at(now + Duration::from_secs(301), now, skew).unwrap_err();
+        assert_eq!(error.field, "started_at");
+    }
+}

@@ -1,0 +1,305 @@
+//! Conversions between the core's types and the wire's, in both directions (the CLI reads
+//! reports back into core types to print them), and the gRPC status of each core error.
+
+use std::sync::Arc;
+
+use tonic::Code;
+
+use super::proto::{health::health_check_response::ServingStatus, v1};
+use crate::{
+    core::{
+        ingest::{FieldError, Refusal},
+        published::{Serving, Stamp, View},
+        scoring,
+    },
+    engine::EngineError,
+};
+
+impl From<FieldError> for tonic::Status {
+    fn from(error: FieldError) -> Self {
+        let code = match error.refusal {
+            Refusal::Invalid => Code::InvalidArgument,
+            Refusal::Exhausted => Code::ResourceExhausted,
+        };
+        tonic::Status::new(code, error.to_string())
+    }
+}
+
+impl From<EngineError> for tonic::Status {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Invalid(field) => field.into(),
+            EngineError::Stopped => tonic::Status::unavailable(error.to_string()),
+        }
+    }
+}
+
+impl From<Serving> for ServingStatus {
+    fn from(serving: Serving) -> Self {
+        match serving {
+            Serving::Serving => Self::Serving,
+            Serving::NotServing => Self::NotServing,
+        }
+    }
+}
+
+impl From<scoring::Severity> for v1::Severity {
+    fn from(severity: scoring::Severity) -> Self {
+        match severity {
+            scoring::Severity::Info => Self::Info,
+            scoring::Severity::Warning => Self::Warning,
+            scoring::Severity::Critical => Self::Critical,
+        }
+    }
+}
+
+impl From<scoring::Status> for v1::Status {
+    fn from(status: scoring::Status) -> Self {
+        match status {
+            scoring::Status::Healthy => Self::Healthy,
+            scoring::Status::Warning => Self::Warning,
+            scoring::Status::Critical => Self::Critical,
+        }
+    }
+}
+
+/// Reads a wire severity filter: `None` for UNSPECIFIED (keep everything).
+pub fn min_severity(raw: i32, field: &str) -> Result<Option<scoring::Severity>, FieldError> {
+    match v1::Severity::try_from(raw) {
+        Ok(v1::Severity::Unspecified) => Ok(None),
+        Ok(v1::Severity::Info) => Ok(Some(scoring::Severity::Info)),
+        Ok(v1::Severity::Warning) => Ok(Some(scoring::Severity::Warning)),
+        Ok(v1::Severity::Critical) => Ok(Some(scoring::Severity::Critical)),
+        Err(_) => Err(FieldError::new(
+            field,
+            format!("unknown severity value {raw}"),
+        )),
+    }
+}
+
+/// Reads a request's report options (absent means everything).
+pub fn view(options: Option<&v1::ReportOptions>) -> Result<View, FieldError> {
+    let Some(options) = options else {
+        return Ok(View::default());
+    };
+    Ok(View {
+        min_severity: min_severity(options.min_severity, "options.min_severity")?,
+        omit_entities: options.omit_entities,
+    })
+}
+
+fn metrics_map(metrics: &scoring::Metrics) -> std::collections::BTreeMap<String, f64> {
+    metrics.iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn issue(issue: &scoring::Issue, prefixed: bool) -> v1::Issue {
+    v1::Issue {
+        severity: v1::Severity::from(issue.severity).into(),
+        code: if prefixed {
+            format!("{}:{}", issue.subsystem, issue.code)
+        } else {
+            issue.code.as_str().to_owned()
+        },
+        message: issue.message.clone(),
+        suggested_action: issue.suggested_action.to_string(),
+        entity: issue.entity.to_string(),
+        entity_metrics: metrics_map(&issue.entity_metrics),
+        subsystem: issue.subsystem.key().to_owned(),
+        source: issue.source.to_string(),
+    }
+}
+
+/// A subsystem report on the wire, filtered by `view`.
+pub fn health_report(report: &scoring::HealthReport, stamp: Stamp, view: View) -> v1::HealthReport {
+    v1::HealthReport {
+        subsystem: report.subsystem.key().to_owned(),
+        available: report.available,
+        status: v1::Status::from(report.status).into(),
+        score: report.score,
+        issues: report
+            .issues
+            .iter()
+            .filter(|i| view.keeps(i))
+            .map(|i| issue(i, false))
+            .collect(),
+        score_breakdown: Some(v1::ScoreBreakdown {
+            base: report.score_breakdown.base,
+            deductions: report
+                .score_breakdown
+                .deductions
+                .iter()
+                .map(|d| v1::Deduction {
+                    code: d.code.as_str().to_owned(),
+                    severity: v1::Severity::from(d.severity).into(),
+                    penalty: d.penalty,
+                    entity: d.entity.to_string(),
+                })
+                .collect(),
+        }),
+        entities: if view.omit_entities {
+            Vec::new()
+        } else {
+            report
+                .entities
+                .iter()
+                .map(|e| v1::EntityHealth {
+                    name: e.name.to_string(),
+                    source: e.source.to_string(),
+                    status: v1::Status::from(e.status).into(),
+                    metrics: metrics_map(&e.metrics),
+                    stale: e.stale,
+                })
+                .collect()
+        },
+        revision: stamp.revision,
+        generated_at: Some(stamp.generated_at.into()),
+    }
+}
+
+/// The system report on the wire, filtered by `view` (which also applies to every subsystem).
+pub fn system_report(
+    report: &scoring::SystemHealthReport,
+    stamp: Stamp,
+    view: View,
+) -> v1::SystemHealthReport {
+    v1::SystemHealthReport {
+        status: v1::Status::from(report.status).into(),
+        score: report.score,
+        issues: report
+            .issues
+            .iter()
+            .filter(|i| view.keeps(i))
+            .map(|i| issue(i, true))
+            .collect(),
+        subsystems: report
+            .subsystems
+            .iter()
+            .map(|(key, r)| ((*key).to_owned(), health_report(r, stamp, view)))
+            .collect(),
+        revision: stamp.revision,
+        generated_at: Some(stamp.generated_at.into()),
+    }
+}
+
+fn severity(raw: i32, field: &str) -> Result<scoring::Severity, FieldError> {
+    min_severity(raw, field)?.ok_or_else(|| FieldError::new(field, "severity is unspecified"))
+}
+
+/// Reads a wire status; UNSPECIFIED and unknown values are errors naming `field`.
+pub fn status(raw: i32, field: &str) -> Result<scoring::Status, FieldError> {
+    match v1::Status::try_from(raw) {
+        Ok(v1::Status::Healthy) => Ok(scoring::Status::Healthy),
+        Ok(v1::Status::Warning) => Ok(scoring::Status::Warning),
+        Ok(v1::Status::Critical) => Ok(scoring::Status::Critical),
+        _ => Err(FieldError::new(
+            field,
+            format!("unknown status value {raw}"),
+        )),
+    }
+}
+
+fn issues(list: Vec<v1::Issue>) -> Result<Vec<scoring::Issue>, FieldError> {
+    list.into_iter().map(scoring::Issue::try_from).collect()
+}
+
+fn metrics(map: std::collections::BTreeMap<String, f64>) -> scoring::Metrics {
+    map.into_iter().collect()
+}
+
+impl TryFrom<v1::Issue> for scoring::Issue {
+    type Error = FieldError;
+
+    /// Reads an issue from a report; a system report's `subsystem:` code prefix is dropped.
+    fn try_from(issue: v1::Issue) -> Result<Self, FieldError> {
+        let code = issue.code.rsplit(':').next().unwrap_or_default();
+        Ok(Self {
+            severity: severity(issue.severity, "issue.severity")?,
+            code: code
+                .parse()
+                .map_err(|problem| FieldError::new("issue.code", problem))?,
+            message: issue.message,
+            suggested_action: issue.suggested_action.into(),
+            entity: issue.entity.into(),
+            entity_metrics: metrics(issue.entity_metrics),
+            subsystem: issue
+                .subsystem
+                .parse()
+                .map_err(|problem| FieldError::new("issue.subsystem", problem))?,
+            source: issue.source.into(),
+        })
+    }
+}
+
+impl TryFrom<v1::HealthReport> for scoring::HealthReport {
+    type Error = FieldError;
+
+    fn try_from(report: v1::HealthReport) -> Result<Self, FieldError> {
+        let subsystem: scoring::Subsystem = report
+            .subsystem
+            .parse()
+            .map_err(|problem| FieldError::new("subsystem", problem))?;
+        let breakdown = report.score_breakdown.unwrap_or_default();
+        Ok(Self {
+            subsystem,
+            available: report.available,
+            status: status(report.status, "status")?,
+            score: report.score,
+            issues: issues(report.issues)?,
+            score_breakdown: scoring::ScoreBreakdown {
+                base: breakdown.base,
+                deductions: breakdown
+                    .deductions
+                    .into_iter()
+                    .map(|d| {
+                        Ok(scoring::Deduction {
+                            code: d
+                                .code
+                                .parse()
+                                .map_err(|problem| FieldError::new("deduction.code", problem))?,
+                            subsystem,
+                            severity: severity(d.severity, "deduction.severity")?,
+                            penalty: d.penalty,
+                            entity: d.entity.into(),
+                        })
+                    })
+                    .collect::<Result<_, FieldError>>()?,
+            },
+            entities: report
+                .entities
+                .into_iter()
+                .map(|e| {
+                    Ok(scoring::EntityHealth {
+                        name: e.name.into(),
+                        source: e.source.into(),
+                        status: status(e.status, "entity.status")?,
+                        metrics: metrics(e.metrics),
+                        stale: e.stale,
+                    })
+                })
+                .collect::<Result<Vec<_>, FieldError>>()?
+                .into(),
+        })
+    }
+}
+
+impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
+    type Error = FieldError;
+
+    fn try_from(report: v1::SystemHealthReport) -> Result<Self, FieldError> {
+        let subsystems = report
+            .subsystems
+            .into_values()
+            .map(|r| {
+                let r = scoring::HealthReport::try_from(r)?;
+                Ok((r.subsystem.key(), Arc::new(r)))
+            })
+            .collect::<Result<_, FieldError>>()?;
+        Ok(Self {
+            status: status(report.status, "status")?,
+            score: report.score,
+            issues: issues(report.issues)?,
+            subsystems,
+        })
+    }
+}
+

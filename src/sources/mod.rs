@@ -1,0 +1,28 @@
+//! Inputs: each turns something outside (the host, a push, later a scrape or an OTLP export)
+//! into validated [`Push`](crate::core::ingest::Push)es for the engine.
+//!
+//! Sources that run on their own (the host sampler) implement [`Source`] and are started by the
+//! app. Sources that answer a request (push) are called by the face that hosts the request.
+
+pub mod host;
+pub mod push;
+
+use crate::engine::{Engine, EngineError};
+
+/// A source that runs on its own, started once by the app.
+pub trait Source {
+    /// Starts the source. Returns once its first reading is in the engine, so the reports it
+    /// feeds are there when the ports open; it then feeds the engine until the engine stops.
+    fn start(self, engine: &Engine) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
+}
+
+/// Why a source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot start the {0}: {1}")]
+    Start(&'static str, #[source] std::io::Error),
+    #[error("the {0} stopped before its first reading")]
+    Stopped(&'static str),
+    #[error("the {0}'s first reading was refused: {1}")]
+    Engine(&'static str, #[source] EngineError),
+}

@@ -1,0 +1,77 @@
+//! Socket options of accepted connections, seen from the server's side of a real connection.
+
+mod common;
+
+use std::{
+    os::fd::RawFd,
+    time::{Duration, Instant},
+};
+
+use common::TestServer;
+use healthscore::proto::v1;
+
+/// The local port of socket `fd`, and whether it is listening; `None` if it is not a TCP socket.
+fn tcp_socket(fd: RawFd) -> Option<(u16, bool)> {
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: addr and len describe a buffer of the size passed.
+    let named = unsafe { libc::getsockname(fd, (&raw mut addr).cast(), &mut len) };
+    if named != 0 || i32::from(addr.sin_family) != libc::AF_INET {
+        return None;
+    }
+    let listening = option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? != 0;
+    Some((u16::from_be(addr.sin_port), listening))
+}
+
+fn option(fd: RawFd, level: i32, name: i32) -> Option<i32> {
+    let mut value: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: value and len describe an i32, the type of these options.
+    let got = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &mut len) };
+    (got == 0).then_some(value)
+}
+
+/// Every connection this process accepted on `port`.
+fn accepted_on(port: u16) -> Vec<RawFd> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter(|&fd| tcp_socket(fd) == Some((port, false)))
+        .collect()
+}
+
+#[tokio::test]
+async fn accepted_connections_have_nodelay_and_keepalive() {
+    let server = TestServer::start().await;
+    // After one call the server holds its end of the test's client connection.
+    server
+        .reports()
+        .get_system_health(v1::GetSystemHealthRequest::default())
+        .await
+        .expect("GetSystemHealth");
+    let sockets = accepted_on(server.addr.port());
+    assert!(!sockets.is_empty(), "no accepted connection found");
+    for fd in sockets {
+        assert_eq!(option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY), Some(1));
+        assert_eq!(option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), Some(1));
+    }
+}
+
+#[tokio::test]
+async fn sequential_reads_are_not_delayed_by_nagle() {
+    let server = TestServer::start().await;
+    let mut client = server.reports();
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        client
+            .get_system_health(v1::GetSystemHealthRequest::default())
+            .await
+            .expect("GetSystemHealth");
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    // With Nagle's algorithm and delayed ACKs each call waits about 40 ms.
+    assert!(median < Duration::from_millis(15), "median {median:?}");
+}
