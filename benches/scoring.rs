@@ -17,8 +17,8 @@ use healthscore::{
     core::{
         ingest::{Limits, Push},
         scoring::{
-            snapshot::DatasourceSnapshot, subsystem_report, system_report, HealthReport,
-            Observed, Policy, Subsystem,
+            snapshot::DatasourceSnapshot, subsystem_report, system_report, HealthReport, Observed,
+            Policy, Subsystem,
         },
     },
     engine::Engine,

@@ -16,9 +16,8 @@ use crate::core::{
     scoring::{
         assemble, evaluate,
         snapshot::{
-            CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot,
-            PerformanceSnapshot, RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot,
-            WebServerSnapshot,
+            CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot, PerformanceSnapshot,
+            RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot, WebServerSnapshot,
         },
         stale, Evaluated, HealthReport, Policy, Snapshot, Staleness, Subsystem,
     },
@@ -117,9 +116,15 @@ macro_rules! slots {
                 has
             }
 
-            fn go_stale(&mut self, source: &Arc<str>, staleness: Staleness) {
+            fn go_stale(&mut self, source: &Arc<str>, staleness: Staleness, policy: &Policy) {
                 $(if let Some(slot) = &mut self.$field {
-                    slot.stale = Some(stale(&slot.fresh, Subsystem::$variant, source, staleness));
+                    slot.stale = Some(stale(
+                        &slot.fresh,
+                        Subsystem::$variant,
+                        source,
+                        staleness,
+                        policy,
+                    ));
                 })+
             }
 
@@ -285,6 +290,7 @@ impl Store {
     pub fn expire(&mut self, now: Instant) -> Vec<Subsystem> {
         let forget_after = Duration::from_secs(self.limits.forget_after_secs);
         let mut changed = Vec::new();
+        let policy = &self.policy;
         self.sources.retain(|name, source| {
             let deadline = source.deadline();
             if now > deadline + forget_after {
@@ -294,10 +300,12 @@ impl Store {
             if !source.stale && now > deadline {
                 source.stale = true;
                 let staleness = Staleness {
-                    silent_secs: now.saturating_duration_since(source.last_seen).as_secs_f64(),
+                    silent_secs: now
+                        .saturating_duration_since(source.last_seen)
+                        .as_secs_f64(),
                     ttl_secs: source.ttl.as_secs_f64(),
                 };
-                source.slots.go_stale(name, staleness);
+                source.slots.go_stale(name, staleness, policy);
                 changed.extend(source.slots.subsystems());
             }
             true
@@ -326,8 +334,9 @@ impl Store {
     pub fn report(&self, subsystem: Subsystem) -> HealthReport {
         assemble(
             subsystem,
-            self.sources.values().filter_map(|s| s.slots.shown(subsystem)),
-            &self.policy,
+            self.sources
+                .values()
+                .filter_map(|s| s.slots.shown(subsystem)),
         )
     }
 }
@@ -352,6 +361,10 @@ mod tests {
             }]),
             ..Push::default()
         }
+    }
+
+    fn first_code(report: &HealthReport) -> Option<Code> {
+        report.issues.iter().next().map(|issue| issue.code)
     }
 
     fn store(limits: Limits) -> Store {
@@ -410,7 +423,7 @@ mod tests {
         let t1 = t0 + Duration::from_secs(11);
         assert_eq!(store.expire(t1), vec![Subsystem::Datasources]);
         let report = store.report(Subsystem::Datasources);
-        assert_eq!(report.issues[0].code, Code::SourceStale);
+        assert_eq!(first_code(&report), Some(Code::SourceStale));
         assert_eq!(store.next_deadline(), Some(t0 + Duration::from_secs(70)));
         let t2 = t0 + Duration::from_secs(71);
         assert_eq!(store.expire(t2), vec![Subsystem::Datasources]);
@@ -470,9 +483,11 @@ mod tests {
         store.apply(cache(10_000, 100, None), now).expect("valid");
         store.apply(cache(10_010, 200, None), now).expect("valid");
         let report = store.report(Subsystem::Caches);
-        assert_eq!(report.issues[0].code, Code::CacheLowHitRate);
+        assert_eq!(first_code(&report), Some(Code::CacheLowHitRate));
         // A restart at the same counts: its totals are the window, a 99% hit rate.
-        store.apply(cache(10_010, 200, Some(5)), now).expect("valid");
+        store
+            .apply(cache(10_010, 200, Some(5)), now)
+            .expect("valid");
         assert!(store.report(Subsystem::Caches).issues.is_empty());
     }
 }

@@ -131,8 +131,14 @@ fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn issues_table(out: &mut String, issues: &[Issue], prefixed: bool, style: Style) {
-    if issues.is_empty() {
+fn issues_table<'a>(
+    out: &mut String,
+    issues: impl Iterator<Item = &'a Issue>,
+    prefixed: bool,
+    style: Style,
+) {
+    let mut issues = issues.peekable();
+    if issues.peek().is_none() {
         let _ = writeln!(out, "\nNo issues.");
         return;
     }
@@ -190,7 +196,7 @@ fn system_table(report: &SystemHealthReport, revision: u64, style: Style) -> Str
             report.issues.len()
         );
     }
-    issues_table(&mut out, &report.issues, true, style);
+    issues_table(&mut out, report.issues(), true, style);
     out
 }
 
@@ -209,7 +215,7 @@ fn subsystem_table(report: &HealthReport, revision: u64, style: Style) -> String
         report.score,
         style.dim(&format!("revision {revision}"))
     );
-    issues_table(&mut out, &report.issues, false, style);
+    issues_table(&mut out, report.issues.iter(), false, style);
     if !report.entities.is_empty() {
         let _ = writeln!(out, "\nENTITIES");
         for entity in &report.entities {

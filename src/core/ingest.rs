@@ -284,7 +284,12 @@ mod tests {
 
     #[test]
     fn invisible_and_reordering_characters_are_refused_in_names() {
-        for bad in ["db\u{202e}exe.txt", "app-1\u{200b}", "a\u{200f}b", "\u{feff}x"] {
+        for bad in [
+            "db\u{202e}exe.txt",
+            "app-1\u{200b}",
+            "a\u{200f}b",
+            "\u{feff}x",
+        ] {
             let error = name("source", bad, 256).unwrap_err();
             assert!(error.problem.contains("zero-width"), "{bad:?}: {error}");
         }

@@ -13,7 +13,9 @@ use std::{
 
 use bytes::Bytes;
 
-use super::scoring::{HealthReport, Issue, Severity, Status, Subsystem, SystemHealthReport};
+use super::scoring::{
+    issue_digest, HealthReport, Issue, Severity, Status, Subsystem, SystemHealthReport,
+};
 
 /// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
 pub const LIVENESS_SERVICE: &str = "healthscore.v1.HealthReports";
@@ -95,21 +97,21 @@ pub fn verdict<'a>(
     reports: impl IntoIterator<Item = &'a Arc<HealthReport>>,
     min: Option<Severity>,
 ) -> u64 {
-    let mut hasher = DefaultHasher::new();
     let mut status = Status::Healthy;
     let mut score: Option<u32> = None;
+    let mut digest = 0u64;
     for report in reports {
         status = status.max(report.status);
         if report.available {
             score = Some(score.map_or(report.score, |s| s.min(report.score)));
         }
-        for issue in &report.issues {
-            if min.is_none_or(|min| issue.severity >= min) {
-                issue.identity().hash(&mut hasher);
-            }
-        }
+        digest = digest.wrapping_add(match min {
+            None => report.issue_digest,
+            Some(min) => issue_digest(report.issues.iter().filter(|i| i.severity >= min)),
+        });
     }
-    (status, score).hash(&mut hasher);
+    let mut hasher = DefaultHasher::new();
+    (status, score, digest).hash(&mut hasher);
     hasher.finish()
 }
 

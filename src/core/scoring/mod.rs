@@ -12,9 +12,11 @@ pub mod snapshot;
 
 pub use catalog::Code;
 pub use model::{
-    Deduction, EntityHealth, EntityList, HealthReport, Issue, Metrics, ScoreBreakdown, Severity, Status,
-    Subsystem, SystemHealthReport,
+    issue_digest, Deduction, EntityHealth, HealthReport, Issue, Metrics, Runs, ScoreBreakdown,
+    Severity, Status, Subsystem, SystemHealthReport,
 };
 pub use policy::{Penalties, Policy, Thresholds};
-pub use score::{assemble, evaluate, stale, subsystem_report, system_report, Evaluated, Observed, Staleness};
+pub use score::{
+    assemble, evaluate, stale, subsystem_report, system_report, Evaluated, Observed, Staleness,
+};
 pub use snapshot::Snapshot;

@@ -1,6 +1,13 @@
 //! The report types, shaped like the reference seed's JSON (camelCase keys, lowercase enum words).
 
-use std::{borrow::Cow, fmt, str::FromStr, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::{hash_map::DefaultHasher, BinaryHeap},
+    fmt,
+    hash::{Hash, Hasher},
+    str::FromStr,
+    sync::Arc,
+};
 
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
@@ -167,6 +174,16 @@ impl Issue {
     }
 }
 
+/// A digest of a set of issues' identities, independent of their order: the sum of each
+/// identity's hash. Reports carry theirs, so a watcher's verdict needs no pass over the issues.
+pub fn issue_digest<'a>(issues: impl IntoIterator<Item = &'a Issue>) -> u64 {
+    issues.into_iter().fold(0u64, |digest, issue| {
+        let mut hasher = DefaultHasher::new();
+        issue.identity().hash(&mut hasher);
+        digest.wrapping_add(hasher.finish())
+    })
+}
+
 /// One line of a score's arithmetic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deduction {
@@ -178,10 +195,11 @@ pub struct Deduction {
 }
 
 /// How a score was computed: `score = max(0, base - sum(penalties))`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ScoreBreakdown {
     pub base: u32,
-    pub deductions: Vec<Deduction>,
+    /// One per issue, in the issues' order.
+    pub deductions: Runs<Deduction>,
 }
 
 impl ScoreBreakdown {
@@ -216,24 +234,60 @@ pub struct HealthReport {
     pub status: Status,
     pub score: u32,
     #[serde(serialize_with = "plain_issues")]
-    pub issues: Vec<Issue>,
+    pub issues: Runs<Issue>,
     pub score_breakdown: ScoreBreakdown,
-    pub entities: EntityList,
+    pub entities: Runs<EntityHealth>,
+    /// `issue_digest` of the issues, for watchers' verdicts.
+    #[serde(skip)]
+    pub issue_digest: u64,
 }
 
-/// A report's entities in (source, name) order, held as the per-source runs the store
-/// evaluated, so a report over many sources shares their rows instead of copying them.
-#[derive(Clone, Debug, Default)]
-pub struct EntityList(Vec<Arc<[EntityHealth]>>);
+/// Items of a report (entities, issues, deductions) held as the per-source runs the store
+/// evaluated, each run already in report order, so that a report over many sources shares
+/// them instead of copying them. Reading merges the runs; between equal keys the earlier run
+/// (the earlier source) comes first.
+#[derive(Clone, Debug)]
+pub struct Runs<T>(Vec<Arc<[T]>>);
 
-impl EntityList {
-    /// The list of `runs`, in the order given; empty runs are dropped.
-    pub fn from_runs(runs: impl IntoIterator<Item = Arc<[EntityHealth]>>) -> Self {
-        Self(runs.into_iter().filter(|run| !run.is_empty()).collect())
+/// The order items are listed in within a report.
+pub trait ReportOrder {
+    fn report_key(&self) -> impl Ord + '_;
+}
+
+impl ReportOrder for EntityHealth {
+    fn report_key(&self) -> impl Ord + '_ {
+        (&*self.source, &*self.name)
     }
+}
 
-    pub fn iter(&self) -> impl Iterator<Item = &EntityHealth> {
-        self.0.iter().flat_map(|run| run.iter())
+impl ReportOrder for Issue {
+    fn report_key(&self) -> impl Ord + '_ {
+        self.order_key()
+    }
+}
+
+/// A deduction has no source: ties between sources fall to the run order, the source order.
+impl ReportOrder for Deduction {
+    fn report_key(&self) -> impl Ord + '_ {
+        (
+            std::cmp::Reverse(self.severity),
+            self.subsystem,
+            self.code.as_str(),
+            &*self.entity,
+        )
+    }
+}
+
+impl<T> Default for Runs<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T> Runs<T> {
+    /// The items of `runs`, each already in report order; empty runs are dropped.
+    pub fn from_runs(runs: impl IntoIterator<Item = Arc<[T]>>) -> Self {
+        Self(runs.into_iter().filter(|run| !run.is_empty()).collect())
     }
 
     pub fn len(&self) -> usize {
@@ -245,29 +299,100 @@ impl EntityList {
     }
 }
 
-impl From<Vec<EntityHealth>> for EntityList {
-    fn from(entities: Vec<EntityHealth>) -> Self {
-        Self::from_runs([Arc::from(entities)])
+impl<T: ReportOrder> Runs<T> {
+    /// The items in report order.
+    pub fn iter(&self) -> Merge<'_, T> {
+        let heads = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(run, items)| Head {
+                item: &items[0],
+                run,
+                index: 0,
+            })
+            .collect();
+        Merge {
+            runs: &self.0,
+            heads,
+        }
     }
 }
 
-impl<'a> IntoIterator for &'a EntityList {
-    type Item = &'a EntityHealth;
-    type IntoIter = Box<dyn Iterator<Item = &'a EntityHealth> + 'a>;
+/// Items of a report in report order: a merge of its runs.
+pub struct Merge<'a, T> {
+    runs: &'a [Arc<[T]>],
+    heads: BinaryHeap<Head<'a, T>>,
+}
+
+/// The next item of one run.
+struct Head<'a, T> {
+    item: &'a T,
+    run: usize,
+    index: usize,
+}
+
+impl<T: ReportOrder> Ord for Head<'_, T> {
+    /// Reversed, so the max-heap pops the first item in report order.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.item.report_key(), other.run).cmp(&(self.item.report_key(), self.run))
+    }
+}
+
+impl<T: ReportOrder> PartialOrd for Head<'_, T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: ReportOrder> PartialEq for Head<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl<T: ReportOrder> Eq for Head<'_, T> {}
+
+impl<'a, T: ReportOrder> Iterator for Merge<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        let head = self.heads.pop()?;
+        let run = &self.runs[head.run];
+        if let Some(item) = run.get(head.index + 1) {
+            self.heads.push(Head {
+                item,
+                run: head.run,
+                index: head.index + 1,
+            });
+        }
+        Some(head.item)
+    }
+}
+
+impl<T> From<Vec<T>> for Runs<T> {
+    fn from(items: Vec<T>) -> Self {
+        Self::from_runs([Arc::from(items)])
+    }
+}
+
+impl<'a, T: ReportOrder> IntoIterator for &'a Runs<T> {
+    type Item = &'a T;
+    type IntoIter = Merge<'a, T>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
     }
 }
 
-/// Equal when the entities are, however they are split into runs.
-impl PartialEq for EntityList {
+/// Equal when the items are, however they are split into runs.
+impl<T: ReportOrder + PartialEq> PartialEq for Runs<T> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
-impl Serialize for EntityList {
+impl Serialize for Runs<EntityHealth> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.iter())
     }
@@ -281,25 +406,58 @@ impl HealthReport {
             available: false,
             status: Status::Healthy,
             score: ScoreBreakdown::BASE,
-            issues: Vec::new(),
+            issues: Runs::default(),
             score_breakdown: ScoreBreakdown {
                 base: ScoreBreakdown::BASE,
-                deductions: Vec::new(),
+                deductions: Runs::default(),
             },
-            entities: EntityList::default(),
+            entities: Runs::default(),
+            issue_digest: 0,
         }
     }
 }
 
-/// The weakest-link view over subsystems. Its issues serialize with `subsystem:` code prefixes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The weakest-link view over subsystems. Its issues are its subsystems' (read through
+/// [`SystemHealthReport::issues`]) and serialize with `subsystem:` code prefixes.
+#[derive(Clone, Debug, PartialEq)]
 pub struct SystemHealthReport {
     pub status: Status,
     pub score: u32,
-    #[serde(serialize_with = "prefixed_issues")]
-    pub issues: Vec<Issue>,
     pub subsystems: std::collections::BTreeMap<&'static str, Arc<HealthReport>>,
+}
+
+impl SystemHealthReport {
+    /// Every subsystem's issues in report order: severity first, then subsystem (each
+    /// subsystem's list is already ordered by code, entity and source within a severity).
+    pub fn issues(&self) -> impl Iterator<Item = &Issue> + '_ {
+        [Severity::Critical, Severity::Warning, Severity::Info]
+            .into_iter()
+            .flat_map(move |severity| {
+                Subsystem::ALL
+                    .iter()
+                    .filter_map(|subsystem| self.subsystems.get(subsystem.key()))
+                    .flat_map(move |report| {
+                        report.issues.iter().filter(move |i| i.severity == severity)
+                    })
+            })
+    }
+}
+
+impl Serialize for SystemHealthReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Prefixed<'a>(&'a SystemHealthReport);
+        impl Serialize for Prefixed<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                issues_json(self.0.issues(), true, serializer)
+            }
+        }
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("score", &self.score)?;
+        map.serialize_entry("issues", &Prefixed(self))?;
+        map.serialize_entry("subsystems", &self.subsystems)?;
+        map.end()
+    }
 }
 
 /// The seed's issue object; `source` is healthscore's addition (which app instance).
@@ -315,12 +473,12 @@ struct IssueJson<'a> {
     source: &'a str,
 }
 
-fn issues_json<S: Serializer>(
-    issues: &[Issue],
+fn issues_json<'a, S: Serializer>(
+    issues: impl Iterator<Item = &'a Issue>,
     prefixed: bool,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(issues.iter().map(|issue| IssueJson {
+    serializer.collect_seq(issues.map(|issue| IssueJson {
         severity: issue.severity,
         code: if prefixed {
             Cow::Owned(format!("{}:{}", issue.subsystem, issue.code))
@@ -335,12 +493,8 @@ fn issues_json<S: Serializer>(
     }))
 }
 
-fn plain_issues<S: Serializer>(issues: &[Issue], serializer: S) -> Result<S::Ok, S::Error> {
-    issues_json(issues, false, serializer)
-}
-
-fn prefixed_issues<S: Serializer>(issues: &[Issue], serializer: S) -> Result<S::Ok, S::Error> {
-    issues_json(issues, true, serializer)
+fn plain_issues<S: Serializer>(issues: &Runs<Issue>, serializer: S) -> Result<S::Ok, S::Error> {
+    issues_json(issues.iter(), false, serializer)
 }
 
 impl Serialize for ScoreBreakdown {

@@ -6,7 +6,7 @@ use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 use super::{
     catalog::Code,
     model::{
-        Deduction, EntityHealth, EntityList, HealthReport, Issue, ScoreBreakdown, Status,
+        issue_digest, Deduction, EntityHealth, HealthReport, Issue, Runs, ScoreBreakdown, Status,
         Subsystem, SystemHealthReport,
     },
     policy::Policy,
@@ -29,13 +29,53 @@ pub struct Staleness {
     pub ttl_secs: f64,
 }
 
-/// One source's entities of one subsystem, evaluated: their report rows (sorted by name) and
-/// the issues they raise. The store keeps one per source and subsystem, made when the source
-/// pushes, so a report is assembled from these without running a rule.
+/// One source's entities of one subsystem, evaluated: their report rows, the issues they raise
+/// and those issues' deductions (each in report order), with the sums a report needs. The store
+/// keeps one per source and subsystem, made when the source pushes, so a report is assembled
+/// from these without running a rule or copying an item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluated {
     pub entities: Arc<[EntityHealth]>,
-    pub issues: Vec<Issue>,
+    pub issues: Arc<[Issue]>,
+    pub deductions: Arc<[Deduction]>,
+    /// The sum of the deductions' penalties.
+    pub penalty: u32,
+    /// The worst status the issues impose.
+    pub status: Status,
+    /// `issue_digest` of the issues.
+    pub digest: u64,
+}
+
+impl Evaluated {
+    fn new(mut issues: Vec<Issue>, mut entities: Vec<EntityHealth>, policy: &Policy) -> Self {
+        issues.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        // The store yields entities sorted by name, so this only checks the order.
+        entities.sort_by(|a, b| a.name.cmp(&b.name));
+        let deductions: Vec<Deduction> = issues
+            .iter()
+            .map(|issue| Deduction {
+                code: issue.code,
+                subsystem: issue.subsystem,
+                severity: issue.severity,
+                penalty: policy.penalty(issue.code, issue.severity),
+                entity: issue.entity.clone(),
+            })
+            .collect();
+        Self {
+            penalty: deductions
+                .iter()
+                .fold(0u32, |sum, d| sum.saturating_add(d.penalty)),
+            status: issues
+                .iter()
+                .map(|issue| Status::of(issue.severity))
+                .max()
+                .unwrap_or(Status::Healthy),
+            digest: issue_digest(&issues),
+            entities: entities.into(),
+            issues: issues.into(),
+            deductions: deductions.into(),
+        }
+    }
 }
 
 /// Runs the subsystem's rules on one source's entities (current snapshot, previous snapshot).
@@ -79,12 +119,7 @@ pub fn evaluate<'a, S: Snapshot + 'a>(
             stale: false,
         });
     }
-    // The store yields entities sorted by name, so this only checks the order.
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    Evaluated {
-        entities: rows.into(),
-        issues,
-    }
+    Evaluated::new(issues, rows, policy)
 }
 
 /// What `evaluated` shows while its source is stale: the last values, marked stale and
@@ -94,6 +129,7 @@ pub fn stale(
     subsystem: Subsystem,
     source: &Arc<str>,
     staleness: Staleness,
+    policy: &Policy,
 ) -> Evaluated {
     let entities: Vec<EntityHealth> = evaluated
         .entities
@@ -104,10 +140,8 @@ pub fn stale(
             ..entity.clone()
         })
         .collect();
-    Evaluated {
-        entities: entities.into(),
-        issues: vec![stale_issue(subsystem, source, staleness)],
-    }
+    let issues = vec![stale_issue(subsystem, source, staleness)];
+    Evaluated::new(issues, entities, policy)
 }
 
 /// Evaluates and scores one subsystem's entities, grouped by source: what the store does over
@@ -128,27 +162,44 @@ pub fn subsystem_report<'a, S: Snapshot + 'a>(
         .map(|(source, (entities, staleness))| {
             let evaluated = evaluate(source, entities, policy);
             match staleness {
-                Some(staleness) => stale(&evaluated, S::SUBSYSTEM, source, staleness),
+                Some(staleness) => stale(&evaluated, S::SUBSYSTEM, source, staleness, policy),
                 None => evaluated,
             }
         })
         .collect();
-    assemble(S::SUBSYSTEM, &parts, policy)
+    assemble(S::SUBSYSTEM, &parts)
 }
 
-/// Scores one subsystem from its sources' evaluations, given in source order.
+/// Scores one subsystem from its sources' evaluations, given in source order. Costs one step
+/// per source: items are shared, not copied.
 pub fn assemble<'a>(
     subsystem: Subsystem,
     parts: impl IntoIterator<Item = &'a Evaluated>,
-    policy: &Policy,
 ) -> HealthReport {
-    let mut runs = Vec::new();
-    let mut issues = Vec::new();
+    let (mut entities, mut issues, mut deductions) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut penalty, mut status, mut digest) = (0u32, Status::Healthy, 0u64);
     for part in parts {
-        runs.push(part.entities.clone());
-        issues.extend(part.issues.iter().cloned());
+        entities.push(part.entities.clone());
+        issues.push(part.issues.clone());
+        deductions.push(part.deductions.clone());
+        penalty = penalty.saturating_add(part.penalty);
+        status = status.max(part.status);
+        digest = digest.wrapping_add(part.digest);
     }
-    score(subsystem, issues, EntityList::from_runs(runs), policy)
+    let entities = Runs::from_runs(entities);
+    HealthReport {
+        subsystem,
+        available: !entities.is_empty(),
+        status,
+        score: ScoreBreakdown::BASE.saturating_sub(penalty),
+        issues: Runs::from_runs(issues),
+        score_breakdown: ScoreBreakdown {
+            base: ScoreBreakdown::BASE,
+            deductions: Runs::from_runs(deductions),
+        },
+        entities,
+        issue_digest: digest,
+    }
 }
 
 fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) -> Issue {
@@ -173,45 +224,8 @@ fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) ->
     }
 }
 
-/// Orders the issues, deducts their penalties and derives score and status.
-pub fn score(
-    subsystem: Subsystem,
-    mut issues: Vec<Issue>,
-    entities: EntityList,
-    policy: &Policy,
-) -> HealthReport {
-    issues.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-    let score_breakdown = ScoreBreakdown {
-        base: ScoreBreakdown::BASE,
-        deductions: issues
-            .iter()
-            .map(|issue| Deduction {
-                code: issue.code,
-                subsystem: issue.subsystem,
-                severity: issue.severity,
-                penalty: policy.penalty(issue.code, issue.severity),
-                entity: issue.entity.clone(),
-            })
-            .collect(),
-    };
-    let status = issues
-        .iter()
-        .map(|issue| Status::of(issue.severity))
-        .max()
-        .unwrap_or(Status::Healthy);
-    HealthReport {
-        subsystem,
-        available: !entities.is_empty(),
-        status,
-        score: score_breakdown.score(),
-        issues,
-        score_breakdown,
-        entities,
-    }
-}
-
 /// The weakest-link aggregate: the lowest score of the available subsystems (100 if none), the
-/// worst status, and every issue in report order.
+/// worst status, and (through `issues()`) every subsystem's issues in report order.
 pub fn system_report<'a>(
     reports: impl IntoIterator<Item = &'a Arc<HealthReport>>,
 ) -> SystemHealthReport {
@@ -230,15 +244,9 @@ pub fn system_report<'a>(
         .map(|r| r.status)
         .max()
         .unwrap_or(Status::Healthy);
-    let mut issues: Vec<Issue> = subsystems
-        .values()
-        .flat_map(|r| r.issues.iter().cloned())
-        .collect();
-    issues.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
     SystemHealthReport {
         status,
         score,
-        issues,
         subsystems,
     }
 }
@@ -299,7 +307,15 @@ mod tests {
             .insert(Code::DsPoolHighUtilization, 15);
         let report = report_of(&[pool("mainDB", 28, 32, 0)], &policy);
         assert_eq!(report.score, 85);
-        assert_eq!(report.score_breakdown.deductions[0].penalty, 15);
+        assert_eq!(
+            report
+                .score_breakdown
+                .deductions
+                .iter()
+                .next()
+                .map(|d| d.penalty),
+            Some(15)
+        );
     }
 
     #[test]
@@ -368,7 +384,7 @@ mod tests {
         assert_eq!(report.status, Status::Critical);
         assert!(report.entities.iter().all(|e| e.stale));
         assert_eq!(
-            report.issues[0].message,
+            report.issues.iter().next().expect("an issue").message,
             "Source 'app-1' has not reported datasources for 45s (TTL 30s)"
         );
     }
@@ -416,11 +432,7 @@ mod tests {
         assert_eq!(system.status, Status::Critical);
         assert_eq!(system.score, 50);
         assert_eq!(system.subsystems.len(), 3);
-        let codes: Vec<_> = system
-            .issues
-            .iter()
-            .map(|i| (i.subsystem, i.code))
-            .collect();
+        let codes: Vec<_> = system.issues().map(|i| (i.subsystem, i.code)).collect();
         assert_eq!(
             codes,
             vec![
@@ -459,5 +471,52 @@ mod tests {
             "EXECUTOR_DEGRADED"
         );
         assert_eq!(json["status"], "warning");
+    }
+
+    #[test]
+    fn a_report_over_many_sources_lists_items_in_one_order_whatever_the_runs() {
+        let policy = Policy::default();
+        let sources: Vec<Arc<str>> = ["b-app", "a-app", "c-app"].map(Arc::from).to_vec();
+        let pools: Vec<DatasourceSnapshot> = (0..12)
+            .map(|i| {
+                pool(
+                    &format!("p{}", i % 4),
+                    [99, 85, 10][i % 3],
+                    100,
+                    (i % 2) as u32,
+                )
+            })
+            .collect();
+        let observed = pools.iter().enumerate().map(|(i, current)| Observed {
+            source: &sources[i % 3],
+            current,
+            previous: None,
+            stale: None,
+        });
+        let report = subsystem_report(observed, &policy);
+        let issues: Vec<&Issue> = report.issues.iter().collect();
+        assert!(issues.is_sorted_by(|a, b| a.order_key() <= b.order_key()));
+        assert!(issues.len() > 10, "{}", issues.len());
+        let entities: Vec<_> = report
+            .entities
+            .iter()
+            .map(|e| (&e.source, &e.name))
+            .collect();
+        let mut sorted = entities.clone();
+        sorted.sort();
+        assert_eq!(entities, sorted);
+        let deductions: Vec<_> = report
+            .score_breakdown
+            .deductions
+            .iter()
+            .map(|d| (d.code, d.entity.clone()))
+            .collect();
+        let from_issues: Vec<_> = report
+            .issues
+            .iter()
+            .map(|i| (i.code, i.entity.clone()))
+            .collect();
+        assert_eq!(deductions, from_issues);
+        assert_eq!(report.score, report.score_breakdown.score());
     }
 }

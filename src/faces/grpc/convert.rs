@@ -166,8 +166,7 @@ pub fn system_report(
         status: v1::Status::from(report.status).into(),
         score: report.score,
         issues: report
-            .issues
-            .iter()
+            .issues()
             .filter(|i| view.keeps(i))
             .map(|i| issue(i, true))
             .collect(),
@@ -239,12 +238,14 @@ impl TryFrom<v1::HealthReport> for scoring::HealthReport {
             .parse()
             .map_err(|problem| FieldError::new("subsystem", problem))?;
         let breakdown = report.score_breakdown.unwrap_or_default();
+        let issues = issues(report.issues)?;
         Ok(Self {
             subsystem,
             available: report.available,
             status: status(report.status, "status")?,
             score: report.score,
-            issues: issues(report.issues)?,
+            issue_digest: scoring::issue_digest(&issues),
+            issues: issues.into(),
             score_breakdown: scoring::ScoreBreakdown {
                 base: breakdown.base,
                 deductions: breakdown
@@ -262,7 +263,8 @@ impl TryFrom<v1::HealthReport> for scoring::HealthReport {
                             entity: d.entity.into(),
                         })
                     })
-                    .collect::<Result<_, FieldError>>()?,
+                    .collect::<Result<Vec<_>, FieldError>>()?
+                    .into(),
             },
             entities: report
                 .entities
@@ -285,6 +287,7 @@ impl TryFrom<v1::HealthReport> for scoring::HealthReport {
 impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
     type Error = FieldError;
 
+    /// Reads a system report; its issues are its subsystems' (the wire repeats them).
     fn try_from(report: v1::SystemHealthReport) -> Result<Self, FieldError> {
         let subsystems = report
             .subsystems
@@ -297,9 +300,7 @@ impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
         Ok(Self {
             status: status(report.status, "status")?,
             score: report.score,
-            issues: issues(report.issues)?,
             subsystems,
         })
     }
 }
-
