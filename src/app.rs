@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, sync::oneshot};
 use crate::{
     config::Config,
     engine::Engine,
-    faces,
+    faces::{self, listener::Incoming},
     sources::{host::HostSource, Source, SourceError},
     store::Store,
 };
@@ -57,7 +57,16 @@ pub async fn run(
         }
     };
     serve_until_drained(
-        faces::grpc::serve(listener, engine, config.limits.clone(), sequence),
+        faces::grpc::serve(
+            Incoming::new(listener, config.accepting()),
+            engine,
+            faces::grpc::Settings {
+                limits: config.limits.clone(),
+                max_concurrent_streams: config.server.max_concurrent_streams,
+                max_watch_streams: config.server.max_watch_streams,
+            },
+            sequence,
+        ),
         draining,
         config.drain_timeout(),
     )

@@ -6,9 +6,15 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    core::scoring::{Penalties, Policy, Status, Thresholds},
-    core::ingest::Limits,
+    core::{
+        ingest::Limits,
+        scoring::{Penalties, Policy, Status, Thresholds},
+    },
+    faces::listener::Accepting,
 };
+
+/// Idle time before TCP keepalive probes start on accepted connections.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +39,16 @@ pub struct ServerConfig {
     /// Seconds the server waits, after the grace period, for open calls to finish before it
     /// closes every connection (idle ones included) and exits.
     pub drain_timeout_secs: u64,
+    /// Connections open at once; more are closed as soon as they are accepted. Keep it below the
+    /// process's file descriptor limit.
+    pub max_connections: usize,
+    /// Seconds a new connection may take to send its first bytes before it is closed.
+    pub handshake_timeout_secs: u64,
+    /// Streams one HTTP/2 connection may have open at once (its SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// WatchHealth and grpc.health.v1 Watch streams open at once, over every connection; more are
+    /// refused with RESOURCE_EXHAUSTED.
+    pub max_watch_streams: usize,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +57,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             shutdown_grace_secs: 5,
             drain_timeout_secs: 5,
+            max_connections: 1_000,
+            handshake_timeout_secs: 10,
+            max_concurrent_streams: 100,
+            max_watch_streams: 1_000,
         }
     }
 }
@@ -214,11 +234,28 @@ impl Config {
             key: e.field,
             problem: e.problem,
         })?;
-        if self.host.interval_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "host.interval_secs".into(),
-                problem: "must be at least 1".into(),
-            });
+        for (key, value) in [
+            ("host.interval_secs", self.host.interval_secs),
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.handshake_timeout_secs",
+                self.server.handshake_timeout_secs,
+            ),
+            (
+                "server.max_concurrent_streams",
+                self.server.max_concurrent_streams.into(),
+            ),
+            (
+                "server.max_watch_streams",
+                self.server.max_watch_streams as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    problem: "must be at least 1".into(),
+                });
+            }
         }
         for (key, value, max) in [
             (
@@ -229,6 +266,11 @@ impl Config {
             (
                 "server.drain_timeout_secs",
                 self.server.drain_timeout_secs,
+                3_600,
+            ),
+            (
+                "server.handshake_timeout_secs",
+                self.server.handshake_timeout_secs,
                 3_600,
             ),
             ("host.interval_secs", self.host.interval_secs, 3_600),
@@ -273,6 +315,15 @@ impl Config {
 
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.server.drain_timeout_secs)
+    }
+
+    /// How the network faces accept connections.
+    pub fn accepting(&self) -> Accepting {
+        Accepting {
+            max_connections: self.server.max_connections,
+            handshake_timeout: Duration::from_secs(self.server.handshake_timeout_secs),
+            keepalive: KEEPALIVE,
+        }
     }
 }
 

@@ -364,7 +364,14 @@ async fn a_restarted_source_counting_from_one_again_is_applied_at_once() {
     let mut before = push_pools("app-1", vec![pool("db", 31, 32)]);
     before.sequence = u64::MAX;
     before.started_at = started(600);
-    assert!(client.report_metrics(before).await.expect("push").into_inner().applied);
+    assert!(
+        client
+            .report_metrics(before)
+            .await
+            .expect("push")
+            .into_inner()
+            .applied
+    );
     let mut restarted = push_pools("app-1", vec![pool("db", 1, 32)]);
     restarted.sequence = 1;
     restarted.started_at = started(1);
@@ -382,7 +389,11 @@ async fn a_restarted_source_counting_from_one_again_is_applied_at_once() {
     ));
     let error = client.report_metrics(skewed).await.expect_err("future");
     assert_eq!(error.code(), tonic::Code::InvalidArgument);
-    assert!(error.message().starts_with("started_at:"), "{}", error.message());
+    assert!(
+        error.message().starts_with("started_at:"),
+        "{}",
+        error.message()
+    );
 }
 
 #[tokio::test]

@@ -74,5 +74,8 @@ async fn host_memory_and_disks_are_there_when_the_port_opens() {
     let host = host_report(&server).await;
     assert!(host.available, "{host:?}");
     let names: Vec<_> = host.entities.iter().map(|e| e.name.as_str()).collect();
-    assert!(names.contains(&"memory") && names.contains(&"/"), "{names:?}");
+    assert!(
+        names.contains(&"memory") && names.contains(&"/"),
+        "{names:?}"
+    );
 }

@@ -75,3 +75,68 @@ async fn sequential_reads_are_not_delayed_by_nagle() {
     // With Nagle's algorithm and delayed ACKs each call waits about 40 ms.
     assert!(median < Duration::from_millis(15), "median {median:?}");
 }
+
+/// A raw TCP connection to `addr` that sends nothing.
+fn idle_connection(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream
+}
+
+/// Whether the server closed `stream` (a read sees the end, or a reset).
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut byte = [0u8; 64];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(0) => return true,
+            // The server may write its HTTP/2 SETTINGS before closing.
+            Ok(_) => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_sends_its_preface_is_closed_after_the_handshake_timeout() {
+    let mut config = healthscore::config::Config::default();
+    config.host.enabled = false;
+    config.server.handshake_timeout_secs = 1;
+    let server = TestServer::start_with(config).await;
+    let addr = server.addr;
+    let started = Instant::now();
+    let closed = tokio::task::spawn_blocking(move || closed_by_server(&mut idle_connection(addr)))
+        .await
+        .expect("join");
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_are_closed_and_the_others_keep_working() {
+    let mut config = healthscore::config::Config::default();
+    config.host.enabled = false;
+    config.server.max_connections = 3;
+    let server = TestServer::start_with(config).await;
+    let addr = server.addr;
+    // The test client's connection is one; two idle ones fill the cap.
+    let held: Vec<_> = (0..2).map(|_| idle_connection(addr)).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = tokio::task::spawn_blocking(move || closed_by_server(&mut idle_connection(addr)))
+        .await
+        .expect("join");
+    assert!(refused, "a connection beyond the cap stayed open");
+    server
+        .reports()
+        .get_system_health(v1::GetSystemHealthRequest::default())
+        .await
+        .expect("the connection within the cap still works");
+    drop(held);
+}

@@ -2,3 +2,4 @@
 //! to that protocol's. Faces read the state; they never write it (inputs go through sources).
 
 pub mod grpc;
+pub mod listener;

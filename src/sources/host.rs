@@ -220,7 +220,10 @@ impl Source for HostSource {
                 // sysinfo needs two CPU readings some time apart before usage means anything.
                 thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
                 loop {
-                    if runtime.block_on(engine.push(push(sampler.sample()))).is_err() {
+                    if runtime
+                        .block_on(engine.push(push(sampler.sample())))
+                        .is_err()
+                    {
                         return;
                     }
                     thread::sleep(self.interval);

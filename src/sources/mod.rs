@@ -13,7 +13,10 @@ use crate::engine::{Engine, EngineError};
 pub trait Source {
     /// Starts the source. Returns once its first reading is in the engine, so the reports it
     /// feeds are there when the ports open; it then feeds the engine until the engine stops.
-    fn start(self, engine: &Engine) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
+    fn start(
+        self,
+        engine: &Engine,
+    ) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
 }
 
 /// Why a source could not start.

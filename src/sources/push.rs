@@ -24,8 +24,11 @@ trait FromWire: Sized {
 
     /// The core snapshot, or the first field that cannot be accepted; `path(key)` names a
     /// field of this snapshot in errors.
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String)
-        -> Result<Self::Core, FieldError>;
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError>;
 }
 
 macro_rules! push_from_wire {
@@ -96,8 +99,8 @@ fn ttl(ttl: prost_types::Duration) -> Result<Duration, FieldError> {
 fn timestamp(at: prost_types::Timestamp) -> Result<SystemTime, FieldError> {
     const MIN_SECONDS: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
     const MAX_SECONDS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    let valid = (MIN_SECONDS..=MAX_SECONDS).contains(&at.seconds)
-        && (0..1_000_000_000).contains(&at.nanos);
+    let valid =
+        (MIN_SECONDS..=MAX_SECONDS).contains(&at.seconds) && (0..1_000_000_000).contains(&at.nanos);
     let invalid = || {
         FieldError::new(
             "started_at",
@@ -164,7 +167,11 @@ impl FromWire for v1::DatasourceSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         at_most(path, "active", self.active.into(), "max", self.max.into())?;
         Ok(core::DatasourceSnapshot {
             name,
@@ -184,7 +191,11 @@ impl FromWire for v1::CacheSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         at_most(path, "size", self.size, "max_size", self.max_size)?;
         Ok(core::CacheSnapshot {
             name,
@@ -205,7 +216,11 @@ impl FromWire for v1::WatcherSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, _: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        _: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         Ok(core::WatcherSnapshot {
             name,
             running: self.running.unwrap_or(true),
@@ -221,7 +236,11 @@ impl FromWire for v1::SchedulerSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         if self.paused_tasks > self.tasks {
             return Err(FieldError::new(
                 path("paused_tasks"),
@@ -244,7 +263,11 @@ impl FromWire for v1::ExecutorSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         at_most(
             path,
             "active",
@@ -287,7 +310,11 @@ impl FromWire for v1::WebServerSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         at_most(
             path,
             "busy_workers",
@@ -321,7 +348,11 @@ impl FromWire for v1::RuntimeSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, path: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         at_most(
             path,
             "heap_used_bytes",
@@ -345,7 +376,11 @@ impl FromWire for v1::PerformanceSnapshot {
         &self.name
     }
 
-    fn into_core(self, name: Arc<str>, _: &dyn Fn(&str) -> String) -> Result<Self::Core, FieldError> {
+    fn into_core(
+        self,
+        name: Arc<str>,
+        _: &dyn Fn(&str) -> String,
+    ) -> Result<Self::Core, FieldError> {
         Ok(core::PerformanceSnapshot {
             name,
             slow_queries: self.slow_queries,

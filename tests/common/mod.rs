@@ -4,11 +4,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use healthscore::{
+    app,
     config::Config,
     proto::v1::{
         health_reports_client::HealthReportsClient, DatasourceSnapshot, ReportMetricsRequest,
     },
-    app,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Channel, Endpoint};

@@ -1,8 +1,9 @@
 //! `grpc.health.v1.Health` over the engine's published state: Check, List and Watch as the
 //! standard defines them, so kubelet, meshes and grpc-health-probe work unchanged.
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
+use tokio::sync::Semaphore;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -14,11 +15,15 @@ use crate::engine::Engine;
 
 pub struct Health {
     engine: Engine,
+    watch_slots: Arc<Semaphore>,
 }
 
 impl Health {
-    pub fn new(engine: Engine) -> Self {
-        Self { engine }
+    pub fn new(engine: Engine, watch_slots: Arc<Semaphore>) -> Self {
+        Self {
+            engine,
+            watch_slots,
+        }
     }
 }
 
@@ -64,10 +69,13 @@ impl health_server::Health for Health {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let service = request.into_inner().service;
+        let slot = super::watch_slot(&self.watch_slots)?;
         let mut last_sent = None;
         // The standard: send the current status at once (SERVICE_UNKNOWN for a name not known
         // yet, without ending the call), then a message only when the status really changes.
         let stream = WatchStream::new(self.engine.subscribe()).filter_map(move |state| {
+            // Held as long as the stream is.
+            let _slot = &slot;
             let status = state
                 .serving
                 .get(service.as_str())

@@ -5,11 +5,12 @@ mod health;
 pub mod proto;
 mod reports;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
-use tonic::transport::{server::TcpIncoming, Server};
+use tokio::sync::Semaphore;
+use tonic::transport::Server;
 
+use super::listener::Incoming;
 use crate::{core::ingest::Limits, engine::Engine};
 use proto::{
     health::health_server::HealthServer, v1::health_reports_server::HealthReportsServer,
@@ -25,14 +26,25 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a unary call may take before it fails with DEADLINE_EXCEEDED.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves on `listener` until `drain` completes, then stops accepting and waits for the open
-/// calls to finish (the app bounds that wait).
+/// What the gRPC face needs beyond the engine.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub limits: Limits,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of every connection.
+    pub max_concurrent_streams: u32,
+    /// Watch streams (both services) open at once, over every connection.
+    pub max_watch_streams: usize,
+}
+
+/// Serves the connections of `incoming` until `drain` completes, then stops accepting and
+/// waits for the open calls to finish (the app bounds that wait).
 pub async fn serve(
-    listener: TcpListener,
+    incoming: Incoming,
     engine: Engine,
-    limits: Limits,
+    settings: Settings,
     drain: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let watch_slots = Arc::new(Semaphore::new(settings.max_watch_streams));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -48,16 +60,25 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
         .timeout(CALL_TIMEOUT)
-        .add_service(HealthReportsServer::new(Reports::new(engine.clone(), limits)))
-        .add_service(HealthServer::new(Health::new(engine)))
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .add_service(HealthReportsServer::new(Reports::new(
+            engine.clone(),
+            settings.limits,
+            watch_slots.clone(),
+        )))
+        .add_service(HealthServer::new(Health::new(engine, watch_slots)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        // Serving from our own listener skips the builder's socket options: set them here.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(KEEPALIVE_INTERVAL)),
-            drain,
-        )
+        // Serving from our own listener skips the builder's socket options: `Incoming` sets them.
+        .serve_with_incoming_shutdown(incoming, drain)
         .await
+}
+
+/// Takes one of the watch stream slots, or answers RESOURCE_EXHAUSTED.
+fn watch_slot(slots: &Arc<Semaphore>) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
+    slots.clone().try_acquire_owned().map_err(|_| {
+        tonic::Status::resource_exhausted(
+            "too many watch streams are open (server.max_watch_streams); retry later",
+        )
+    })
 }

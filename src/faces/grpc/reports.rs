@@ -1,9 +1,10 @@
 //! `healthscore.v1.HealthReports`: reads of the published state, WatchHealth streams, and the
 //! ingestion RPCs that hand validated pushes to the engine.
 
-use std::{collections::BTreeSet, future::Future, pin::Pin, time::SystemTime};
+use std::{collections::BTreeSet, future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
 use prost::Message;
+use tokio::sync::Semaphore;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -25,11 +26,16 @@ use crate::{
 pub struct Reports {
     engine: Engine,
     limits: Limits,
+    watch_slots: Arc<Semaphore>,
 }
 
 impl Reports {
-    pub fn new(engine: Engine, limits: Limits) -> Self {
-        Self { engine, limits }
+    pub fn new(engine: Engine, limits: Limits, watch_slots: Arc<Semaphore>) -> Self {
+        Self {
+            engine,
+            limits,
+            watch_slots,
+        }
     }
 
     fn report(
@@ -130,6 +136,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         request: Request<v1::WatchHealthRequest>,
     ) -> Result<Response<Self::WatchHealthStream>, Status> {
         let request = request.into_inner();
+        let slot = super::watch_slot(&self.watch_slots)?;
         let selected = selection(&request.subsystems)?;
         let view = convert::view(request.options.as_ref())?;
         let mut last_sent = None;
@@ -137,6 +144,8 @@ impl v1::health_reports_server::HealthReports for Reports {
         // change: a slow reader skips states instead of queueing them.
         let whole_system = selected.len() == Subsystem::ALL.len() && view.min_severity.is_none();
         let stream = WatchStream::new(self.engine.subscribe()).filter_map(move |state| {
+            // Held as long as the stream is.
+            let _slot = &slot;
             let verdict = if whole_system {
                 state.system_verdict
             } else {

@@ -1,0 +1,226 @@
+//! Accepting connections for the network faces: TCP_NODELAY and keepalive on every socket, a
+//! cap on open connections, a deadline for a peer's first bytes, and a backoff instead of a
+//! busy loop when the process runs out of file descriptors.
+
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+    time::{Duration, Instant},
+};
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Sleep,
+};
+use tokio_stream::Stream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// How connections are accepted.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepting {
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// How long a new connection may take to send its first bytes (the HTTP/2 preface).
+    pub handshake_timeout: Duration,
+    /// Idle time before TCP keepalive probes start.
+    pub keepalive: Duration,
+}
+
+/// The HTTP/2 client connection preface is 24 bytes; an HTTP/1 request line and Host header
+/// are longer.
+const FIRST_BYTES: usize = 24;
+/// The longest pause between accept attempts when the process is out of descriptors.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Refused connections and accept errors are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The accepted connections of `listener`, as a stream for `serve_with_incoming`.
+pub struct Incoming {
+    listener: TcpListener,
+    settings: Accepting,
+    slots: Arc<Semaphore>,
+    backoff: Duration,
+    pause: Option<Pin<Box<Sleep>>>,
+    log: RateLimitedLog,
+}
+
+impl Incoming {
+    pub fn new(listener: TcpListener, settings: Accepting) -> Self {
+        Self {
+            listener,
+            slots: Arc::new(Semaphore::new(settings.max_connections)),
+            settings,
+            backoff: Duration::from_millis(10),
+            pause: None,
+            log: RateLimitedLog::default(),
+        }
+    }
+
+    fn configure(&self, stream: &TcpStream) {
+        // Without TCP_NODELAY a small response waits for the peer's delayed ACK (about 40 ms).
+        let keepalive = TcpKeepalive::new().with_time(self.settings.keepalive);
+        let configured = stream
+            .set_nodelay(true)
+            .and_then(|()| SockRef::from(stream).set_tcp_keepalive(&keepalive));
+        if let Err(error) = configured {
+            tracing::debug!(%error, "cannot set socket options on an accepted connection");
+        }
+    }
+}
+
+impl Stream for Incoming {
+    type Item = io::Result<Connection>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(pause) = &mut self.pause {
+                ready!(pause.as_mut().poll(cx));
+                self.pause = None;
+            }
+            match ready!(self.listener.poll_accept(cx)) {
+                Ok((stream, peer)) => {
+                    self.backoff = Duration::from_millis(10);
+                    let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                        let max = self.settings.max_connections;
+                        self.log.warn(|suppressed| {
+                            tracing::warn!(%peer, max, suppressed, "connection limit reached (server.max_connections): closing new connections");
+                        });
+                        continue;
+                    };
+                    self.configure(&stream);
+                    let connection = Connection::new(stream, slot, self.settings.handshake_timeout);
+                    return Poll::Ready(Some(Ok(connection)));
+                }
+                Err(error) if out_of_resources(&error) => {
+                    let backoff = self.backoff;
+                    self.log.warn(|suppressed| {
+                        tracing::warn!(%error, ?backoff, suppressed, "cannot accept connections: out of descriptors or memory; retrying");
+                    });
+                    self.pause = Some(Box::pin(tokio::time::sleep(backoff)));
+                    self.backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                // The peer gave up before the accept (ECONNABORTED and the like): next one.
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Errors that accepting again at once would only repeat.
+fn out_of_resources(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// A warning that repeats under load: logged at most every `LOG_EVERY`, with the number of
+/// occurrences left out since.
+#[derive(Default)]
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn warn(&mut self, log: impl FnOnce(u64)) {
+        if self.last.is_some_and(|last| last.elapsed() < LOG_EVERY) {
+            self.suppressed += 1;
+            return;
+        }
+        log(self.suppressed);
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
+/// An accepted connection. It holds its slot of `max_connections` until dropped, and fails
+/// its reads if the peer has not sent its first bytes by the handshake deadline, so that a
+/// socket that never speaks does not stay open (and keep shutdown from draining) forever.
+pub struct Connection {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    /// Bytes still expected before the deadline, and the deadline; `None` once they arrived.
+    handshake: Option<(usize, Pin<Box<Sleep>>)>,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, timeout: Duration) -> Self {
+        Self {
+            stream,
+            _slot: slot,
+            handshake: Some((FIRST_BYTES, Box::pin(tokio::time::sleep(timeout)))),
+        }
+    }
+}
+
+impl Connected for Connection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Some((expected, deadline)) = &mut this.handshake {
+            let read = buf.filled().len() - before;
+            if read >= *expected {
+                this.handshake = None;
+            } else {
+                *expected -= read;
+                if polled.is_pending() && deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer sent no handshake in time (server.handshake_timeout_secs)",
+                    )));
+                }
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,146 @@
+//! Limits that keep one client from exhausting the server: watch streams, streams per
+//! connection, and running out of file descriptors.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::TestServer;
+use healthscore::{config::Config, proto::v1};
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.host.enabled = false;
+    config.server.shutdown_grace_secs = 0;
+    config
+}
+
+fn watch_request() -> v1::WatchHealthRequest {
+    v1::WatchHealthRequest::default()
+}
+
+#[tokio::test]
+async fn watch_streams_beyond_the_cap_are_resource_exhausted_until_one_closes() {
+    let mut config = config();
+    config.server.max_watch_streams = 2;
+    let server = TestServer::start_with(config).await;
+    let mut client = server.reports();
+    let first = client.watch_health(watch_request()).await.expect("first");
+    let mut health = server.health();
+    let _second = health
+        .watch(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("second, on the other service");
+    let refused = client
+        .watch_health(watch_request())
+        .await
+        .expect_err("third");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    drop(first);
+    // The slot frees when the server sees the stream end.
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(stream) = client.watch_health(watch_request()).await {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the closed stream's slot was never freed"
+    );
+}
+
+#[tokio::test]
+async fn one_connection_cannot_open_more_streams_than_it_is_allowed() {
+    let mut config = config();
+    config.server.max_concurrent_streams = 2;
+    let server = TestServer::start_with(config).await;
+    let mut client = server.reports();
+    let _a = client.watch_health(watch_request()).await.expect("first");
+    let _b = client.watch_health(watch_request()).await.expect("second");
+    // The client honours the server's SETTINGS_MAX_CONCURRENT_STREAMS and waits for a slot.
+    let third = tokio::time::timeout(
+        Duration::from_millis(500),
+        client.watch_health(watch_request()),
+    )
+    .await;
+    assert!(
+        third.is_err(),
+        "a third stream opened on a 2-stream connection"
+    );
+}
+
+/// CPU time (user + system) of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect(")") + 2..].split(' ').collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 48 && exec \"$0\" serve --listen 127.0.0.1:0",
+        ])
+        .arg(env!("CARGO_BIN_EXE_healthscore"))
+        .env("HEALTHSCORE_HOST__ENABLED", "false")
+        .env("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "0")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start healthscore");
+    let mut log = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("address=") {
+        line.clear();
+        assert!(log.read_line(&mut line).expect("log") > 0, "exited early");
+    }
+    let addr = line
+        .split("address=")
+        .nth(1)
+        .expect("address")
+        .split_whitespace()
+        .next()
+        .expect("addr")
+        .to_owned();
+    std::thread::spawn(move || for _ in log.lines() {});
+    // Far more connections than descriptors: the kernel queues them; accept fails with EMFILE.
+    let held: Vec<_> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(held.len() > 48, "only {} connections", held.len());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(child.id()) - before;
+    // 2 s of a spinning accept loop is about 200 ticks; backing off costs a few.
+    assert!(
+        used < 40,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    drop(held);
+    let probe = Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args([
+            "probe",
+            "--addr",
+            &addr,
+            "--connect-timeout",
+            "5s",
+            "--rpc-timeout",
+            "5s",
+        ])
+        .output()
+        .expect("probe");
+    assert!(probe.status.success(), "{probe:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
