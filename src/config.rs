@@ -150,7 +150,7 @@ impl Default for LogConfig {
 /// A configuration that cannot be used. The message names the key (and for files, the line).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -206,3 +206,98 @@ async fn bad_pushes_are_rejected_by_field_and_leave_state_byte_for_byte_unchange
     );
     assert_eq!(system_bytes(&server).await, before);
 }
+
+#[tokio::test]
+async fn invisible_names_broken_durations_and_empty_pushes_are_refused_and_change_nothing() {
+    let server = start().await;
+    let mut client = server.reports();
+    client
+        .report_metrics(push_pools("app-1", vec![pool("db", 1, 32)]))
+        .await
+        .expect("a good push");
+    let before = system_bytes(&server).await;
+    let mut cases = vec![
+        (
+            "source",
+            push_pools("db\u{202e}exe.txt", vec![pool("db", 1, 2)]),
+        ),
+        (
+            "source",
+            push_pools("app-1\u{200b}", vec![pool("db", 1, 2)]),
+        ),
+        (
+            "datasources[0].name",
+            push_pools("app-1", vec![pool("d\u{200f}b", 1, 2)]),
+        ),
+        ("entities", push_pools("app-2", vec![])),
+    ];
+    for (seconds, nanos) in [(1, -1), (5, 1_000_000_000)] {
+        let mut request = push_pools("app-1", vec![pool("db", 1, 2)]);
+        request.ttl = Some(prost_types::Duration { seconds, nanos });
+        cases.push(("ttl", request));
+    }
+    for (field, request) in cases {
+        let error = client.report_metrics(request).await.expect_err(field);
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{field}");
+        assert!(
+            error.message().starts_with(&format!("{field}:")),
+            "{field}: {}",
+            error.message()
+        );
+        assert_eq!(system_bytes(&server).await, before, "changed by {field}");
+    }
+    // An empty push from a source that has entities is a heartbeat: accepted, nothing moves.
+    let heartbeat = client
+        .report_metrics(push_pools("app-1", vec![]))
+        .await
+        .expect("heartbeat")
+        .into_inner();
+    assert!(heartbeat.applied);
+}
+
+#[tokio::test]
+async fn inconsistent_or_huge_counters_give_rates_within_0_and_100() {
+    let server = start().await;
+    let mut client = server.reports();
+    let web = |requests, errors| v1::ReportMetricsRequest {
+        source: "app-1".into(),
+        web_servers: vec![v1::WebServerSnapshot {
+            name: "http".into(),
+            max_workers: 10,
+            requests,
+            errors,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let cache = v1::ReportMetricsRequest {
+        source: "app-2".into(),
+        caches: vec![v1::CacheSnapshot {
+            name: "c".into(),
+            hits: u64::MAX,
+            misses: u64::MAX,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    client.report_metrics(cache).await.expect("cache");
+    client.report_metrics(web(1000, 0)).await.expect("first");
+    // The window: +10 requests, +50 errors.
+    client.report_metrics(web(1010, 50)).await.expect("second");
+    let system = client
+        .get_system_health(v1::GetSystemHealthRequest::default())
+        .await
+        .expect("report")
+        .into_inner()
+        .report()
+        .expect("report");
+    let web = &system.subsystems["webServer"];
+    assert_eq!(web.entities[0].metrics["errorRate"], 100.0);
+    assert!(
+        web.issues[0].message.contains("inconsistently"),
+        "{}",
+        web.issues[0].message
+    );
+    let cache = &system.subsystems["caches"].entities[0];
+    assert_eq!(cache.metrics["hitRate"], 50.0);
+}

@@ -347,3 +347,30 @@ fn config_check_names_the_key_and_line() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn config_check_refuses_what_serve_refuses_and_names_the_key() {
+    let dir = std::env::temp_dir().join(format!("healthscore-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bad-level.toml");
+    std::fs::write(&file, "[log]\nlevel = \"[[[not a filter\"\n").expect("write");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .expect("config check");
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("log.level"), "{stderr}");
+
+    let missing = dir.join("missing.toml");
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args(["serve", "--config"])
+        .arg(&missing)
+        .output()
+        .expect("serve");
+    assert_eq!(serve.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -24,7 +24,8 @@ impl Snapshot for CacheSnapshot {
         let hits = window(self.hits, previous.map(|p| p.hits));
         let misses = window(self.misses, previous.map(|p| p.misses));
         let evictions = window(self.evictions, previous.map(|p| p.evictions));
-        let lookups = hits.saturating_add(misses);
+        // Summed wide: two counters near u64::MAX must not saturate into a 100% hit rate.
+        let lookups = u128::from(hits) + u128::from(misses);
         e.metrics.set("enabled", f64::from(u8::from(self.enabled)));
         e.metrics.set("hits", hits as f64);
         e.metrics.set("misses", misses as f64);
@@ -40,7 +41,7 @@ impl Snapshot for CacheSnapshot {
         }
         if let Some(hit_rate) = percent(hits as f64, lookups as f64) {
             e.metrics.set("hitRate", hit_rate);
-            if lookups >= t.min_lookups && hit_rate < t.low_hit_rate {
+            if lookups >= u128::from(t.min_lookups) && hit_rate < t.low_hit_rate {
                 e.fire(
                     Code::CacheLowHitRate,
                     format!(
@@ -102,6 +103,12 @@ mod tests {
                 "{hits}/{misses}"
             );
         }
+    }
+
+    #[test]
+    fn huge_counters_do_not_saturate_into_a_perfect_hit_rate() {
+        let e = cache(u64::MAX, u64::MAX, 0).evaluate(None, &Thresholds::default());
+        assert_eq!(e.metrics.get("hitRate"), Some(50.0));
     }
 
     #[test]

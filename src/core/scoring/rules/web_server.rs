@@ -75,11 +75,19 @@ impl Snapshot for WebServerSnapshot {
             }
         }
         if let Some(error_rate) = percent(errors as f64, requests as f64) {
+            // Counters that moved inconsistently (more errors than requests in the window) would
+            // read above 100%: the rate is capped and the message says why.
+            let error_rate = error_rate.min(100.0);
             e.metrics.set("errorRate", error_rate);
             if error_rate > t.error_rate {
+                let counted = if errors > requests {
+                    format!("{errors} errors against {requests} requests: the counters moved inconsistently")
+                } else {
+                    format!("{errors} of {requests}")
+                };
                 e.fire(
                     Code::WebListenerHighErrorRate,
-                    format!("Web server '{name}' failed {error_rate:.1}% of requests ({errors} of {requests})"),
+                    format!("Web server '{name}' failed {error_rate:.1}% of requests ({counted})"),
                     &["errorRate", "errors", "requests"],
                 );
             }
