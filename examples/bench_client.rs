@@ -77,6 +77,7 @@ fn payloads(dir: &Path) -> Result<(), Box<dyn Error>> {
         options: Some(ReportOptions {
             min_severity: 0,
             omit_entities: true,
+            ..Default::default()
         }),
     };
     std::fs::write(dir.join("system-compact.bin"), frame(&compact))?;

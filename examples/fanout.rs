@@ -107,6 +107,7 @@ async fn watch(channel: Channel, compact: bool) -> Result<tonic::Streaming<usize
         options: Some(ReportOptions {
             min_severity: 0,
             omit_entities: compact,
+            ..Default::default()
         }),
     };
     let path = PathAndQuery::from_static("/healthscore.v1.HealthReports/WatchHealth");

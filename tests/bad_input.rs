@@ -195,6 +195,7 @@ async fn bad_pushes_are_rejected_by_field_and_leave_state_byte_for_byte_unchange
             options: Some(v1::ReportOptions {
                 min_severity: 9,
                 omit_entities: false,
+                ..Default::default()
             }),
         })
         .await

@@ -191,6 +191,7 @@ async fn watch_with_subsystems_and_min_severity_ignores_other_changes() {
             options: Some(ReportOptions {
                 min_severity: Severity::Warning.into(),
                 omit_entities: true,
+                ..Default::default()
             }),
         })
         .await
@@ -248,6 +249,7 @@ async fn min_severity_filters_issues_but_not_the_score() {
             options: Some(ReportOptions {
                 min_severity: Severity::Warning.into(),
                 omit_entities: false,
+                ..Default::default()
             }),
         })
         .await

@@ -144,3 +144,68 @@ fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_answer_fits_a_default_client_whatever_the_state_holds() {
+    use prost::Message;
+    let server = TestServer::start_with(config()).await;
+    let mut client = server.reports();
+    for source in ["app-1", "app-2"] {
+        // Long names and an issue on every entity: the heaviest rows there are.
+        let pools = (0..10_000)
+            .map(|i| common::pool(&format!("{source}-pool-{i:05}-{}", "x".repeat(200)), 32, 32))
+            .collect();
+        client
+            .report_metrics(common::push_pools(source, pools))
+            .await
+            .expect("push 10,000 entities");
+    }
+    // A client with the default 4 MB receive limit reads the default answer.
+    let report = client
+        .get_system_health(v1::GetSystemHealthRequest::default())
+        .await
+        .expect("GetSystemHealth within the default limit")
+        .into_inner()
+        .report()
+        .expect("report");
+    let size = report.encoded_len();
+    assert!(size < 2 << 20, "{size} bytes");
+    let pools = &report.subsystems["datasources"];
+    assert_eq!(pools.entities.len(), 100);
+    assert_eq!(pools.entities_omitted, 19_900);
+    assert_eq!(pools.issues.len(), 100);
+    assert_eq!(pools.issues_omitted, 19_900);
+    let breakdown = pools.score_breakdown.as_ref().expect("breakdown");
+    assert_eq!(
+        breakdown.deductions.len() as u32 + breakdown.deductions_omitted,
+        20_000
+    );
+    assert_eq!(report.issues_omitted, 19_900);
+    // The same through the CLI, whose JSON says what was left out.
+    let output = Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args(["get", "-o", "json", "--addr", &server.addr.to_string()])
+        .output()
+        .expect("healthscore get");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["subsystems"]["datasources"]["entitiesOmitted"], 19_900);
+    // A reader can ask for more, up to limits.max_listed.
+    let more = client
+        .get_datasource_health(v1::GetDatasourceHealthRequest {
+            options: Some(v1::ReportOptions {
+                max_entities: 1_000,
+                omit_entities: false,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("1,000 entities")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(more.entities.len(), 1_000);
+}

@@ -5,7 +5,10 @@ use std::{fmt::Write as _, process::ExitCode, sync::Arc};
 use anyhow::Context;
 
 use crate::{
-    core::scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
+    core::{
+        published::View,
+        scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
+    },
     proto::v1::{self, health_reports_client::HealthReportsClient},
 };
 
@@ -50,7 +53,16 @@ pub struct Args {
     /// Leave out issues below this severity (the score still counts them).
     #[arg(long, value_enum, value_name = "LEVEL")]
     min_severity: Option<Level>,
+    /// Most entities listed per report [default: the server's, 100].
+    #[arg(long, value_name = "N")]
+    max_entities: Option<u32>,
+    /// Most issues listed per report [default: the server's, 100].
+    #[arg(long, value_name = "N")]
+    max_issues: Option<u32>,
 }
+
+/// The largest answer this CLI reads: a reader that asks for long lists gets them.
+pub const MAX_ANSWER_BYTES: usize = 256 << 20;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = super::client_runtime()?;
@@ -60,10 +72,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn fetch(args: &Args) -> anyhow::Result<String> {
-    let mut client = HealthReportsClient::new(args.target.connect().await?);
+    let mut client = HealthReportsClient::new(args.target.connect().await?)
+        .max_decoding_message_size(MAX_ANSWER_BYTES);
     let options = Some(v1::ReportOptions {
         min_severity: Level::wire(args.min_severity),
         omit_entities: args.output == Output::Table && args.subsystem.is_none(),
+        max_entities: args.max_entities.unwrap_or(0),
+        max_issues: args.max_issues.unwrap_or(0),
     });
     let style = Style::detect();
     match args.subsystem {
@@ -79,7 +94,7 @@ async fn fetch(args: &Args) -> anyhow::Result<String> {
             let report = SystemHealthReport::try_from(wire)
                 .context("the server sent a report this CLI cannot read")?;
             Ok(match args.output {
-                Output::Json => json(&report)?,
+                Output::Json => json(&crate::core::json::system(&report, View::everything()))?,
                 Output::Table => system_table(&report, revision, style),
             })
         }
@@ -89,7 +104,7 @@ async fn fetch(args: &Args) -> anyhow::Result<String> {
             let report = HealthReport::try_from(wire)
                 .context("the server sent a report this CLI cannot read")?;
             Ok(match args.output {
-                Output::Json => json(&report)?,
+                Output::Json => json(&crate::core::json::report(&report, View::everything()))?,
                 Output::Table => subsystem_table(&report, revision, style),
             })
         }
@@ -134,11 +149,12 @@ fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
 fn issues_table<'a>(
     out: &mut String,
     issues: impl Iterator<Item = &'a Issue>,
+    omitted: u32,
     prefixed: bool,
     style: Style,
 ) {
     let mut issues = issues.peekable();
-    if issues.peek().is_none() {
+    if issues.peek().is_none() && omitted == 0 {
         let _ = writeln!(out, "\nNo issues.");
         return;
     }
@@ -160,6 +176,9 @@ fn issues_table<'a>(
         );
         let _ = writeln!(out, "          {}", issue.message);
         let _ = writeln!(out, "          -> {}", issue.suggested_action);
+    }
+    if omitted > 0 {
+        let _ = writeln!(out, "... and {omitted} more (--max-issues N lists more)");
     }
 }
 
@@ -193,10 +212,16 @@ fn system_table(report: &SystemHealthReport, revision: u64, style: Style) -> Str
             "{:<13} {status}{pad} {:>5}  {}",
             report.subsystem.key(),
             report.score,
-            report.issues.len()
+            report.issues.len() + report.omitted.issues as usize
         );
     }
-    issues_table(&mut out, report.issues(), true, style);
+    issues_table(
+        &mut out,
+        report.issues(),
+        report.issues_omitted,
+        true,
+        style,
+    );
     out
 }
 
@@ -215,7 +240,13 @@ fn subsystem_table(report: &HealthReport, revision: u64, style: Style) -> String
         report.score,
         style.dim(&format!("revision {revision}"))
     );
-    issues_table(&mut out, report.issues.iter(), false, style);
+    issues_table(
+        &mut out,
+        report.issues.iter(),
+        report.omitted.issues,
+        false,
+        style,
+    );
     if !report.entities.is_empty() {
         let _ = writeln!(out, "\nENTITIES");
         for entity in &report.entities {
@@ -234,6 +265,13 @@ fn subsystem_table(report: &HealthReport, revision: u64, style: Style) -> String
                 metrics.join(" ")
             );
         }
+    }
+    if report.omitted.entities > 0 {
+        let _ = writeln!(
+            out,
+            "... and {} more entities (--max-entities N lists more)",
+            report.omitted.entities
+        );
     }
     out
 }

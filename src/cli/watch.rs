@@ -33,13 +33,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn follow(args: &Args) -> anyhow::Result<ExitCode> {
-    let mut client = HealthReportsClient::new(args.target.connect().await?);
+    let mut client = HealthReportsClient::new(args.target.connect().await?)
+        .max_decoding_message_size(super::get::MAX_ANSWER_BYTES);
     let mut stream = client
         .watch_health(v1::WatchHealthRequest {
             subsystems: args.subsystems.clone(),
             options: Some(v1::ReportOptions {
                 min_severity: Level::wire(args.min_severity),
                 omit_entities: true,
+                // Issues are what this command compares between messages: list them all.
+                max_issues: u32::MAX,
+                max_entities: 0,
             }),
         })
         .await

@@ -172,6 +172,8 @@ pub struct Limits {
     pub forget_after_secs: u64,
     /// How far in the future a push's `started_at` may be.
     pub max_clock_skew_secs: u64,
+    /// Most entities or issues a reader may ask one report to list (100 are listed by default).
+    pub max_listed: usize,
 }
 
 impl Default for Limits {
@@ -185,6 +187,7 @@ impl Default for Limits {
             max_ttl_secs: 3_600,
             forget_after_secs: 600,
             max_clock_skew_secs: 300,
+            max_listed: 10_000,
         }
     }
 }
@@ -202,6 +205,7 @@ impl Limits {
             ),
             ("max_sources", self.max_sources as u64),
             ("max_name_bytes", self.max_name_bytes as u64),
+            ("max_listed", self.max_listed as u64),
             ("min_ttl_secs", self.min_ttl_secs),
         ] {
             if value == 0 {

@@ -5,6 +5,7 @@
 //! every rule and every check can be tested with a struct literal.
 
 pub mod ingest;
+pub mod json;
 pub mod published;
 pub mod scoring;
 pub mod subsystem;

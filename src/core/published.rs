@@ -14,7 +14,8 @@ use std::{
 use bytes::Bytes;
 
 use super::scoring::{
-    issue_digest, HealthReport, Issue, Severity, Status, Subsystem, SystemHealthReport,
+    issue_digest, Deduction, EntityHealth, HealthReport, Issue, Severity, Status, Subsystem,
+    SystemHealthReport,
 };
 
 /// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
@@ -37,9 +38,9 @@ pub enum Serving {
 /// The encodings of a state that faces share among all its readers, each made on first use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rendition {
-    /// The protobuf `SystemHealthReport` with every issue and the entity lists.
+    /// The protobuf `SystemHealthReport` in the default view.
     ProtoSystem,
-    /// The protobuf `SystemHealthReport` with every issue and no entity lists.
+    /// The protobuf `SystemHealthReport` in the default view without entity lists.
     ProtoSystemCompact,
 }
 
@@ -115,17 +116,105 @@ pub fn verdict<'a>(
     hasher.finish()
 }
 
-/// What a reader asked to leave out of a report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a reader asked to see of a report: issues from a severity up, and at most so many
+/// entities and issues per report, the first in report order (the worst issues). The status,
+/// score and breakdown always count everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View {
-    /// Issues below this severity are left out; the status, score and breakdown still count
-    /// them.
+    /// Issues below this severity are left out.
     pub min_severity: Option<Severity>,
-    pub omit_entities: bool,
+    pub max_entities: usize,
+    /// Also bounds the deductions listed, which follow the issues.
+    pub max_issues: usize,
+}
+
+/// Items of a report as a view lists them, and how many it left out.
+pub struct Listed<'a, T> {
+    pub items: Vec<&'a T>,
+    pub omitted: u32,
+}
+
+/// The deductions a view lists, how many it left out and the points those took.
+pub struct ListedDeductions<'a> {
+    pub items: Vec<&'a Deduction>,
+    pub omitted: u32,
+    pub omitted_penalty: u32,
+}
+
+impl Default for View {
+    /// What an answer lists unless asked otherwise: small enough for any default client.
+    fn default() -> Self {
+        Self {
+            min_severity: None,
+            max_entities: Self::LISTED_BY_DEFAULT,
+            max_issues: Self::LISTED_BY_DEFAULT,
+        }
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl View {
+    /// Entities and issues listed per report unless a reader asks for another number.
+    pub const LISTED_BY_DEFAULT: usize = 100;
+
+    /// Everything there is: for a report that was already cut to a view (an answer read back).
+    pub fn everything() -> Self {
+        Self {
+            min_severity: None,
+            max_entities: usize::MAX,
+            max_issues: usize::MAX,
+        }
+    }
+
     pub fn keeps(&self, issue: &Issue) -> bool {
         self.min_severity.is_none_or(|min| issue.severity >= min)
+    }
+
+    pub fn issues<'a>(&self, report: &'a HealthReport) -> Listed<'a, Issue> {
+        self.list(report.issues.iter(), report.omitted.issues)
+    }
+
+    /// The system report's own issue list.
+    pub fn system_issues<'a>(&self, system: &'a SystemHealthReport) -> Listed<'a, Issue> {
+        self.list(system.issues(), system.issues_omitted)
+    }
+
+    fn list<'a>(&self, issues: impl Iterator<Item = &'a Issue>, omitted: u32) -> Listed<'a, Issue> {
+        let mut kept = issues.filter(|issue| self.keeps(issue));
+        let items: Vec<&Issue> = kept.by_ref().take(self.max_issues).collect();
+        Listed {
+            items,
+            omitted: omitted.saturating_add(count(kept.count())),
+        }
+    }
+
+    pub fn entities<'a>(&self, report: &'a HealthReport) -> Listed<'a, EntityHealth> {
+        let items: Vec<&EntityHealth> = report.entities.iter().take(self.max_entities).collect();
+        let left = report.entities.len() - items.len();
+        Listed {
+            items,
+            omitted: report.omitted.entities.saturating_add(count(left)),
+        }
+    }
+
+    /// The breakdown's deductions: one per issue whatever the severity filter, at most
+    /// `max_issues` of them.
+    pub fn deductions<'a>(&self, report: &'a HealthReport) -> ListedDeductions<'a> {
+        let mut all = report.score_breakdown.deductions.iter();
+        let items: Vec<&Deduction> = all.by_ref().take(self.max_issues).collect();
+        let (mut omitted, mut omitted_penalty) =
+            (report.omitted.deductions, report.omitted.penalty);
+        for deduction in all {
+            omitted = omitted.saturating_add(1);
+            omitted_penalty = omitted_penalty.saturating_add(deduction.penalty);
+        }
+        ListedDeductions {
+            items,
+            omitted,
+            omitted_penalty,
+        }
     }
 }

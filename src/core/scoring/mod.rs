@@ -12,8 +12,8 @@ pub mod snapshot;
 
 pub use catalog::Code;
 pub use model::{
-    issue_digest, Deduction, EntityHealth, HealthReport, Issue, Metrics, Runs, ScoreBreakdown,
-    Severity, Status, Subsystem, SystemHealthReport,
+    issue_digest, Deduction, EntityHealth, HealthReport, Issue, Metrics, Omitted, Runs,
+    ScoreBreakdown, Severity, Status, Subsystem, SystemHealthReport,
 };
 pub use policy::{Penalties, Policy, Thresholds};
 pub use score::{

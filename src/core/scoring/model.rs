@@ -225,21 +225,30 @@ pub struct EntityHealth {
     pub stale: bool,
 }
 
-/// The health of one subsystem.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The health of one subsystem. Its JSON form is `core::json`'s.
+#[derive(Clone, Debug, PartialEq)]
 pub struct HealthReport {
     pub subsystem: Subsystem,
     pub available: bool,
     pub status: Status,
     pub score: u32,
-    #[serde(serialize_with = "plain_issues")]
     pub issues: Runs<Issue>,
     pub score_breakdown: ScoreBreakdown,
     pub entities: Runs<EntityHealth>,
     /// `issue_digest` of the issues, for watchers' verdicts.
-    #[serde(skip)]
     pub issue_digest: u64,
+    /// What an answer this report was read from left out (zero for reports the engine built).
+    pub omitted: Omitted,
+}
+
+/// Items an answer left out, as it said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    pub entities: u32,
+    pub issues: u32,
+    pub deductions: u32,
+    /// The points the left-out deductions took.
+    pub penalty: u32,
 }
 
 /// Items of a report (entities, issues, deductions) held as the per-source runs the store
@@ -392,12 +401,6 @@ impl<T: ReportOrder + PartialEq> PartialEq for Runs<T> {
     }
 }
 
-impl Serialize for Runs<EntityHealth> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
-    }
-}
-
 impl HealthReport {
     /// The report of a subsystem nothing reports into.
     pub fn unavailable(subsystem: Subsystem) -> Self {
@@ -413,17 +416,21 @@ impl HealthReport {
             },
             entities: Runs::default(),
             issue_digest: 0,
+            omitted: Omitted::default(),
         }
     }
 }
 
 /// The weakest-link view over subsystems. Its issues are its subsystems' (read through
-/// [`SystemHealthReport::issues`]) and serialize with `subsystem:` code prefixes.
+/// [`SystemHealthReport::issues`]). Its JSON form is `core::json`'s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SystemHealthReport {
     pub status: Status,
     pub score: u32,
     pub subsystems: std::collections::BTreeMap<&'static str, Arc<HealthReport>>,
+    /// Issues an answer this report was read from left out of its own list (zero for reports
+    /// the engine built).
+    pub issues_omitted: u32,
 }
 
 impl SystemHealthReport {
@@ -440,91 +447,5 @@ impl SystemHealthReport {
                         report.issues.iter().filter(move |i| i.severity == severity)
                     })
             })
-    }
-}
-
-impl Serialize for SystemHealthReport {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Prefixed<'a>(&'a SystemHealthReport);
-        impl Serialize for Prefixed<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                issues_json(self.0.issues(), true, serializer)
-            }
-        }
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("status", &self.status)?;
-        map.serialize_entry("score", &self.score)?;
-        map.serialize_entry("issues", &Prefixed(self))?;
-        map.serialize_entry("subsystems", &self.subsystems)?;
-        map.end()
-    }
-}
-
-/// The seed's issue object; `source` is healthscore's addition (which app instance).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IssueJson<'a> {
-    severity: Severity,
-    code: Cow<'a, str>,
-    message: &'a str,
-    suggested_action: &'a str,
-    entity: &'a str,
-    entity_metrics: &'a Metrics,
-    source: &'a str,
-}
-
-fn issues_json<'a, S: Serializer>(
-    issues: impl Iterator<Item = &'a Issue>,
-    prefixed: bool,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(issues.map(|issue| IssueJson {
-        severity: issue.severity,
-        code: if prefixed {
-            Cow::Owned(format!("{}:{}", issue.subsystem, issue.code))
-        } else {
-            Cow::Borrowed(issue.code.as_str())
-        },
-        message: &issue.message,
-        suggested_action: &issue.suggested_action,
-        entity: &issue.entity,
-        entity_metrics: &issue.entity_metrics,
-        source: &issue.source,
-    }))
-}
-
-fn plain_issues<S: Serializer>(issues: &Runs<Issue>, serializer: S) -> Result<S::Ok, S::Error> {
-    issues_json(issues.iter(), false, serializer)
-}
-
-impl Serialize for ScoreBreakdown {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct DeductionJson<'a> {
-            code: &'a str,
-            severity: Severity,
-            penalty: u32,
-            entity: &'a str,
-        }
-        #[derive(Serialize)]
-        struct BreakdownJson<'a, I: Serialize> {
-            base: u32,
-            deductions: &'a I,
-        }
-        let deductions: Vec<_> = self
-            .deductions
-            .iter()
-            .map(|d| DeductionJson {
-                code: d.code.as_str(),
-                severity: d.severity,
-                penalty: d.penalty,
-                entity: &d.entity,
-            })
-            .collect();
-        BreakdownJson {
-            base: self.base,
-            deductions: &deductions,
-        }
-        .serialize(serializer)
     }
 }

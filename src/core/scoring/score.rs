@@ -6,8 +6,8 @@ use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 use super::{
     catalog::Code,
     model::{
-        issue_digest, Deduction, EntityHealth, HealthReport, Issue, Runs, ScoreBreakdown, Status,
-        Subsystem, SystemHealthReport,
+        issue_digest, Deduction, EntityHealth, HealthReport, Issue, Omitted, Runs, ScoreBreakdown,
+        Status, Subsystem, SystemHealthReport,
     },
     policy::Policy,
     snapshot::Snapshot,
@@ -199,6 +199,7 @@ pub fn assemble<'a>(
         },
         entities,
         issue_digest: digest,
+        omitted: Omitted::default(),
     }
 }
 
@@ -248,6 +249,7 @@ pub fn system_report<'a>(
         status,
         score,
         subsystems,
+        issues_omitted: 0,
     }
 }
 
@@ -464,7 +466,12 @@ mod tests {
             }],
             &Policy::default(),
         ));
-        let json = serde_json::to_value(system_report([&executors])).expect("serializable");
+        let system = system_report([&executors]);
+        let json = serde_json::to_value(crate::core::json::system(
+            &system,
+            crate::core::published::View::default(),
+        ))
+        .expect("serializable");
         assert_eq!(json["issues"][0]["code"], "executors:EXECUTOR_DEGRADED");
         assert_eq!(
             json["subsystems"]["executors"]["issues"][0]["code"],

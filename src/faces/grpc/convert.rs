@@ -77,14 +77,24 @@ pub fn min_severity(raw: i32, field: &str) -> Result<Option<scoring::Severity>, 
     }
 }
 
-/// Reads a request's report options (absent means everything).
-pub fn view(options: Option<&v1::ReportOptions>) -> Result<View, FieldError> {
+/// Reads a request's report options (absent means the default view); the counts asked for are
+/// capped at `max_listed`.
+pub fn view(options: Option<&v1::ReportOptions>, max_listed: usize) -> Result<View, FieldError> {
     let Some(options) = options else {
         return Ok(View::default());
     };
+    let asked = |n: u32| match n {
+        0 => View::LISTED_BY_DEFAULT,
+        n => usize::try_from(n).unwrap_or(usize::MAX).min(max_listed),
+    };
     Ok(View {
         min_severity: min_severity(options.min_severity, "options.min_severity")?,
-        omit_entities: options.omit_entities,
+        max_entities: if options.omit_entities {
+            0
+        } else {
+            asked(options.max_entities)
+        },
+        max_issues: asked(options.max_issues),
     })
 }
 
@@ -109,24 +119,22 @@ fn issue(issue: &scoring::Issue, prefixed: bool) -> v1::Issue {
     }
 }
 
-/// A subsystem report on the wire, filtered by `view`.
+/// A subsystem report on the wire, listed as `view` asks.
 pub fn health_report(report: &scoring::HealthReport, stamp: Stamp, view: View) -> v1::HealthReport {
+    let issues = view.issues(report);
+    let entities = view.entities(report);
+    let deductions = view.deductions(report);
     v1::HealthReport {
         subsystem: report.subsystem.key().to_owned(),
         available: report.available,
         status: v1::Status::from(report.status).into(),
         score: report.score,
-        issues: report
-            .issues
-            .iter()
-            .filter(|i| view.keeps(i))
-            .map(|i| issue(i, false))
-            .collect(),
+        issues: issues.items.iter().map(|i| issue(i, false)).collect(),
+        issues_omitted: issues.omitted,
         score_breakdown: Some(v1::ScoreBreakdown {
             base: report.score_breakdown.base,
-            deductions: report
-                .score_breakdown
-                .deductions
+            deductions: deductions
+                .items
                 .iter()
                 .map(|d| v1::Deduction {
                     code: d.code.as_str().to_owned(),
@@ -135,41 +143,38 @@ pub fn health_report(report: &scoring::HealthReport, stamp: Stamp, view: View) -
                     entity: d.entity.to_string(),
                 })
                 .collect(),
+            deductions_omitted: deductions.omitted,
+            omitted_penalty: deductions.omitted_penalty,
         }),
-        entities: if view.omit_entities {
-            Vec::new()
-        } else {
-            report
-                .entities
-                .iter()
-                .map(|e| v1::EntityHealth {
-                    name: e.name.to_string(),
-                    source: e.source.to_string(),
-                    status: v1::Status::from(e.status).into(),
-                    metrics: metrics_map(&e.metrics),
-                    stale: e.stale,
-                })
-                .collect()
-        },
+        entities: entities
+            .items
+            .iter()
+            .map(|e| v1::EntityHealth {
+                name: e.name.to_string(),
+                source: e.source.to_string(),
+                status: v1::Status::from(e.status).into(),
+                metrics: metrics_map(&e.metrics),
+                stale: e.stale,
+            })
+            .collect(),
+        entities_omitted: entities.omitted,
         revision: stamp.revision,
         generated_at: Some(stamp.generated_at.into()),
     }
 }
 
-/// The system report on the wire, filtered by `view` (which also applies to every subsystem).
+/// The system report on the wire, listed as `view` asks (its own issues and every subsystem).
 pub fn system_report(
     report: &scoring::SystemHealthReport,
     stamp: Stamp,
     view: View,
 ) -> v1::SystemHealthReport {
+    let issues = view.system_issues(report);
     v1::SystemHealthReport {
         status: v1::Status::from(report.status).into(),
         score: report.score,
-        issues: report
-            .issues()
-            .filter(|i| view.keeps(i))
-            .map(|i| issue(i, true))
-            .collect(),
+        issues: issues.items.iter().map(|i| issue(i, true)).collect(),
+        issues_omitted: issues.omitted,
         subsystems: report
             .subsystems
             .iter()
@@ -246,6 +251,12 @@ impl TryFrom<v1::HealthReport> for scoring::HealthReport {
             score: report.score,
             issue_digest: scoring::issue_digest(&issues),
             issues: issues.into(),
+            omitted: scoring::Omitted {
+                entities: report.entities_omitted,
+                issues: report.issues_omitted,
+                deductions: breakdown.deductions_omitted,
+                penalty: breakdown.omitted_penalty,
+            },
             score_breakdown: scoring::ScoreBreakdown {
                 base: breakdown.base,
                 deductions: breakdown
@@ -301,6 +312,7 @@ impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
             status: status(report.status, "status")?,
             score: report.score,
             subsystems,
+            issues_omitted: report.issues_omitted,
         })
     }
 }

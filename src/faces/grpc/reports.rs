@@ -43,7 +43,7 @@ impl Reports {
         subsystem: Subsystem,
         options: Option<&v1::ReportOptions>,
     ) -> Result<v1::HealthReport, Status> {
-        let view = convert::view(options)?;
+        let view = convert::view(options, self.limits.max_listed)?;
         let state = self.engine.state();
         Ok(convert::health_report(
             state.report(subsystem),
@@ -71,12 +71,14 @@ fn selection(keys: &[String]) -> Result<Vec<Subsystem>, FieldError> {
 /// The system report of one state as `view` asks for it: the shared encoding when the view
 /// keeps every issue, a message built for this reader otherwise.
 fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
-    if view.min_severity.is_some() {
-        return Envelope::built(convert::system_report(&state.system, state.stamp, view));
-    }
-    let rendition = match view.omit_entities {
-        false => Rendition::ProtoSystem,
-        true => Rendition::ProtoSystemCompact,
+    let compact = View {
+        max_entities: 0,
+        ..View::default()
+    };
+    let rendition = match view {
+        _ if view == View::default() => Rendition::ProtoSystem,
+        _ if view == compact => Rendition::ProtoSystemCompact,
+        _ => return Envelope::built(convert::system_report(&state.system, state.stamp, view)),
     };
     Envelope::Encoded(state.rendition(rendition, |state| {
         convert::system_report(&state.system, state.stamp, view)
@@ -125,7 +127,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::GetSystemHealthRequest>,
     ) -> Result<Response<v1::GetSystemHealthResponse>, Status> {
-        let view = convert::view(request.get_ref().options.as_ref())?;
+        let view = convert::view(request.get_ref().options.as_ref(), self.limits.max_listed)?;
         Ok(Response::new(system_envelope(&self.engine.state(), view)))
     }
 
@@ -138,7 +140,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         let request = request.into_inner();
         let slot = super::watch_slot(&self.watch_slots)?;
         let selected = selection(&request.subsystems)?;
-        let view = convert::view(request.options.as_ref())?;
+        let view = convert::view(request.options.as_ref(), self.limits.max_listed)?;
         let mut last_sent = None;
         // WatchStream yields the current state first, then only the newest state after each
         // change: a slow reader skips states instead of queueing them.
