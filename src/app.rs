@@ -1,17 +1,20 @@
 //! The composition root: config in; the engine, the sources and the faces started; and the one
 //! shutdown sequence for all of them. Nothing else spawns long-lived tasks or threads.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::{
     config::Config,
     engine::Engine,
-    faces::{self, listener::Incoming},
+    faces::{self, budget::Budget, listener::Incoming},
     sources::{host::HostSource, Source, SourceError},
     store::Store,
 };
+
+/// How long an answer waits for its share of the answer budget before RESOURCE_EXHAUSTED.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,7 @@ pub async fn run(
                 limits: config.limits.clone(),
                 max_concurrent_streams: config.server.max_concurrent_streams,
                 max_watch_streams: config.server.max_watch_streams,
+                answers: Budget::new(config.server.max_answer_bytes_in_flight, ANSWER_WAIT),
             },
             sequence,
         ),
@@ -79,7 +83,7 @@ pub async fn run(
 async fn serve_until_drained(
     server: impl Future<Output = Result<(), tonic::transport::Error>>,
     draining: oneshot::Receiver<()>,
-    deadline: std::time::Duration,
+    deadline: Duration,
 ) -> Result<(), AppError> {
     tokio::pin!(server);
     tokio::select! {

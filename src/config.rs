@@ -49,6 +49,9 @@ pub struct ServerConfig {
     /// WatchHealth and grpc.health.v1 Watch streams open at once, over every connection; more are
     /// refused with RESOURCE_EXHAUSTED.
     pub max_watch_streams: usize,
+    /// Bytes that report answers being sent may hold at once; an answer that finds the budget
+    /// spent waits up to a second, then gets RESOURCE_EXHAUSTED.
+    pub max_answer_bytes_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
             handshake_timeout_secs: 10,
             max_concurrent_streams: 100,
             max_watch_streams: 1_000,
+            max_answer_bytes_in_flight: 16 << 20,
         }
     }
 }

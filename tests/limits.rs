@@ -209,3 +209,58 @@ async fn the_default_answer_fits_a_default_client_whatever_the_state_holds() {
         .expect("report");
     assert_eq!(more.entities.len(), 1_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_beyond_the_byte_budget_wait_then_are_refused_until_the_budget_drains() {
+    let mut config = config();
+    // One KiB: any answer takes all of it.
+    config.server.max_answer_bytes_in_flight = 1;
+    let server = TestServer::start_with(config).await;
+    // A reader that never reads: its HTTP/2 window is 0, so its answer stays on the server.
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (mut stalled, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{}/healthscore.v1.HealthReports/GetSystemHealth",
+        server.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .expect("request");
+    let (response, mut body) = stalled.send_request(request, false).expect("send");
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .expect("empty GetSystemHealthRequest");
+    let response = response.await.expect("headers arrive without window");
+    assert_eq!(response.status(), 200);
+
+    let refused = server
+        .reports()
+        .get_system_health(v1::GetSystemHealthRequest::default())
+        .await
+        .expect_err("the budget is held by the stalled reader");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+
+    drop(response);
+    drop(stalled);
+    connection.abort();
+    let mut answered = false;
+    for _ in 0..50 {
+        let call = server
+            .reports()
+            .get_system_health(v1::GetSystemHealthRequest::default())
+            .await;
+        if call.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered, "the stalled reader's share was never given back");
+}

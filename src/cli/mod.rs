@@ -4,7 +4,7 @@ mod config_cmd;
 mod connect;
 mod get;
 mod probe;
-mod push;
+pub mod push;
 mod serve;
 mod style;
 mod watch;

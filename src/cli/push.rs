@@ -49,12 +49,13 @@ macro_rules! snapshot_file {
         /// The snapshot lists of a ReportMetricsRequest, as JSON.
         #[derive(Debug, Default, Deserialize)]
         #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-        struct Snapshots {
+        pub struct Snapshots {
             $($($wire: Vec<v1::$snapshot>,)?)+
         }
 
         impl Snapshots {
-            fn into_request(self, request: v1::ReportMetricsRequest) -> v1::ReportMetricsRequest {
+            /// `request` with these lists.
+            pub fn into_request(self, request: v1::ReportMetricsRequest) -> v1::ReportMetricsRequest {
                 v1::ReportMetricsRequest {
                     $($($wire: self.$wire,)?)+
                     ..request
@@ -64,6 +65,11 @@ macro_rules! snapshot_file {
     };
 }
 for_each_subsystem!(snapshot_file);
+
+/// Reads a snapshot file's text: the snapshot lists of a request, with the proto's JSON names.
+pub fn snapshots(text: &str) -> serde_json::Result<Snapshots> {
+    serde_json::from_str(text)
+}
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (origin, text) = if args.file.as_os_str() == "-" {
@@ -78,8 +84,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {origin}"))?;
         (origin, text)
     };
-    let snapshots: Snapshots = serde_json::from_str(&text)
-        .with_context(|| format!("{origin} is not a valid snapshot file"))?;
+    let snapshots =
+        snapshots(&text).with_context(|| format!("{origin} is not a valid snapshot file"))?;
     let started_at = match (args.started_at, args.sequence) {
         (Some(secs), _) => Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
         (None, Some(_)) => Some(SystemTime::now()),

@@ -10,7 +10,10 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 use tonic::transport::Server;
 
-use super::listener::Incoming;
+use super::{
+    budget::{Budget, HoldShares},
+    listener::Incoming,
+};
 use crate::{core::ingest::Limits, engine::Engine};
 use proto::{
     health::health_server::HealthServer, v1::health_reports_server::HealthReportsServer,
@@ -34,6 +37,8 @@ pub struct Settings {
     pub max_concurrent_streams: u32,
     /// Watch streams (both services) open at once, over every connection.
     pub max_watch_streams: usize,
+    /// Bytes that report answers in flight may hold.
+    pub answers: Budget,
 }
 
 /// Serves the connections of `incoming` until `drain` completes, then stops accepting and
@@ -61,10 +66,12 @@ pub async fn serve(
         // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
         .timeout(CALL_TIMEOUT)
         .max_concurrent_streams(settings.max_concurrent_streams)
+        .layer(HoldShares)
         .add_service(HealthReportsServer::new(Reports::new(
             engine.clone(),
             settings.limits,
             watch_slots.clone(),
+            settings.answers,
         )))
         .add_service(HealthServer::new(Health::new(engine, watch_slots)))
         .add_service(reflection_v1)

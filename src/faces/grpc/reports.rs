@@ -9,6 +9,7 @@ use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
+    super::budget::Budget,
     convert,
     proto::{v1, Envelope, SystemReportEnvelope},
 };
@@ -27,15 +28,34 @@ pub struct Reports {
     engine: Engine,
     limits: Limits,
     watch_slots: Arc<Semaphore>,
+    answers: Budget,
 }
 
 impl Reports {
-    pub fn new(engine: Engine, limits: Limits, watch_slots: Arc<Semaphore>) -> Self {
+    pub fn new(
+        engine: Engine,
+        limits: Limits,
+        watch_slots: Arc<Semaphore>,
+        answers: Budget,
+    ) -> Self {
         Self {
             engine,
             limits,
             watch_slots,
+            answers,
         }
+    }
+
+    /// `message` as a response holding its share of the answer budget.
+    async fn answer<M: Message>(&self, message: M) -> Result<Response<M>, Status> {
+        let share = self.answers.take(message.encoded_len()).await.ok_or_else(|| {
+            Status::resource_exhausted(
+                "too many answer bytes are in flight (server.max_answer_bytes_in_flight); retry later",
+            )
+        })?;
+        let mut response = Response::new(message);
+        response.extensions_mut().insert(share);
+        Ok(response)
     }
 
     fn report(
@@ -114,7 +134,7 @@ macro_rules! subsystem_rpcs {
             Self: 'async_trait,
         {
             let report = self.report(Subsystem::$subsystem, request.get_ref().options.as_ref());
-            Box::pin(async move { Ok(Response::new(v1::$response { report: Some(report?) })) })
+            Box::pin(async move { self.answer(v1::$response { report: Some(report?) }).await })
         }
     )+};
 }
@@ -128,7 +148,8 @@ impl v1::health_reports_server::HealthReports for Reports {
         request: Request<v1::GetSystemHealthRequest>,
     ) -> Result<Response<v1::GetSystemHealthResponse>, Status> {
         let view = convert::view(request.get_ref().options.as_ref(), self.limits.max_listed)?;
-        Ok(Response::new(system_envelope(&self.engine.state(), view)))
+        self.answer(system_envelope(&self.engine.state(), view))
+            .await
     }
 
     type WatchHealthStream = HealthReportStream;
