@@ -1,21 +1,18 @@
-"""A small healthscore client in Python, generated from ../../proto with grpcio-tools.
+"""A Python client of healthscore, on the code grpcio-tools generates from ../../proto.
 
-It shows the three things an app in any language does with healthscore: push its subsystems'
-snapshots (ReportMetrics), read the system report (GetSystemHealth) and follow changes
-(WatchHealth).
-
-    ./generate.sh                      # writes gen/ from the protos
-    python healthscore_client.py 127.0.0.1:50051
+The generated modules are `healthscore.v1.{report,metrics,service}_pb2` and `service_pb2_grpc`.
+This package adds what every app does with them: push its subsystems' snapshots
+(`push_pool`, or a `Reporter` that keeps pushing), read the system report (`system_report`) and
+follow changes (`watch`). `python -m healthscore_client 127.0.0.1:50051` runs the example.
 """
 
-import os
-import sys
+import grpc
+from google.protobuf import duration_pb2
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
+from healthscore.v1 import metrics_pb2, report_pb2, service_pb2, service_pb2_grpc
+from healthscore_client.reporter import Reporter
 
-import grpc  # noqa: E402
-from google.protobuf import duration_pb2  # noqa: E402
-from healthscore.v1 import metrics_pb2, report_pb2, service_pb2, service_pb2_grpc  # noqa: E402
+__all__ = ["Reporter", "connect", "describe", "push_pool", "system_report", "watch"]
 
 
 def connect(address):
@@ -43,10 +40,14 @@ def system_report(stub, min_severity=report_pb2.SEVERITY_UNSPECIFIED):
 
 
 def watch(stub, subsystems=()):
-    """An iterator of SystemHealthReport: the current one, then one per change."""
-    request = service_pb2.WatchHealthRequest(subsystems=list(subsystems))
-    for message in stub.WatchHealth(request):
-        yield message.report
+    """An iterator of SystemHealthReport: the current one, then one per change. Closing it
+    cancels the call."""
+    call = stub.WatchHealth(service_pb2.WatchHealthRequest(subsystems=list(subsystems)))
+    try:
+        for message in call:
+            yield message.report
+    finally:
+        call.cancel()
 
 
 def describe(report):
@@ -58,18 +59,3 @@ def describe(report):
         lines.append(f"  {severity:<8} {issue.code} {issue.entity}: {issue.message}")
         lines.append(f"           -> {issue.suggested_action}")
     return "\n".join(lines)
-
-
-def main(address):
-    channel, stub = connect(address)
-    with channel:
-        response = push_pool(stub, source="python-example", name="mainDB", active=31, maximum=32)
-        print(f"pushed {response.entity_count} entities, applied={response.applied}")
-        print(describe(system_report(stub)))
-        print("following changes (Ctrl-C to stop):")
-        for report in watch(stub):
-            print(describe(report))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051")
