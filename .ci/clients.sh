@@ -48,7 +48,7 @@ finish() {
 trap finish EXIT
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 addr="127.0.0.1:$port"
-HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
+HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_HTTP__ENABLED=false HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
   "$bin" serve --listen "$addr" 2>"$scratch/server.log" &
 server=$!
 for _ in $(seq 50); do

@@ -28,11 +28,18 @@ struct Counts {
 
 fn push(source: usize, round: u64) -> ReportMetricsRequest {
     // Every 20th round a pool crosses into saturation and back, so watchers see changes.
-    let active = if round % 20 == 0 && source % 10 == 0 { 31 } else { 8 + (round % 4) as u32 };
+    let active = if round % 20 == 0 && source % 10 == 0 {
+        31
+    } else {
+        8 + (round % 4) as u32
+    };
     ReportMetricsRequest {
         source: format!("soak-{source:03}"),
         sequence: round + 1,
-        ttl: Some(prost_types::Duration { seconds: 5, nanos: 0 }),
+        ttl: Some(prost_types::Duration {
+            seconds: 5,
+            nanos: 0,
+        }),
         datasources: (0..10)
             .map(|pool| DatasourceSnapshot {
                 name: format!("pool-{pool}"),
@@ -47,7 +54,12 @@ fn push(source: usize, round: u64) -> ReportMetricsRequest {
     }
 }
 
-async fn pusher(channel: Channel, source: usize, until: Instant, counts: Arc<Counts>) -> Result<(), tonic::Status> {
+async fn pusher(
+    channel: Channel,
+    source: usize,
+    until: Instant,
+    counts: Arc<Counts>,
+) -> Result<(), tonic::Status> {
     let mut client = HealthReportsClient::new(channel);
     let mut round = 0;
     while Instant::now() < until {
@@ -58,12 +70,18 @@ async fn pusher(channel: Channel, source: usize, until: Instant, counts: Arc<Cou
     }
     // Leave on purpose, as an app shutting down would.
     client
-        .forget_source(healthscore::proto::v1::ForgetSourceRequest { source: format!("soak-{source:03}") })
+        .forget_source(healthscore::proto::v1::ForgetSourceRequest {
+            source: format!("soak-{source:03}"),
+        })
         .await?;
     Ok(())
 }
 
-async fn watcher(channel: Channel, until: Instant, counts: Arc<Counts>) -> Result<(), tonic::Status> {
+async fn watcher(
+    channel: Channel,
+    until: Instant,
+    counts: Arc<Counts>,
+) -> Result<(), tonic::Status> {
     let mut stream = HealthReportsClient::new(channel)
         .watch_health(healthscore::proto::v1::WatchHealthRequest::default())
         .await?
@@ -81,10 +99,18 @@ async fn watcher(channel: Channel, until: Instant, counts: Arc<Counts>) -> Resul
     Ok(())
 }
 
-async fn checker(channel: Channel, until: Instant, counts: Arc<Counts>) -> Result<(), tonic::Status> {
+async fn checker(
+    channel: Channel,
+    until: Instant,
+    counts: Arc<Counts>,
+) -> Result<(), tonic::Status> {
     let mut client = HealthClient::new(channel);
     while Instant::now() < until {
-        client.check(HealthCheckRequest { service: String::new() }).await?;
+        client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await?;
         counts.checks.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -108,11 +134,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut tasks = Vec::new();
     for i in 0..100 {
         let channel = channels[i % channels.len()].clone();
-        tasks.push(tokio::spawn(pusher(channel.clone(), i, until, counts.clone())));
+        tasks.push(tokio::spawn(pusher(
+            channel.clone(),
+            i,
+            until,
+            counts.clone(),
+        )));
         tasks.push(tokio::spawn(watcher(channel, until, counts.clone())));
     }
-    for i in 0..4 {
-        tasks.push(tokio::spawn(checker(channels[i].clone(), until, counts.clone())));
+    for channel in &channels[..4] {
+        tasks.push(tokio::spawn(checker(
+            channel.clone(),
+            until,
+            counts.clone(),
+        )));
     }
     let mut errors = 0;
     for task in tasks {

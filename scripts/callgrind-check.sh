@@ -31,7 +31,7 @@ count() { # name port command... -> instructions per Check, after a warm-up
 }
 
 hs_port=$(free_port)
-hs=$(HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$hs_port" HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_LOG__LEVEL=warn \
+hs=$(HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$hs_port" HEALTHSCORE_HTTP__ENABLED=false HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_LOG__LEVEL=warn \
   count healthscore "$hs_port" "$bin/healthscore" serve)
 peer_port=$(free_port)
 peer=$(count peer "$peer_port" "$bin/examples/bare_health" "127.0.0.1:$peer_port")

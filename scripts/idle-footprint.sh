@@ -8,7 +8,7 @@ seconds=${1:-60}
 cargo build --release --quiet
 bin=target/release/healthscore
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
+HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$port" HEALTHSCORE_HTTP__LISTEN=127.0.0.1:0 HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
   "$bin" serve 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -19,7 +19,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$port" HEALTHSCORE_LOG__LEVEL=warn "$bin" serve & pid=$!
+HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$port" HEALTHSCORE_HTTP__LISTEN=127.0.0.1:0 HEALTHSCORE_LOG__LEVEL=warn "$bin" serve & pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 target/release/examples/bench_client payloads "$work"
 target/release/examples/bench_client seed "127.0.0.1:$port"

@@ -3,14 +3,15 @@
 
 use std::{future::Future, time::Duration};
 
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     config::Config,
     engine::Engine,
-    faces::{self, budget::Budget, listener::Incoming},
+    faces::{self, budget::Budget, listener::Incoming, WatchSlots},
     sources::{host::HostSource, Source, SourceError},
     store::Store,
+    telemetry::Telemetry,
 };
 
 /// How long an answer waits for its share of the answer budget before RESOURCE_EXHAUSTED.
@@ -21,17 +22,27 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 pub enum AppError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error(transparent)]
-    Transport(#[from] tonic::transport::Error),
+    #[error("the gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
 }
 
-/// Runs the service as configured on `listener` until `shutdown` completes, then:
-/// every probe-facing name turns NOT_SERVING (watchers are told); the faces keep answering for
-/// `server.shutdown_grace_secs` so probes and load balancers move traffic away; the engine
-/// stops (ending every watch stream); the faces stop accepting and drain the open calls for at
-/// most `server.drain_timeout_secs`, after which the remaining connections are dropped.
+/// The sockets the faces serve on, bound by the caller (so that errors name its flags).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    /// `None` when `http.enabled` is false.
+    pub http: Option<TcpListener>,
+}
+
+/// Runs the service as configured on `listeners` until `shutdown` completes, then:
+/// every probe-facing name turns NOT_SERVING (gRPC watchers are told, `/livez` and `/readyz`
+/// answer 503); the faces keep answering for `server.shutdown_grace_secs` so probes and load
+/// balancers move traffic away; the engine stops (ending every watch stream); the faces stop
+/// accepting and drain the open calls for at most `server.drain_timeout_secs`, after which the
+/// remaining connections are dropped.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
@@ -44,54 +55,85 @@ pub async fn run(
             .start(&engine)
             .await?;
     }
-    let (drain_started, draining) = oneshot::channel();
-    let sequence = {
-        let engine = engine.clone();
-        let grace = config.shutdown_grace();
+    let telemetry = Telemetry::new();
+    let watch_slots = WatchSlots::new(config.server.max_watch_streams, telemetry.clone());
+    let (drain, draining) = watch::channel(false);
+    let drained = move || {
+        let mut draining = draining.clone();
         async move {
-            shutdown.await;
-            tracing::info!(?grace, "shutting down: every health name is NOT_SERVING");
-            // An error means the engine already stopped, which is where this is heading anyway.
-            let _ = engine.begin_shutdown().await;
-            tokio::time::sleep(grace).await;
-            engine.stop().await;
-            tracing::info!("grace period over: draining connections");
-            let _ = drain_started.send(());
+            // An error means the sender is gone: the sequence ended, so drain too.
+            let _ = draining.wait_for(|started| *started).await;
         }
     };
-    serve_until_drained(
-        faces::grpc::serve(
+    let grpc = faces::grpc::serve(
+        Incoming::new(listeners.grpc, config.accepting()),
+        engine.clone(),
+        faces::grpc::Settings {
+            limits: config.limits.clone(),
+            max_concurrent_streams: config.server.max_concurrent_streams,
+            watch_slots: watch_slots.clone(),
+            answers: Budget::new(config.server.max_answer_bytes_in_flight, ANSWER_WAIT),
+            telemetry: telemetry.clone(),
+        },
+        drained(),
+    );
+    let http_engine = engine.clone();
+    let http = async move {
+        let Some(listener) = listeners.http else {
+            return Ok(());
+        };
+        let settings = faces::http::Settings {
+            max_listed: config.limits.max_listed,
+            watch_slots,
+            telemetry,
+        };
+        faces::http::serve(
             Incoming::new(listener, config.accepting()),
-            engine,
-            faces::grpc::Settings {
-                limits: config.limits.clone(),
-                max_concurrent_streams: config.server.max_concurrent_streams,
-                max_watch_streams: config.server.max_watch_streams,
-                answers: Budget::new(config.server.max_answer_bytes_in_flight, ANSWER_WAIT),
-            },
-            sequence,
-        ),
-        draining,
-        config.drain_timeout(),
-    )
-    .await
+            http_engine,
+            settings,
+            drained(),
+        )
+        .await
+        .map_err(AppError::Http)
+    };
+    let servers = async { tokio::try_join!(async { grpc.await.map_err(AppError::from) }, http) };
+    let sequence = shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain);
+    serve_until_drained(servers, sequence, config.drain_timeout()).await
 }
 
-/// Runs `server` to its end, but no longer than `deadline` after `draining` fires: a peer that
-/// keeps a connection open (idle, or an HTTP/2 peer that stopped answering) must not keep the
-/// process from exiting before the orchestrator kills it.
+/// Waits for `shutdown`, turns every probe-facing name NOT_SERVING, keeps serving for `grace`,
+/// stops the engine and tells the faces to drain.
+async fn shutdown_sequence(
+    engine: Engine,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+    drain: watch::Sender<bool>,
+) {
+    shutdown.await;
+    tracing::info!(?grace, "shutting down: every health name is NOT_SERVING");
+    // An error means the engine already stopped, which is where this is heading anyway.
+    let _ = engine.begin_shutdown().await;
+    tokio::time::sleep(grace).await;
+    engine.stop().await;
+    tracing::info!("grace period over: draining connections");
+    drain.send_replace(true);
+}
+
+/// Runs `servers` to their end, but no longer than `deadline` after `sequence` has told them to
+/// drain: a peer that keeps a connection open (idle, or an HTTP/2 peer that stopped answering)
+/// must not keep the process from exiting before the orchestrator kills it.
 async fn serve_until_drained(
-    server: impl Future<Output = Result<(), tonic::transport::Error>>,
-    draining: oneshot::Receiver<()>,
+    servers: impl Future<Output = Result<((), ()), AppError>>,
+    sequence: impl Future<Output = ()>,
     deadline: Duration,
 ) -> Result<(), AppError> {
-    tokio::pin!(server);
+    tokio::pin!(servers);
     tokio::select! {
-        result = &mut server => return Ok(result?),
-        _ = draining => {}
+        result = &mut servers => return result.map(drop),
+        () = sequence => {}
     }
-    match tokio::time::timeout(deadline, server).await {
-        Ok(result) => Ok(result?),
+    match tokio::time::timeout(deadline, servers).await {
+        Ok(result) => result.map(drop),
         Err(_) => {
             tracing::warn!(
                 ?deadline,

@@ -20,6 +20,7 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    pub http: HttpConfig,
     pub health: HealthConfig,
     pub limits: Limits,
     pub host: HostConfig,
@@ -65,6 +66,25 @@ impl Default for ServerConfig {
             max_concurrent_streams: 100,
             max_watch_streams: 1_000,
             max_answer_bytes_in_flight: 16 << 20,
+        }
+    }
+}
+
+/// The HTTP face: probes, JSON reports, live events, metrics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Whether the HTTP listener runs.
+    pub enabled: bool,
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         }
     }
 }

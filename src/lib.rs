@@ -13,6 +13,7 @@ pub mod engine;
 pub mod faces;
 pub mod sources;
 pub mod store;
+pub mod telemetry;
 
 /// The contract's generated types, for Rust clients and services that mount the engine.
 pub use faces::grpc::proto;

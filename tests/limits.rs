@@ -93,6 +93,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
         ])
         .arg(env!("CARGO_BIN_EXE_healthscore"))
         .env("HEALTHSCORE_HOST__ENABLED", "false")
+        .env("HEALTHSCORE_HTTP__ENABLED", "false")
         .env("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "0")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

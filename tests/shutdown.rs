@@ -29,6 +29,7 @@ impl Served {
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
+            .env("HEALTHSCORE_HTTP__LISTEN", "127.0.0.1:0")
             .stderr(Stdio::piped())
             .spawn()
             .expect("start healthscore");
@@ -49,17 +50,22 @@ impl Served {
         }
     }
 
-    /// The address from the "serving" log line.
+    /// The gRPC address from the "serving" log line.
     fn address(&mut self) -> String {
+        self.addresses().0
+    }
+
+    /// The gRPC and HTTP addresses from the "serving" log line.
+    fn addresses(&mut self) -> (String, String) {
         let line = self.wait_for("address=");
-        let rest = line
-            .split("address=")
-            .nth(1)
-            .expect("address= is in the line");
-        rest.split_whitespace()
-            .next()
-            .expect("an address")
-            .to_owned()
+        let field = |name: &str| {
+            line.split(&format!(" {name}="))
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{name}= is in {line:?}"))
+                .to_owned()
+        };
+        (field("address"), field("http"))
     }
 }
 
@@ -202,4 +208,44 @@ fn sigterm_exits_by_the_drain_deadline_while_an_idle_connection_is_open() {
         "took {:?} with a 1 s drain deadline",
         signalled.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_turns_readyz_and_livez_503_before_the_process_exits() {
+    let mut served = Served::start(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS", "2"),
+            ("HEALTHSCORE_HOST__ENABLED", "false"),
+        ],
+    );
+    let (_, http) = served.addresses();
+    let http: std::net::SocketAddr = http.parse().expect("an HTTP address");
+    let Served { mut child, log } = served;
+    std::thread::spawn(move || for _ in log.lines() {});
+    assert_eq!(common::http_get(http, "/readyz", None).await.status, 200);
+    assert_eq!(common::http_get(http, "/livez", None).await.status, 200);
+    terminate(&child);
+    let mut turned = false;
+    for _ in 0..40 {
+        let ready = common::http_get(http, "/readyz", None).await.status;
+        let live = common::http_get(http, "/livez", None).await.status;
+        if (ready, live) == (503, 503) {
+            turned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        turned,
+        "/readyz and /livez never answered 503 during the grace period"
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "exited before the grace period ended"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(exit.success(), "exit status {exit:?}");
 }

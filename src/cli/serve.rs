@@ -60,14 +60,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Installed before anything can be observed, so even an immediate SIGTERM drains.
     let mut signals = Termination::install().context("cannot watch SIGTERM and SIGINT")?;
     let listen = config.server.listen;
-    let listener = TcpListener::bind(listen).await.with_context(|| {
+    let grpc = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (flag --listen, config key server.listen)")
     })?;
+    let http =
+        match config.http.enabled {
+            false => None,
+            true => {
+                let listen = config.http.listen;
+                Some(TcpListener::bind(listen).await.with_context(|| {
+                    format!("cannot listen on {listen} (config key http.listen)")
+                })?)
+            }
+        };
+    let http_address = http
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
     tracing::info!(
-        address = %listener.local_addr().unwrap_or(listen),
+        address = %grpc.local_addr().unwrap_or(listen),
+        http = %http_address,
         host_sampler = config.host.enabled,
         host_interval_secs = config.host.interval_secs,
-        "healthscore serving gRPC (HealthReports, grpc.health.v1, reflection)"
+        "healthscore serving gRPC (HealthReports, grpc.health.v1, reflection) and HTTP"
     );
     let shutdown = async move {
         signals.recv().await;
@@ -78,7 +93,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             std::process::exit(1);
         });
     };
-    app::run(listener, &config, shutdown).await?;
+    app::run(app::Listeners { grpc, http }, &config, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -13,9 +13,12 @@ use std::{
 
 use bytes::Bytes;
 
-use super::scoring::{
-    issue_digest, Deduction, EntityHealth, HealthReport, Issue, Severity, Status, Subsystem,
-    SystemHealthReport,
+use super::{
+    ingest::FieldError,
+    scoring::{
+        issue_digest, system_report, Deduction, EntityHealth, HealthReport, Issue, Severity,
+        Status, Subsystem, SystemHealthReport,
+    },
 };
 
 /// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
@@ -42,10 +45,33 @@ pub enum Rendition {
     ProtoSystem,
     /// The protobuf `SystemHealthReport` in the default view without entity lists.
     ProtoSystemCompact,
+    /// The system report's JSON in the default view.
+    JsonSystem,
+    /// A subsystem report's JSON in the default view.
+    JsonSubsystem(Subsystem),
+    /// The state's series in OpenMetrics text (without `# EOF`).
+    OpenMetrics,
+    /// The state's series in the Prometheus text format.
+    PrometheusText,
+    /// The Flask seed's health-check response.
+    FlaskHealthCheck,
 }
 
 impl Rendition {
-    const COUNT: usize = 2;
+    const FIXED: usize = 6;
+    const COUNT: usize = Self::FIXED + Subsystem::ALL.len();
+
+    fn index(self) -> usize {
+        match self {
+            Self::ProtoSystem => 0,
+            Self::ProtoSystemCompact => 1,
+            Self::JsonSystem => 2,
+            Self::OpenMetrics => 3,
+            Self::PrometheusText => 4,
+            Self::FlaskHealthCheck => 5,
+            Self::JsonSubsystem(subsystem) => Self::FIXED + subsystem as usize,
+        }
+    }
 }
 
 /// One computed state of every report. Immutable; replaced as a whole.
@@ -86,7 +112,7 @@ impl Published {
 
     /// `rendition` of this state: made by `render` for the first reader, shared by the others.
     pub fn rendition(&self, rendition: Rendition, render: impl FnOnce(&Self) -> Bytes) -> Bytes {
-        self.renditions[rendition as usize]
+        self.renditions[rendition.index()]
             .get_or_init(|| render(self))
             .clone()
     }
@@ -114,6 +140,68 @@ pub fn verdict<'a>(
     let mut hasher = DefaultHasher::new();
     (status, score, digest).hash(&mut hasher);
     hasher.finish()
+}
+
+/// What one watcher follows: some subsystems from a severity up. It tells which published states
+/// are news to the watcher (its status, score or issue set changed) and what to send then.
+#[derive(Clone, Debug)]
+pub struct Follow {
+    subsystems: Vec<Subsystem>,
+    min_severity: Option<Severity>,
+    last: Option<u64>,
+}
+
+impl Follow {
+    /// Follows `subsystems` (all of them when empty).
+    pub fn new(subsystems: Vec<Subsystem>, min_severity: Option<Severity>) -> Self {
+        let subsystems = if subsystems.is_empty() {
+            Subsystem::ALL.to_vec()
+        } else {
+            subsystems
+        };
+        Self {
+            subsystems,
+            min_severity,
+            last: None,
+        }
+    }
+
+    fn whole_system(&self) -> bool {
+        self.subsystems.len() == Subsystem::ALL.len()
+    }
+
+    /// Whether `state` differs from the last state this watcher was told about (the first
+    /// state always does); remembers it.
+    pub fn is_news(&mut self, state: &Published) -> bool {
+        let verdict = if self.whole_system() && self.min_severity.is_none() {
+            state.system_verdict
+        } else {
+            verdict(
+                self.subsystems.iter().map(|&s| state.report(s)),
+                self.min_severity,
+            )
+        };
+        self.last.replace(verdict) != Some(verdict)
+    }
+
+    /// The aggregate over the followed subsystems, when they are not all of them.
+    pub fn partial(&self, state: &Published) -> Option<SystemHealthReport> {
+        (!self.whole_system())
+            .then(|| system_report(self.subsystems.iter().map(|&s| state.report(s))))
+    }
+}
+
+/// Reads a list of subsystem keys; `field` names the list in errors (`subsystems[1]`).
+pub fn selection<S: AsRef<str>>(keys: &[S], field: &str) -> Result<Vec<Subsystem>, FieldError> {
+    let mut chosen = std::collections::BTreeSet::new();
+    for (index, key) in keys.iter().enumerate() {
+        let subsystem = key
+            .as_ref()
+            .parse()
+            .map_err(|problem: String| FieldError::new(format!("{field}[{index}]"), problem))?;
+        chosen.insert(subsystem);
+    }
+    Ok(chosen.into_iter().collect())
 }
 
 /// What a reader asked to see of a report: issues from a severity up, and at most so many

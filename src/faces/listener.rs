@@ -5,6 +5,7 @@
 use std::{
     future::Future,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{ready, Context, Poll},
@@ -18,7 +19,7 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Sleep,
 };
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// How connections are accepted.
@@ -94,7 +95,8 @@ impl Stream for Incoming {
                         continue;
                     };
                     self.configure(&stream);
-                    let connection = Connection::new(stream, slot, self.settings.handshake_timeout);
+                    let connection =
+                        Connection::new(stream, peer, slot, self.settings.handshake_timeout);
                     return Poll::Ready(Some(Ok(connection)));
                 }
                 Err(error) if out_of_resources(&error) => {
@@ -145,18 +147,45 @@ impl RateLimitedLog {
 /// socket that never speaks does not stay open (and keep shutdown from draining) forever.
 pub struct Connection {
     stream: TcpStream,
+    peer: SocketAddr,
     _slot: OwnedSemaphorePermit,
     /// Bytes still expected before the deadline, and the deadline; `None` once they arrived.
     handshake: Option<(usize, Pin<Box<Sleep>>)>,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, timeout: Duration) -> Self {
+    fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        timeout: Duration,
+    ) -> Self {
         Self {
             stream,
+            peer,
             _slot: slot,
             handshake: Some((FIRST_BYTES, Box::pin(tokio::time::sleep(timeout)))),
         }
+    }
+}
+
+/// The HTTP face serves through axum, which takes a listener rather than a stream.
+impl axum::serve::Listener for Incoming {
+    type Io = Connection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
+        loop {
+            // `Incoming` never ends and handles accept errors itself.
+            if let Some(Ok(connection)) = self.next().await {
+                let peer = connection.peer;
+                return (connection, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
     }
 }
 

@@ -3,4 +3,52 @@
 
 pub mod budget;
 pub mod grpc;
+pub mod http;
 pub mod listener;
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::telemetry::{OpenStream, Telemetry};
+
+/// The watch streams every face may have open at once (WatchHealth, grpc.health.v1 Watch,
+/// `/v1/watch`), each counted in telemetry while open.
+#[derive(Clone, Debug)]
+pub struct WatchSlots {
+    slots: Arc<Semaphore>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// One open watch stream's slot, held as long as the stream.
+#[derive(Debug)]
+pub struct WatchSlot {
+    _permit: OwnedSemaphorePermit,
+    _open: OpenStream,
+}
+
+/// Every watch slot is taken.
+#[derive(Debug, thiserror::Error)]
+#[error("too many watch streams are open (server.max_watch_streams); retry later")]
+pub struct NoWatchSlot;
+
+impl WatchSlots {
+    pub fn new(max: usize, telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            telemetry,
+        }
+    }
+
+    pub fn open(&self) -> Result<WatchSlot, NoWatchSlot> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| NoWatchSlot)?;
+        Ok(WatchSlot {
+            _permit: permit,
+            _open: self.telemetry.stream_opened(),
+        })
+    }
+}

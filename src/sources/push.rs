@@ -49,7 +49,7 @@ macro_rules! push_from_wire {
                     format!("{HOST_SOURCE:?} is reserved for the host sampler"),
                 ));
             }
-            limits.entity_count(0 $($(+ request.$wire.len())?)+)?;
+            limits.entity_count(entity_count(&request))?;
             let ttl = request.ttl.map(ttl).transpose()?;
             limits.ttl(ttl)?;
             let started_at = request
@@ -74,6 +74,17 @@ macro_rules! push_from_wire {
     };
 }
 for_each_subsystem!(push_from_wire);
+
+/// Entities a request carries, counted before any is converted.
+pub fn entity_count(request: &v1::ReportMetricsRequest) -> usize {
+    macro_rules! count {
+        ($($variant:ident $key:literal $field:ident $snapshot:ident
+            $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+            0 $($(+ request.$wire.len())?)+
+        };
+    }
+    for_each_subsystem!(count)
+}
 
 /// A TTL: positive, with seconds and nanos of one sign and nanos within a second, as the
 /// `google.protobuf.Duration` spec requires (normalizing would hide a client's bug).

@@ -16,6 +16,8 @@ use tonic_health::pb::health_client::HealthClient;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP face's address.
+    pub http: SocketAddr,
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -33,12 +35,20 @@ impl TestServer {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
+        let http_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let http = http_listener.local_addr().expect("local address");
+        let listeners = app::Listeners {
+            grpc: listener,
+            http: Some(http_listener),
+        };
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stopped = async move {
                 let _ = stop.await;
             };
-            if let Err(error) = app::run(listener, &config, stopped).await {
+            if let Err(error) = app::run(listeners, &config, stopped).await {
                 panic!("test server failed: {error}");
             }
         });
@@ -50,6 +60,7 @@ impl TestServer {
             .expect("connect to the test server");
         Self {
             addr,
+            http,
             channel,
             shutdown: Some(shutdown),
         }
@@ -98,4 +109,123 @@ pub async fn next<T>(stream: &mut tonic::Streaming<T>, secs: u64) -> T {
         .expect("a stream message in time")
         .expect("the stream is healthy")
         .expect("the stream is still open")
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Opens an HTTP/1.1 connection to `addr` and sends `GET path`, with `accept` if given.
+pub async fn http_request(
+    addr: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> hyper::Response<hyper::body::Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    let mut request = hyper::Request::get(path).header("host", addr.to_string());
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    sender.send_request(request).await.expect("response")
+}
+
+/// `GET path` on `addr`, read whole.
+pub async fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> HttpAnswer {
+    use http_body_util::BodyExt;
+    let response = http_request(addr, path, accept).await;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    HttpAnswer {
+        status,
+        content_type,
+        body: String::from_utf8(body.to_vec()).expect("UTF-8 body"),
+    }
+}
+
+/// Reads Server-Sent Events from a response body.
+pub struct Events {
+    body: hyper::body::Incoming,
+    buffer: String,
+}
+
+/// One event: its `event:`, `id:` and `data:` fields.
+#[derive(Debug)]
+pub struct Event {
+    pub event: String,
+    pub id: String,
+    pub data: String,
+}
+
+impl Events {
+    pub fn new(response: hyper::Response<hyper::body::Incoming>) -> Self {
+        Self {
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` if none comes within `wait` (or the stream ended).
+    pub async fn next(&mut self, wait: Duration) -> Option<Event> {
+        use http_body_util::BodyExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event {
+                    event: String::new(),
+                    id: String::new(),
+                    data: String::new(),
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        event.data.push_str(v.trim_start());
+                    }
+                }
+                // Comments (keep-alives) carry no event.
+                if !event.event.is_empty() {
+                    return Some(event);
+                }
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
+            if let Ok(data) = frame.expect("an SSE frame").into_data() {
+                self.buffer
+                    .push_str(std::str::from_utf8(&data).expect("UTF-8 events"));
+            }
+        }
+    }
 }

@@ -26,6 +26,7 @@ def start_server(address):
         HEALTHSCORE_SERVER__LISTEN=address,
         HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS="0",
         HEALTHSCORE_HOST__ENABLED="false",
+        HEALTHSCORE_HTTP__ENABLED="false",
     )
     return subprocess.Popen([BINARY, "serve"], env=env, stderr=subprocess.DEVNULL)
 

@@ -13,6 +13,7 @@ use crate::{
         scoring,
     },
     engine::EngineError,
+    faces::NoWatchSlot,
 };
 
 impl From<FieldError> for tonic::Status {
@@ -31,6 +32,12 @@ impl From<EngineError> for tonic::Status {
             EngineError::Invalid(field) => field.into(),
             EngineError::Stopped => tonic::Status::unavailable(error.to_string()),
         }
+    }
+}
+
+impl From<NoWatchSlot> for tonic::Status {
+    fn from(error: NoWatchSlot) -> Self {
+        tonic::Status::resource_exhausted(error.to_string())
     }
 }
 

@@ -1,9 +1,8 @@
 //! `grpc.health.v1.Health` over the engine's published state: Check, List and Watch as the
 //! standard defines them, so kubelet, meshes and grpc-health-probe work unchanged.
 
-use std::{pin::Pin, sync::Arc};
+use std::pin::Pin;
 
-use tokio::sync::Semaphore;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -11,15 +10,15 @@ use super::proto::health::{
     health_check_response::ServingStatus, health_server, HealthCheckRequest, HealthCheckResponse,
     HealthListRequest, HealthListResponse,
 };
-use crate::engine::Engine;
+use crate::{engine::Engine, faces::WatchSlots};
 
 pub struct Health {
     engine: Engine,
-    watch_slots: Arc<Semaphore>,
+    watch_slots: WatchSlots,
 }
 
 impl Health {
-    pub fn new(engine: Engine, watch_slots: Arc<Semaphore>) -> Self {
+    pub fn new(engine: Engine, watch_slots: WatchSlots) -> Self {
         Self {
             engine,
             watch_slots,
@@ -69,7 +68,7 @@ impl health_server::Health for Health {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let service = request.into_inner().service;
-        let slot = super::watch_slot(&self.watch_slots)?;
+        let slot = self.watch_slots.open()?;
         let mut last_sent = None;
         // The standard: send the current status at once (SERVICE_UNKNOWN for a name not known
         // yet, without ending the call), then a message only when the status really changes.

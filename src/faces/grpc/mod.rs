@@ -7,14 +7,14 @@ mod reports;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::sync::Semaphore;
 use tonic::transport::Server;
 
 use super::{
     budget::{Budget, HoldShares},
     listener::Incoming,
+    WatchSlots,
 };
-use crate::{core::ingest::Limits, engine::Engine};
+use crate::{core::ingest::Limits, engine::Engine, telemetry::Telemetry};
 use proto::{
     health::health_server::HealthServer, v1::health_reports_server::HealthReportsServer,
     FILE_DESCRIPTOR_SET,
@@ -35,8 +35,10 @@ pub struct Settings {
     pub limits: Limits,
     /// SETTINGS_MAX_CONCURRENT_STREAMS of every connection.
     pub max_concurrent_streams: u32,
-    /// Watch streams (both services) open at once, over every connection.
-    pub max_watch_streams: usize,
+    /// Watch streams open at once, shared with the other faces.
+    pub watch_slots: WatchSlots,
+    /// Where pushes are counted.
+    pub telemetry: Arc<Telemetry>,
     /// Bytes that report answers in flight may hold.
     pub answers: Budget,
 }
@@ -49,7 +51,6 @@ pub async fn serve(
     settings: Settings,
     drain: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let watch_slots = Arc::new(Semaphore::new(settings.max_watch_streams));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -70,22 +71,14 @@ pub async fn serve(
         .add_service(HealthReportsServer::new(Reports::new(
             engine.clone(),
             settings.limits,
-            watch_slots.clone(),
+            settings.watch_slots.clone(),
             settings.answers,
+            settings.telemetry,
         )))
-        .add_service(HealthServer::new(Health::new(engine, watch_slots)))
+        .add_service(HealthServer::new(Health::new(engine, settings.watch_slots)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         // Serving from our own listener skips the builder's socket options: `Incoming` sets them.
         .serve_with_incoming_shutdown(incoming, drain)
         .await
-}
-
-/// Takes one of the watch stream slots, or answers RESOURCE_EXHAUSTED.
-fn watch_slot(slots: &Arc<Semaphore>) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
-    slots.clone().try_acquire_owned().map_err(|_| {
-        tonic::Status::resource_exhausted(
-            "too many watch streams are open (server.max_watch_streams); retry later",
-        )
-    })
 }

@@ -1,48 +1,51 @@
 //! `healthscore.v1.HealthReports`: reads of the published state, WatchHealth streams, and the
 //! ingestion RPCs that hand validated pushes to the engine.
 
-use std::{collections::BTreeSet, future::Future, pin::Pin, sync::Arc, time::SystemTime};
+use std::{future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
 use prost::Message;
-use tokio::sync::Semaphore;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
-    super::budget::Budget,
+    super::{budget::Budget, WatchSlots},
     convert,
     proto::{v1, Envelope, SystemReportEnvelope},
 };
 use crate::{
     core::{
-        ingest::{name, FieldError, Limits},
-        published::{verdict, Published, Rendition, View},
-        scoring::{system_report, Subsystem},
+        ingest::{name, Limits},
+        published::{selection, Follow, Published, Rendition, View},
+        scoring::Subsystem,
         subsystem::for_each_subsystem,
     },
-    engine::Engine,
+    engine::{Engine, EngineError},
     sources::push,
+    telemetry::{PushResult, Telemetry},
 };
 
 pub struct Reports {
     engine: Engine,
     limits: Limits,
-    watch_slots: Arc<Semaphore>,
+    watch_slots: WatchSlots,
     answers: Budget,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Reports {
     pub fn new(
         engine: Engine,
         limits: Limits,
-        watch_slots: Arc<Semaphore>,
+        watch_slots: WatchSlots,
         answers: Budget,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         Self {
             engine,
             limits,
             watch_slots,
             answers,
+            telemetry,
         }
     }
 
@@ -73,21 +76,6 @@ impl Reports {
     }
 }
 
-/// Which subsystems a WatchHealth follows (every one when the request names none).
-fn selection(keys: &[String]) -> Result<Vec<Subsystem>, FieldError> {
-    if keys.is_empty() {
-        return Ok(Subsystem::ALL.to_vec());
-    }
-    let mut chosen = BTreeSet::new();
-    for (index, key) in keys.iter().enumerate() {
-        let subsystem = key
-            .parse()
-            .map_err(|problem: String| FieldError::new(format!("subsystems[{index}]"), problem))?;
-        chosen.insert(subsystem);
-    }
-    Ok(chosen.into_iter().collect())
-}
-
 /// The system report of one state as `view` asks for it: the shared encoding when the view
 /// keeps every issue, a message built for this reader otherwise.
 fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
@@ -107,13 +95,11 @@ fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
     }))
 }
 
-/// The aggregate over the selected subsystems of one published state.
-fn watch_message(state: &Published, selected: &[Subsystem], view: View) -> SystemReportEnvelope {
-    if selected.len() == Subsystem::ALL.len() {
-        system_envelope(state, view)
-    } else {
-        let partial = system_report(selected.iter().map(|&s| state.report(s)));
-        Envelope::built(convert::system_report(&partial, state.stamp, view))
+/// What a WatchHealth stream sends for a state that is news to `follow`.
+fn watch_message(state: &Published, follow: &Follow, view: View) -> SystemReportEnvelope {
+    match follow.partial(state) {
+        None => system_envelope(state, view),
+        Some(partial) => Envelope::built(convert::system_report(&partial, state.stamp, view)),
     }
 }
 
@@ -159,26 +145,18 @@ impl v1::health_reports_server::HealthReports for Reports {
         request: Request<v1::WatchHealthRequest>,
     ) -> Result<Response<Self::WatchHealthStream>, Status> {
         let request = request.into_inner();
-        let slot = super::watch_slot(&self.watch_slots)?;
-        let selected = selection(&request.subsystems)?;
+        let selected = selection(&request.subsystems, "subsystems")?;
         let view = convert::view(request.options.as_ref(), self.limits.max_listed)?;
-        let mut last_sent = None;
+        let slot = self.watch_slots.open()?;
+        let mut follow = Follow::new(selected, view.min_severity);
         // WatchStream yields the current state first, then only the newest state after each
         // change: a slow reader skips states instead of queueing them.
-        let whole_system = selected.len() == Subsystem::ALL.len() && view.min_severity.is_none();
         let stream = WatchStream::new(self.engine.subscribe()).filter_map(move |state| {
             // Held as long as the stream is.
             let _slot = &slot;
-            let verdict = if whole_system {
-                state.system_verdict
-            } else {
-                verdict(selected.iter().map(|&s| state.report(s)), view.min_severity)
-            };
-            if last_sent == Some(verdict) {
-                return None;
-            }
-            last_sent = Some(verdict);
-            Some(Ok(watch_message(&state, &selected, view)))
+            follow
+                .is_news(&state)
+                .then(|| Ok(watch_message(&state, &follow, view)))
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -187,9 +165,14 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::ReportMetricsRequest>,
     ) -> Result<Response<v1::ReportMetricsResponse>, Status> {
-        let push = push::from_wire(request.into_inner(), &self.limits, SystemTime::now())?;
-        let entity_count = u32::try_from(push.entity_count()).unwrap_or(u32::MAX);
-        let outcome = self.engine.push(push).await?;
+        let request = request.into_inner();
+        let entity_count = u32::try_from(push::entity_count(&request)).unwrap_or(u32::MAX);
+        let result = match push::from_wire(request, &self.limits, SystemTime::now()) {
+            Ok(push) => self.engine.push(push).await,
+            Err(error) => Err(EngineError::Invalid(error)),
+        };
+        self.telemetry.push(PushResult::of(&result));
+        let outcome = result?;
         Ok(Response::new(v1::ReportMetricsResponse {
             applied: outcome.applied,
             entity_count,

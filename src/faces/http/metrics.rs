@@ -1,0 +1,221 @@
+//! `/metrics`: the published state as Prometheus series, with prometheus-client. OpenMetrics
+//! text for clients that ask for it (Prometheus does), the Prometheus text format otherwise.
+//! The state's series are encoded once per state; healthscore's own counters per scrape.
+//!
+//! Series: `healthscore_system_score`, `healthscore_system_status` (0 healthy, 1 warning,
+//! 2 critical), `healthscore_revision`, per subsystem `healthscore_subsystem_score`,
+//! `healthscore_subsystem_available` and `healthscore_subsystem_status{status}` (one series per
+//! status, 1 for the current one), `healthscore_issue{subsystem,code,severity,entity,source}`
+//! (1 per current issue) and `healthscore_source_stale{source}`; then
+//! `healthscore_pushes_total{result}` and `healthscore_watch_streams`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use prometheus_client::{
+    metrics::{family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use super::Face;
+use crate::core::{
+    published::{Published, Rendition},
+    scoring::Status,
+};
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub async fn metrics(State(face): State<Face>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("application/openmetrics-text"));
+    let state = face.engine.state();
+    let series = state.rendition(Rendition::OpenMetrics, |state| {
+        Bytes::from(state_series(state))
+    });
+    let mut counters = String::new();
+    face.settings
+        .telemetry
+        .encode(&mut counters)
+        .expect("writing to a String cannot fail");
+    let (content_type, body) = if openmetrics {
+        let mut body = Vec::with_capacity(series.len() + counters.len() + 6);
+        body.extend_from_slice(&series);
+        body.extend_from_slice(counters.as_bytes());
+        body.extend_from_slice(b"# EOF\n");
+        (OPENMETRICS, body)
+    } else {
+        let series = state.rendition(Rendition::PrometheusText, |_| {
+            Bytes::from(prometheus_text(&String::from_utf8_lossy(&series)))
+        });
+        let mut body = series.to_vec();
+        body.extend_from_slice(prometheus_text(&counters).as_bytes());
+        (PROMETHEUS_TEXT, body)
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn status_value(status: Status) -> i64 {
+    match status {
+        Status::Healthy => 0,
+        Status::Warning => 1,
+        Status::Critical => 2,
+    }
+}
+
+/// The state's series in OpenMetrics text, without the closing `# EOF`.
+fn state_series(state: &Published) -> String {
+    let mut registry = Registry::default();
+    let gauge = |registry: &mut Registry, name: &str, help: &str, value: i64| {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(value);
+        registry.register(name, help, gauge);
+    };
+    let system = &state.system;
+    gauge(
+        &mut registry,
+        "healthscore_system_score",
+        "The system's score, 0-100: the lowest score of the available subsystems",
+        i64::from(system.score),
+    );
+    gauge(
+        &mut registry,
+        "healthscore_system_status",
+        "The system's status: 0 healthy, 1 warning, 2 critical",
+        status_value(system.status),
+    );
+    gauge(
+        &mut registry,
+        "healthscore_revision",
+        "Revision of the published state; grows each time a report's status, score or issues change",
+        i64::try_from(state.stamp.revision).unwrap_or(i64::MAX),
+    );
+    let family = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<Labels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let score = family(
+        &mut registry,
+        "healthscore_subsystem_score",
+        "A subsystem's score, 0-100",
+    );
+    let available = family(
+        &mut registry,
+        "healthscore_subsystem_available",
+        "1 when something reports into the subsystem",
+    );
+    let status = family(
+        &mut registry,
+        "healthscore_subsystem_status",
+        "A subsystem's status: 1 for the current one of healthy, warning and critical",
+    );
+    let issue = family(
+        &mut registry,
+        "healthscore_issue",
+        "1 for each current issue",
+    );
+    let stale = family(
+        &mut registry,
+        "healthscore_source_stale",
+        "1 when a source missed its TTL, 0 while it reports on time",
+    );
+    let mut sources: BTreeMap<&str, bool> = BTreeMap::new();
+    for (key, report) in &system.subsystems {
+        let subsystem = || vec![("subsystem", (*key).to_owned())];
+        score
+            .get_or_create(&subsystem())
+            .set(i64::from(report.score));
+        available
+            .get_or_create(&subsystem())
+            .set(i64::from(report.available));
+        for candidate in [Status::Healthy, Status::Warning, Status::Critical] {
+            let mut labels = subsystem();
+            labels.push(("status", candidate.as_str().to_owned()));
+            status
+                .get_or_create(&labels)
+                .set(i64::from(candidate == report.status));
+        }
+        for i in report.issues.iter() {
+            let labels = vec![
+                ("subsystem", (*key).to_owned()),
+                ("code", i.code.as_str().to_owned()),
+                ("severity", i.severity.as_str().to_owned()),
+                ("entity", i.entity.to_string()),
+                ("source", i.source.to_string()),
+            ];
+            issue.get_or_create(&labels).set(1);
+        }
+        for entity in &report.entities {
+            *sources.entry(&entity.source).or_default() |= entity.stale;
+        }
+    }
+    for (source, is_stale) in sources {
+        stale
+            .get_or_create(&vec![("source", source.to_owned())])
+            .set(i64::from(is_stale));
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode_registry(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+/// OpenMetrics text (of gauges and counters, as healthscore writes) in the Prometheus text
+/// format: a counter's HELP and TYPE name its `_total` series, and there is no UNIT or EOF.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| line.strip_prefix(prefix).map(|rest| (prefix, rest)));
+        match descriptor {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_by_their_total_series_in_the_text_format() {
+        let openmetrics = "# HELP healthscore_pushes Pushes received.\n# TYPE healthscore_pushes counter\nhealthscore_pushes_total{result=\"accepted\"} 3\n# HELP healthscore_revision Revision.\n# TYPE healthscore_revision gauge\nhealthscore_revision 7\n# EOF\n";
+        assert_eq!(
+            prometheus_text(openmetrics),
+            "# HELP healthscore_pushes_total Pushes received.\n# TYPE healthscore_pushes_total counter\nhealthscore_pushes_total{result=\"accepted\"} 3\n# HELP healthscore_revision Revision.\n# TYPE healthscore_revision gauge\nhealthscore_revision 7\n"
+        );
+    }
+}

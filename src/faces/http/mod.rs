@@ -1,0 +1,125 @@
+//! The HTTP face: probes for kubelets and load balancers (`/livez`, `/readyz`), the reports as
+//! the seeds' JSON (`/v1/health`), live events (`/v1/watch`, Server-Sent Events), OpenMetrics
+//! for Prometheus (`/metrics`), and the Flask seed's endpoint (`/api/process/health-check`).
+//!
+//! Every answer is built from the published state; those in the default view are built once
+//! per state and shared.
+
+mod flask;
+mod metrics;
+mod probes;
+mod query;
+mod reports;
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use bytes::Bytes;
+
+use super::{listener::Incoming, WatchSlots};
+use crate::{
+    core::published::{Published, Rendition, Serving},
+    engine::Engine,
+    telemetry::Telemetry,
+};
+
+/// What the HTTP face needs beyond the engine.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Most entities or issues a reader may ask a report to list.
+    pub max_listed: usize,
+    /// Watch streams open at once, shared with the other faces.
+    pub watch_slots: WatchSlots,
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// What every handler reads.
+#[derive(Clone)]
+struct Face {
+    engine: Engine,
+    settings: Settings,
+}
+
+/// The routes, over `engine`'s published state.
+pub fn router(engine: Engine, settings: Settings) -> Router {
+    Router::new()
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(probes::readyz))
+        .route("/v1/health", get(reports::system))
+        .route("/v1/health/{subsystem}", get(reports::subsystem))
+        .route("/v1/watch", get(reports::watch))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/process/health-check", get(flask::health_check))
+        .fallback(not_found)
+        .with_state(Face { engine, settings })
+}
+
+/// Serves the connections of `incoming` until `drain` completes, then lets the open requests
+/// and event streams finish (the app bounds that wait; event streams end with the engine).
+pub async fn serve(
+    incoming: Incoming,
+    engine: Engine,
+    settings: Settings,
+    drain: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(incoming, router(engine, settings))
+        .with_graceful_shutdown(drain)
+        .await
+}
+
+/// A JSON error: `{"error": "...", "parameter": "..."}` (the parameter when one is to blame).
+fn error(status: StatusCode, message: String, parameter: Option<&str>) -> Response {
+    let body = match parameter {
+        Some(parameter) => serde_json::json!({ "error": message, "parameter": parameter }),
+        None => serde_json::json!({ "error": message }),
+    };
+    json_response(status, to_json(&body))
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+        None,
+    )
+}
+
+/// 200 when `serving`, 503 when not: the body and the code agree.
+fn status_code(serving: Option<Serving>) -> StatusCode {
+    match serving {
+        Some(Serving::Serving) => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A JSON answer: `rendition` of `state` when the view is the default one (built once per
+/// state), else built for this request.
+fn json_answer(
+    status: StatusCode,
+    state: &Published,
+    rendition: Option<Rendition>,
+    render: impl FnOnce(&Published) -> Bytes,
+) -> Response {
+    let body = match rendition {
+        Some(rendition) => state.rendition(rendition, render),
+        None => render(state),
+    };
+    json_response(status, body)
+}
+
+/// Serializes `value`; the reports' JSON cannot fail to encode (no maps with non-string keys,
+/// only finite numbers).
+fn to_json(value: &impl serde::Serialize) -> Bytes {
+    serde_json::to_vec(value)
+        .expect("reports always serialize to JSON")
+        .into()
+}

@@ -1,0 +1,49 @@
+//! `/livez` and `/readyz`: the grpc.health.v1 statuses for httpGet probes and load balancers
+//! that cannot speak gRPC. Both answer 503 from the first moment of shutdown.
+
+use axum::{
+    extract::{rejection::QueryRejection, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+
+use super::{json_response, query::Params, status_code, to_json, Face};
+use crate::core::published::{Serving, LIVENESS_SERVICE};
+
+/// 200 while the process is up and not shutting down.
+pub async fn livez(State(face): State<Face>) -> Response {
+    let serving = face.engine.serving(LIVENESS_SERVICE);
+    let body = match serving {
+        Some(Serving::Serving) => "ok\n",
+        _ => "shutting down\n",
+    };
+    (status_code(serving), body).into_response()
+}
+
+/// The status of `service` (default `""`, the whole system): 200 SERVING, 503 NOT_SERVING,
+/// 404 for a name healthscore does not know.
+pub async fn readyz(
+    State(face): State<Face>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let params = match Params::read(query, &["service"]) {
+        Ok(params) => params,
+        Err(bad) => return bad.into_response(),
+    };
+    let service = params.get("service").unwrap_or_default();
+    let Some(serving) = face.engine.serving(service) else {
+        return super::error(
+            StatusCode::NOT_FOUND,
+            format!("unknown service {service:?}"),
+            Some("service"),
+        );
+    };
+    let status = match serving {
+        Serving::Serving => "SERVING",
+        Serving::NotServing => "NOT_SERVING",
+    };
+    json_response(
+        status_code(Some(serving)),
+        to_json(&serde_json::json!({ "service": service, "status": status })),
+    )
+}

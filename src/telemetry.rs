@@ -1,0 +1,116 @@
+//! healthscore's own counters: pushes by result and watch streams open. The faces that see these
+//! events count them here; `/metrics` exposes them next to the reports' series.
+
+use std::sync::Arc;
+
+use crate::{
+    core::ingest::Refusal,
+    engine::{EngineError, PushOutcome},
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// What became of a push.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the label values, as Prometheus spells them
+pub enum PushResult {
+    /// Applied to the state.
+    accepted,
+    /// Valid but older than the source's last push: not applied.
+    not_applied,
+    /// Refused as invalid (INVALID_ARGUMENT, HTTP 400).
+    invalid,
+    /// Refused because a limit was full (RESOURCE_EXHAUSTED, HTTP 429).
+    exhausted,
+    /// Refused because healthscore was shutting down (UNAVAILABLE, HTTP 503).
+    unavailable,
+}
+
+impl PushResult {
+    /// The result of a push that the engine answered with `result`.
+    pub fn of(result: &Result<PushOutcome, EngineError>) -> Self {
+        match result {
+            Ok(outcome) if outcome.applied => Self::accepted,
+            Ok(_) => Self::not_applied,
+            Err(EngineError::Invalid(error)) => match error.refusal {
+                Refusal::Invalid => Self::invalid,
+                Refusal::Exhausted => Self::exhausted,
+            },
+            Err(EngineError::Stopped) => Self::unavailable,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabels {
+    result: PushResult,
+}
+
+/// The counters, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Telemetry {
+    registry: Registry,
+    pushes: Family<PushLabels, Counter>,
+    watch_streams: Gauge,
+}
+
+/// An open watch stream, counted until dropped.
+#[derive(Debug)]
+pub struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let pushes = Family::<PushLabels, Counter>::default();
+        let watch_streams = Gauge::default();
+        registry.register(
+            "healthscore_pushes",
+            "Pushes received (ReportMetrics), by result",
+            pushes.clone(),
+        );
+        registry.register(
+            "healthscore_watch_streams",
+            "Watch streams open: WatchHealth, grpc.health.v1 Watch and /v1/watch",
+            watch_streams.clone(),
+        );
+        // Every result reads 0 from the start rather than appearing with its first push.
+        for result in [
+            PushResult::accepted,
+            PushResult::not_applied,
+            PushResult::invalid,
+            PushResult::exhausted,
+            PushResult::unavailable,
+        ] {
+            drop(pushes.get_or_create(&PushLabels { result }));
+        }
+        Arc::new(Self {
+            registry,
+            pushes,
+            watch_streams,
+        })
+    }
+
+    pub fn push(&self, result: PushResult) {
+        self.pushes.get_or_create(&PushLabels { result }).inc();
+    }
+
+    /// Counts a watch stream as open until the returned guard is dropped.
+    pub fn stream_opened(&self) -> OpenStream {
+        self.watch_streams.inc();
+        OpenStream(self.watch_streams.clone())
+    }
+
+    /// Appends the counters in OpenMetrics text, without the closing `# EOF`.
+    pub fn encode(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_client::encoding::text::encode_registry(out, &self.registry)
+    }
+}
