@@ -30,11 +30,12 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
-hs_port=$(free_port); peer_port=$(free_port)
+hs_port=$(free_port); peer_port=$(free_port); http_port=$(free_port)
 HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$hs_port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
+  HEALTHSCORE_HTTP__LISTEN="127.0.0.1:$http_port" \
   HEALTHSCORE_LOG__LEVEL=warn "$bin/healthscore" serve & hs_pid=$!; pids+=("$hs_pid")
 "$bin/examples/bare_health" "127.0.0.1:$peer_port" 2>/dev/null & pids+=($!)
-wait_port "$hs_port"; wait_port "$peer_port"
+wait_port "$hs_port"; wait_port "$peer_port"; wait_port "$http_port"
 "$bin/examples/bench_client" payloads "$work"
 "$bin/examples/bench_client" verify "127.0.0.1:$hs_port"
 
@@ -48,6 +49,28 @@ load() { # port path payload -> "rps mean_latency" ; fails unless every request 
   local ok; ok=$(echo "$out" | awk '/status codes:/ {print $3}')
   [ "$ok" = "$requests" ] || { echo "$out" >&2; echo "not every request succeeded" >&2; exit 1; }
   echo "$out" | awk '/finished in/ {rps=$4} /time for request:/ {mean=$5} END {print rps, mean}'
+}
+
+# An HTTP/1.1 GET: "rps mean_latency"; fails unless every request got HTTP 200.
+load_http() { # port path [accept]
+  local out
+  out=$(h2load --h1 -n "$requests" -c "$clients" -t 1 ${3:+-H "accept: $3"} "http://127.0.0.1:$1$2")
+  local ok; ok=$(echo "$out" | awk '/status codes:/ {print $3}')
+  [ "$ok" = "$requests" ] || { echo "$out" >&2; echo "not every request succeeded" >&2; exit 1; }
+  echo "$out" | awk '/finished in/ {rps=$4} /time for request:/ {mean=$5} END {print rps, mean}'
+}
+
+# An HTTP endpoint against GetSystemHealth on the same state, rounds alternating.
+compare_http() { # label path [accept]
+  local a_sum=0 b_sum=0
+  for round in $(seq "$rounds"); do
+    read -r a a_lat < <(load_http "$http_port" "$2" "${3:-}")
+    read -r b b_lat < <(load "$hs_port" /healthscore.v1.HealthReports/GetSystemHealth "$work/system.bin")
+    printf '  round %d: %-22s %10.0f req/s (mean %s)   %-22s %10.0f req/s (mean %s)\n' \
+      "$round" "$1" "$a" "$a_lat" GetSystemHealth "$b" "$b_lat"
+    a_sum=$(python3 -c "print($a_sum + $a)"); b_sum=$(python3 -c "print($b_sum + $b)")
+  done
+  python3 -c "print(f'  {\"$1\"}/GetSystemHealth: ratio {$a_sum / $b_sum:.3f}')"
 }
 
 compare() { # label portA pathA payloadA portB pathB payloadB labelA labelB
@@ -82,6 +105,14 @@ compare "GetSystemHealth/Check" "$hs_port" /healthscore.v1.HealthReports/GetSyst
 echo "== GetSystemHealth (1,000 entities, omit_entities) vs Check"
 compare "GetSystemHealth compact/Check" "$hs_port" /healthscore.v1.HealthReports/GetSystemHealth "$work/system-compact.bin" \
   "$hs_port" "$check" "$work/check.bin" "GetSystemHealth compact" Check
+
+echo "== HTTP on the same state, against GetSystemHealth (gRPC, HTTP/2)"
+compare_http "/metrics" /metrics "application/openmetrics-text"
+compare_http "/v1/health" /v1/health
+compare_http "/v1/health no entities" "/v1/health?entities=false"
+
+echo "== /metrics rendered afresh with 10,000 entities in state (target < 10 ms)"
+"$bin/examples/bench_client" scrape "127.0.0.1:$hs_port" "127.0.0.1:$http_port"
 
 echo "== ReportMetrics (100 entities a request) vs Check, both on healthscore"
 compare "ReportMetrics/Check" "$hs_port" /healthscore.v1.HealthReports/ReportMetrics "$work/report.bin" \

@@ -1,7 +1,7 @@
 //! The composition root: config in; the engine, the sources and the faces started; and the one
 //! shutdown sequence for all of them. Nothing else spawns long-lived tasks or threads.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 
@@ -9,7 +9,7 @@ use crate::{
     config::Config,
     engine::Engine,
     faces::{self, budget::Budget, listener::Incoming, WatchSlots},
-    sources::{host::HostSource, Source, SourceError},
+    sources::{host::HostSource, otlp::Otlp, scrape::ScrapeSource, Source, SourceError},
     store::Store,
     telemetry::Telemetry,
 };
@@ -56,7 +56,20 @@ pub async fn run(
             .await?;
     }
     let telemetry = Telemetry::new();
+    for target in &config.scrape {
+        ScrapeSource::new(target.clone(), config.limits.clone(), telemetry.clone())
+            .start(&engine)
+            .await?;
+    }
     let watch_slots = WatchSlots::new(config.server.max_watch_streams, telemetry.clone());
+    let otlp = config.otlp.enabled.then(|| {
+        Arc::new(Otlp::new(
+            engine.clone(),
+            config.limits.clone(),
+            Duration::from_secs(config.otlp.ttl_secs),
+            telemetry.clone(),
+        ))
+    });
     let (drain, draining) = watch::channel(false);
     let drained = move || {
         let mut draining = draining.clone();
@@ -74,6 +87,7 @@ pub async fn run(
             watch_slots: watch_slots.clone(),
             answers: Budget::new(config.server.max_answer_bytes_in_flight, ANSWER_WAIT),
             telemetry: telemetry.clone(),
+            otlp: otlp.clone(),
         },
         drained(),
     );
@@ -86,6 +100,7 @@ pub async fn run(
             max_listed: config.limits.max_listed,
             watch_slots,
             telemetry,
+            otlp,
         };
         faces::http::serve(
             Incoming::new(listener, config.accepting()),

@@ -11,6 +11,7 @@ use crate::{
         scoring::{Penalties, Policy, Status, Thresholds},
     },
     faces::listener::Accepting,
+    sources::scrape::Target,
 };
 
 /// Idle time before TCP keepalive probes start on accepted connections.
@@ -21,6 +22,9 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 pub struct Config {
     pub server: ServerConfig,
     pub http: HttpConfig,
+    /// Prometheus and OpenMetrics targets, each the source `scrape:<name>`.
+    pub scrape: Vec<Target>,
+    pub otlp: OtlpConfig,
     pub health: HealthConfig,
     pub limits: Limits,
     pub host: HostConfig,
@@ -85,6 +89,26 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// The OTLP metrics receiver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Whether MetricsService/Export (gRPC) and POST /v1/metrics (HTTP) are served.
+    pub enabled: bool,
+    /// How long an exporter's values stay fresh: OpenTelemetry SDKs export every 60 s by
+    /// default, so three exports.
+    pub ttl_secs: u64,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl_secs: 180,
         }
     }
 }
@@ -304,6 +328,31 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     key: key.into(),
                     problem: format!("{value} is above the maximum of {max} seconds"),
+                });
+            }
+        }
+        if !(self.limits.min_ttl_secs..=self.limits.max_ttl_secs).contains(&self.otlp.ttl_secs) {
+            return Err(ConfigError::Invalid {
+                key: "otlp.ttl_secs".into(),
+                problem: format!(
+                    "{} is outside limits.min_ttl_secs..=limits.max_ttl_secs ({}..={})",
+                    self.otlp.ttl_secs, self.limits.min_ttl_secs, self.limits.max_ttl_secs
+                ),
+            });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (index, target) in self.scrape.iter().enumerate() {
+            let key = format!("scrape[{index}]");
+            target
+                .validate(&key, &self.limits)
+                .map_err(|e| ConfigError::Invalid {
+                    key: e.field,
+                    problem: e.problem,
+                })?;
+            if !names.insert(&target.name) {
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.name"),
+                    problem: format!("{:?} names another target too", target.name),
                 });
             }
         }

@@ -1,4 +1,5 @@
-//! healthscore's own counters: pushes by result and watch streams open. The faces that see these
+//! healthscore's own counters: pushes, scrapes and OTLP points by result, and watch streams
+//! open. The faces that see these
 //! events count them here; `/metrics` exposes them next to the reports' series.
 
 use std::sync::Arc;
@@ -49,11 +50,48 @@ struct PushLabels {
     result: PushResult,
 }
 
+/// What became of a scrape.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the label values, as Prometheus spells them
+pub enum ScrapeResult {
+    /// Read and applied (or a heartbeat).
+    ok,
+    /// The target did not answer properly: connection, timeout, HTTP status, size.
+    failed,
+    /// The answer could not be read or mapped, or was refused as a push would be.
+    refused,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScrapeLabels {
+    target: String,
+    result: ScrapeResult,
+}
+
+/// What became of an OTLP data point.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the label values, as Prometheus spells them
+pub enum PointResult {
+    /// Read into a snapshot that was applied.
+    applied,
+    /// Of a metric no mapping reads.
+    ignored,
+    /// Refused with its resource (reported in the partial success).
+    rejected,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PointLabels {
+    result: PointResult,
+}
+
 /// The counters, and the registry that encodes them.
 #[derive(Debug)]
 pub struct Telemetry {
     registry: Registry,
     pushes: Family<PushLabels, Counter>,
+    scrapes: Family<ScrapeLabels, Counter>,
+    otlp_points: Family<PointLabels, Counter>,
     watch_streams: Gauge,
 }
 
@@ -72,6 +110,18 @@ impl Telemetry {
         let mut registry = Registry::default();
         let pushes = Family::<PushLabels, Counter>::default();
         let watch_streams = Gauge::default();
+        let scrapes = Family::<ScrapeLabels, Counter>::default();
+        let otlp_points = Family::<PointLabels, Counter>::default();
+        registry.register(
+            "healthscore_scrapes",
+            "Scrapes of [[scrape]] targets, by target and result",
+            scrapes.clone(),
+        );
+        registry.register(
+            "healthscore_otlp_points",
+            "OTLP data points received, by result",
+            otlp_points.clone(),
+        );
         registry.register(
             "healthscore_pushes",
             "Pushes received (ReportMetrics), by result",
@@ -92,15 +142,39 @@ impl Telemetry {
         ] {
             drop(pushes.get_or_create(&PushLabels { result }));
         }
+        for result in [
+            PointResult::applied,
+            PointResult::ignored,
+            PointResult::rejected,
+        ] {
+            drop(otlp_points.get_or_create(&PointLabels { result }));
+        }
         Arc::new(Self {
             registry,
             pushes,
+            scrapes,
+            otlp_points,
             watch_streams,
         })
     }
 
     pub fn push(&self, result: PushResult) {
         self.pushes.get_or_create(&PushLabels { result }).inc();
+    }
+
+    pub fn scrape(&self, target: &str, result: ScrapeResult) {
+        self.scrapes
+            .get_or_create(&ScrapeLabels {
+                target: target.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    pub fn otlp_points(&self, result: PointResult, points: u64) {
+        self.otlp_points
+            .get_or_create(&PointLabels { result })
+            .inc_by(points);
     }
 
     /// Counts a watch stream as open until the returned guard is dropped.

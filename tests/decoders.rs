@@ -11,7 +11,11 @@ use healthscore::{
         scoring::{HealthReport, Policy, Subsystem},
     },
     proto::v1,
-    sources::push,
+    sources::{
+        exposition,
+        mapping::{node_host, Mapping},
+        push,
+    },
     store::Store,
 };
 use proptest::prelude::*;
@@ -132,6 +136,31 @@ proptest! {
                 ..Default::default()
             });
             feed(&mut seeded(), &request.encode_to_vec())?;
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_as_a_scrape(text in "[a-z_{}=\",. 0-9#\\\n+-]{0,300}") {
+        if let Ok(samples) = exposition::parse(&text) {
+            let _ = Mapping::micrometer().apply(&samples);
+            let _ = node_host(&samples, None);
+        }
+    }
+
+    #[test]
+    fn mutated_scrapes(
+        cut in 0usize..400,
+        insert in prop::sample::select(vec!["{", "}", "\"", "\\", ",", "=", " ", "\n", "NaN", "-1", "1e999", "#"]),
+    ) {
+        let text = "# TYPE hikaricp_connections_active gauge\nhikaricp_connections_active{pool=\"p\"} 31.0\nhikaricp_connections_max{pool=\"p\"} 32\ncache_gets_total{cache=\"c\",result=\"hit\"} 5 1700000000\nnode_filesystem_size_bytes{mountpoint=\"/\",fstype=\"ext4\"} 100\n";
+        let at = cut.min(text.len());
+        let mutated = format!("{}{insert}{}", &text[..at], &text[at..]);
+        if let Ok(samples) = exposition::parse(&mutated) {
+            if let Ok((mut request, _)) = Mapping::micrometer().apply(&samples) {
+                request.source = "scrape:fuzz".into();
+                feed(&mut seeded(), &request.encode_to_vec())?;
+            }
+            let _ = node_host(&samples, None);
         }
     }
 

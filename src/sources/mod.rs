@@ -1,11 +1,16 @@
-//! Inputs: each turns something outside (the host, a push, later a scrape or an OTLP export)
-//! into validated [`Push`](crate::core::ingest::Push)es for the engine.
+//! Inputs: each turns something outside (the host, a push, a scrape, an OTLP export) into
+//! validated [`Push`](crate::core::ingest::Push)es for the engine.
 //!
-//! Sources that run on their own (the host sampler) implement [`Source`] and are started by the
-//! app. Sources that answer a request (push) are called by the face that hosts the request.
+//! Sources that run on their own (the host sampler, scrape targets) implement [`Source`] and are
+//! started by the app. Sources that answer a request (push, OTLP) are called by the face that
+//! hosts the request.
 
+pub mod exposition;
 pub mod host;
+pub mod mapping;
+pub mod otlp;
 pub mod push;
+pub mod scrape;
 
 use crate::engine::{Engine, EngineError};
 

@@ -1,7 +1,9 @@
-//! The gRPC face: HealthReports, grpc.health.v1 and reflection on one port.
+//! The gRPC face: HealthReports, grpc.health.v1, reflection and the OTLP metrics receiver on
+//! one port.
 
 pub mod convert;
 mod health;
+mod otlp;
 pub mod proto;
 mod reports;
 
@@ -14,7 +16,8 @@ use super::{
     listener::Incoming,
     WatchSlots,
 };
-use crate::{core::ingest::Limits, engine::Engine, telemetry::Telemetry};
+use crate::{core::ingest::Limits, engine::Engine, sources::otlp::Otlp, telemetry::Telemetry};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
 use proto::{
     health::health_server::HealthServer, v1::health_reports_server::HealthReportsServer,
     FILE_DESCRIPTOR_SET,
@@ -39,6 +42,8 @@ pub struct Settings {
     pub watch_slots: WatchSlots,
     /// Where pushes are counted.
     pub telemetry: Arc<Telemetry>,
+    /// The OTLP receiver, when `otlp.enabled`.
+    pub otlp: Option<Arc<Otlp>>,
     /// Bytes that report answers in flight may hold.
     pub answers: Budget,
 }
@@ -76,6 +81,11 @@ pub async fn serve(
             settings.telemetry,
         )))
         .add_service(HealthServer::new(Health::new(engine, settings.watch_slots)))
+        .add_optional_service(
+            settings
+                .otlp
+                .map(|otlp| MetricsServiceServer::new(otlp::OtlpMetrics::new(otlp))),
+        )
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         // Serving from our own listener skips the builder's socket options: `Incoming` sets them.

@@ -1,12 +1,14 @@
 //! The HTTP face: probes for kubelets and load balancers (`/livez`, `/readyz`), the reports as
 //! the seeds' JSON (`/v1/health`), live events (`/v1/watch`, Server-Sent Events), OpenMetrics
-//! for Prometheus (`/metrics`), and the Flask seed's endpoint (`/api/process/health-check`).
+//! for Prometheus (`/metrics`), the Flask seed's endpoint (`/api/process/health-check`), and the
+//! OTLP/HTTP metrics receiver (`POST /v1/metrics`).
 //!
 //! Every answer is built from the published state; those in the default view are built once
 //! per state and shared.
 
 mod flask;
 mod metrics;
+mod otlp;
 mod probes;
 mod query;
 mod reports;
@@ -16,7 +18,7 @@ use std::{future::Future, sync::Arc};
 use axum::{
     http::{header, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use bytes::Bytes;
@@ -25,6 +27,7 @@ use super::{listener::Incoming, WatchSlots};
 use crate::{
     core::published::{Published, Rendition, Serving},
     engine::Engine,
+    sources::otlp::Otlp,
     telemetry::Telemetry,
 };
 
@@ -36,6 +39,8 @@ pub struct Settings {
     /// Watch streams open at once, shared with the other faces.
     pub watch_slots: WatchSlots,
     pub telemetry: Arc<Telemetry>,
+    /// The OTLP receiver, when `otlp.enabled`: `POST /v1/metrics` (OTLP/HTTP, protobuf).
+    pub otlp: Option<Arc<Otlp>>,
 }
 
 /// What every handler reads.
@@ -55,6 +60,7 @@ pub fn router(engine: Engine, settings: Settings) -> Router {
         .route("/v1/watch", get(reports::watch))
         .route("/metrics", get(metrics::metrics))
         .route("/api/process/health-check", get(flask::health_check))
+        .route("/v1/metrics", post(otlp::export))
         .fallback(not_found)
         .with_state(Face { engine, settings })
 }

@@ -1,0 +1,244 @@
+//! The Prometheus text format and OpenMetrics, read into samples. Small and strict where it
+//! matters (names, label escapes, values, duplicate series), lenient where healthscore does not
+//! care (comments, HELP, TYPE and UNIT lines, timestamps, exemplars). Fuzzed in
+//! `tests/decoders.rs`.
+//!
+//! prometheus-parse was judged and not used: its sample regex ends a label set at the first `}`,
+//! so a label value containing `}` (a path, an entity name) misreads the line, and it brings
+//! regex and chrono for what is a line format.
+
+use std::collections::HashSet;
+
+/// One sample: a series (name and labels, in the order written) and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+    /// 1-based line number, for errors.
+    pub line: usize,
+}
+
+impl Sample {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Why an exposition cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct ParseError {
+    pub line: usize,
+    pub problem: String,
+}
+
+/// Every sample of `text`; the first malformed line or repeated series is an error.
+pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
+    let mut samples = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed == "# EOF" {
+            break;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let sample = sample(trimmed, line).map_err(|problem| ParseError { line, problem })?;
+        let mut key = sample.labels.clone();
+        key.sort();
+        if !seen.insert((sample.name.clone(), key)) {
+            return Err(ParseError {
+                line,
+                problem: format!("series {} is repeated", series(&sample)),
+            });
+        }
+        samples.push(sample);
+    }
+    Ok(samples)
+}
+
+/// `name{labels}` as written in expositions, for messages.
+pub fn series(sample: &Sample) -> String {
+    if sample.labels.is_empty() {
+        return sample.name.clone();
+    }
+    let labels: Vec<String> = sample
+        .labels
+        .iter()
+        .map(|(key, value)| format!("{key}={value:?}"))
+        .collect();
+    format!("{}{{{}}}", sample.name, labels.join(","))
+}
+
+fn sample(line: &str, number: usize) -> Result<Sample, String> {
+    let mut rest = line;
+    let name = take_name(&mut rest, true).ok_or("expected a metric name")?;
+    let labels = if rest.starts_with('{') {
+        take_labels(&mut rest)?
+    } else {
+        Vec::new()
+    };
+    if !rest.starts_with([' ', '\t']) {
+        return Err(format!("expected a space and a value after {name}"));
+    }
+    let mut fields = rest.split_whitespace();
+    let value = fields.next().ok_or("expected a value")?;
+    let value = parse_value(value).ok_or_else(|| format!("{value:?} is not a number"))?;
+    match fields.next() {
+        // A timestamp; an exemplar follows " # ".
+        Some(timestamp) if timestamp != "#" && timestamp.parse::<f64>().is_err() => {
+            return Err(format!("{timestamp:?} is not a timestamp"));
+        }
+        Some(timestamp) if timestamp != "#" => {
+            if let Some(extra) = fields.next().filter(|extra| *extra != "#") {
+                return Err(format!("unexpected {extra:?} after the timestamp"));
+            }
+        }
+        _ => {}
+    }
+    Ok(Sample {
+        name,
+        labels,
+        value,
+        line: number,
+    })
+}
+
+/// A metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or, without colons, a label name.
+fn take_name(rest: &mut &str, colons: bool) -> Option<String> {
+    let valid = |c: char, first: bool| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (colons && c == ':')
+            || (!first && c.is_ascii_digit())
+    };
+    let end = rest
+        .char_indices()
+        .find(|&(i, c)| !valid(c, i == 0))
+        .map_or(rest.len(), |(i, _)| i);
+    if end == 0 {
+        return None;
+    }
+    let name = rest[..end].to_owned();
+    *rest = &rest[end..];
+    Some(name)
+}
+
+/// `{name="value",...}` with `\\`, `\"` and `\n` escapes; a trailing comma is allowed.
+fn take_labels(rest: &mut &str) -> Result<Vec<(String, String)>, String> {
+    *rest = &rest[1..];
+    let mut labels = Vec::new();
+    loop {
+        *rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix('}') {
+            *rest = after;
+            return Ok(labels);
+        }
+        let name = take_name(rest, false).ok_or("expected a label name")?;
+        *rest = rest.trim_start();
+        *rest = rest
+            .strip_prefix('=')
+            .ok_or_else(|| format!("expected = after label {name}"))?
+            .trim_start();
+        *rest = rest
+            .strip_prefix('"')
+            .ok_or_else(|| format!("expected a quoted value for label {name}"))?;
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next() {
+                None => return Err(format!("the value of label {name} is not closed")),
+                Some((i, '"')) => break i,
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, '\\')) => value.push('\\'),
+                    Some((_, '"')) => value.push('"'),
+                    Some((_, 'n')) => value.push('\n'),
+                    other => {
+                        return Err(format!(
+                            "bad escape \\{} in label {name}",
+                            other.map_or(' ', |(_, c)| c)
+                        ))
+                    }
+                },
+                Some((_, c)) => value.push(c),
+            }
+        };
+        *rest = &rest[end + 1..];
+        if labels.iter().any(|(existing, _)| existing == &name) {
+            return Err(format!("label {name} is repeated"));
+        }
+        labels.push((name, value));
+        *rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix(',') {
+            *rest = after;
+        } else if !rest.starts_with('}') {
+            return Err("expected , or } after a label".into());
+        }
+    }
+}
+
+/// A sample value: a float, or NaN, +Inf, -Inf as both formats write them.
+fn parse_value(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        _ if text
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') =>
+        {
+            None
+        }
+        _ => text.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_formats_with_escapes_timestamps_and_exemplars() {
+        let text = "# HELP hikaricp_connections_active Active connections\n\
+            # TYPE hikaricp_connections_active gauge\n\
+            hikaricp_connections_active{pool=\"Hikari}Pool \\\"1\\\"\",} 31.0\n\
+            cache_gets_total{cache=\"books\",result=\"hit\"} 1.5e3 1700000000000\n\
+            http_requests_total{code=\"200\"} 7 # {trace_id=\"abc\"} 1.0\n\
+            up 1\n\
+            # EOF\n\
+            ignored after eof";
+        let samples = parse(text).expect("valid");
+        assert_eq!(samples.len(), 4);
+        assert_eq!(samples[0].label("pool"), Some("Hikari}Pool \"1\""));
+        assert_eq!(samples[0].value, 31.0);
+        assert_eq!(samples[1].value, 1500.0);
+        assert_eq!(samples[3].name, "up");
+        assert!(parse("x NaN\ny +Inf\nz -Inf").expect("specials")[0]
+            .value
+            .is_nan());
+    }
+
+    #[test]
+    fn malformed_lines_and_repeated_series_name_the_line() {
+        for (text, line) in [
+            ("ok 1\nbroken{a=\"1\" 2", 2),
+            ("x{a=\"1} 2", 1),
+            ("x 1\nx 2", 2),
+            ("x{a=\"1\",b=\"2\"} 1\nx{b=\"2\",a=\"1\"} 1", 2),
+            ("x{a=\"1\",a=\"2\"} 1", 1),
+            ("x one", 1),
+            ("x", 1),
+            ("1x 2", 1),
+            ("x 1 2 3", 1),
+            ("x{a=\"\\q\"} 1", 1),
+        ] {
+            assert_eq!(parse(text).expect_err(text).line, line, "{text}");
+        }
+    }
+}

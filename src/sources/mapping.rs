@@ -1,0 +1,925 @@
+//! Metric series to snapshots: the well-known names of Micrometer (Spring Boot's
+//! `/actuator/prometheus`) and of the OpenTelemetry semantic conventions, node_exporter's host
+//! series, and rows added in config. The result is a `ReportMetricsRequest`, so a scraped or
+//! exported snapshot goes through exactly the validation of a push.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::exposition::{series, Sample};
+use crate::{
+    core::{
+        ingest::FieldError,
+        scoring::snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+    },
+    proto::v1,
+    sources::host::is_real_mount,
+};
+
+/// A mapping row: samples of `metric` whose labels match `labels` set `field` of the entity
+/// named by the label `entity_label` (or the fixed name `entity`) in `subsystem`. Several
+/// samples that land on one field are summed (heap pools, request counts by status).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    pub metric: String,
+    /// Label matchers: an exact value, or a prefix followed by `*` (`status = "5*"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub subsystem: String,
+    pub field: String,
+    #[serde(default)]
+    pub entity_label: Option<String>,
+    #[serde(default)]
+    pub entity: Option<String>,
+}
+
+/// The fields a row may set, by subsystem key (the snapshots' wire fields, plus executors'
+/// `queue_remaining`, added to `queued` for the queue's capacity).
+const FIELDS: &[(&str, &[&str])] = &[
+    (
+        "datasources",
+        &["active", "idle", "max", "threads_awaiting", "started"],
+    ),
+    (
+        "caches",
+        &["hits", "misses", "evictions", "size", "max_size", "enabled"],
+    ),
+    ("watchers", &["running", "consecutive_errors"]),
+    ("schedulers", &["started", "tasks", "paused_tasks"]),
+    (
+        "executors",
+        &[
+            "active",
+            "max_threads",
+            "queued",
+            "queue_capacity",
+            "queue_remaining",
+        ],
+    ),
+    (
+        "webServer",
+        &[
+            "busy_workers",
+            "max_workers",
+            "queued",
+            "queue_capacity",
+            "requests",
+            "errors",
+            "connections",
+        ],
+    ),
+    (
+        "runtime",
+        &["heap_used_bytes", "heap_max_bytes", "blocked_threads"],
+    ),
+    (
+        "performance",
+        &["slow_queries", "slow_requests", "slow_http_calls"],
+    ),
+];
+
+/// Fields whose negative values mean "unknown" (Micrometer writes -1 for an unbounded pool).
+const UNKNOWN_WHEN_NEGATIVE: &[&str] = &[
+    "max",
+    "max_size",
+    "max_threads",
+    "max_workers",
+    "queue_capacity",
+    "heap_max_bytes",
+];
+
+impl Row {
+    /// Checks a row from config; `key` names it (`scrape[0].mappings[2]`).
+    pub fn validate(&self, key: &str) -> Result<(), FieldError> {
+        let fields = FIELDS
+            .iter()
+            .find(|(subsystem, _)| *subsystem == self.subsystem)
+            .map(|(_, fields)| *fields)
+            .ok_or_else(|| {
+                let keys: Vec<&str> = FIELDS.iter().map(|(k, _)| *k).collect();
+                FieldError::new(
+                    format!("{key}.subsystem"),
+                    format!(
+                        "{:?} is not a subsystem rows can set (one of {})",
+                        self.subsystem,
+                        keys.join(", ")
+                    ),
+                )
+            })?;
+        if !fields.contains(&self.field.as_str()) {
+            return Err(FieldError::new(
+                format!("{key}.field"),
+                format!(
+                    "{:?} is not a field of {} (one of {})",
+                    self.field,
+                    self.subsystem,
+                    fields.join(", ")
+                ),
+            ));
+        }
+        if self.entity_label.is_some() == self.entity.is_some() {
+            return Err(FieldError::new(
+                format!("{key}.entity_label"),
+                "set exactly one of entity_label (a label naming the entity) and entity (a fixed name)",
+            ));
+        }
+        if self.metric.is_empty() {
+            return Err(FieldError::new(
+                format!("{key}.metric"),
+                "must not be empty",
+            ));
+        }
+        Ok(())
+    }
+
+    fn matches(&self, sample: &Sample) -> bool {
+        sample.name == self.metric
+            && self.labels.iter().all(|(name, wanted)| {
+                let value = sample.label(name);
+                match wanted.strip_suffix('*') {
+                    Some(prefix) => value.is_some_and(|v| v.starts_with(prefix)),
+                    None => value == Some(wanted.as_str()),
+                }
+            })
+    }
+
+    fn entity_of(&self, sample: &Sample) -> Option<String> {
+        match (&self.entity_label, &self.entity) {
+            (Some(label), _) => sample.label(label).map(str::to_owned),
+            (None, Some(name)) => Some(name.clone()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Built-in rows: (metric, label matchers, subsystem, field, entity label or `=fixed name`).
+type BuiltIn = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// Micrometer's names, as `/actuator/prometheus` writes them (and as OTLP names normalize to).
+const MICROMETER: &[BuiltIn] = &[
+    (
+        "hikaricp_connections_active",
+        &[],
+        "datasources",
+        "active",
+        "pool",
+    ),
+    (
+        "hikaricp_connections_idle",
+        &[],
+        "datasources",
+        "idle",
+        "pool",
+    ),
+    (
+        "hikaricp_connections_max",
+        &[],
+        "datasources",
+        "max",
+        "pool",
+    ),
+    (
+        "hikaricp_connections_pending",
+        &[],
+        "datasources",
+        "threads_awaiting",
+        "pool",
+    ),
+    (
+        "jdbc_connections_active",
+        &[],
+        "datasources",
+        "active",
+        "name",
+    ),
+    ("jdbc_connections_idle", &[], "datasources", "idle", "name"),
+    ("jdbc_connections_max", &[], "datasources", "max", "name"),
+    (
+        "cache_gets_total",
+        &[("result", "hit")],
+        "caches",
+        "hits",
+        "cache",
+    ),
+    (
+        "cache_gets_total",
+        &[("result", "miss")],
+        "caches",
+        "misses",
+        "cache",
+    ),
+    ("cache_evictions_total", &[], "caches", "evictions", "cache"),
+    ("cache_size", &[], "caches", "size", "cache"),
+    (
+        "executor_active_threads",
+        &[],
+        "executors",
+        "active",
+        "name",
+    ),
+    (
+        "executor_pool_max_threads",
+        &[],
+        "executors",
+        "max_threads",
+        "name",
+    ),
+    ("executor_queued_tasks", &[], "executors", "queued", "name"),
+    (
+        "executor_queue_remaining_tasks",
+        &[],
+        "executors",
+        "queue_remaining",
+        "name",
+    ),
+    (
+        "jvm_memory_used_bytes",
+        &[("area", "heap")],
+        "runtime",
+        "heap_used_bytes",
+        "=jvm",
+    ),
+    (
+        "jvm_memory_max_bytes",
+        &[("area", "heap")],
+        "runtime",
+        "heap_max_bytes",
+        "=jvm",
+    ),
+    (
+        "jvm_threads_states_threads",
+        &[("state", "blocked")],
+        "runtime",
+        "blocked_threads",
+        "=jvm",
+    ),
+    (
+        "tomcat_threads_busy_threads",
+        &[],
+        "webServer",
+        "busy_workers",
+        "name",
+    ),
+    (
+        "tomcat_threads_config_max_threads",
+        &[],
+        "webServer",
+        "max_workers",
+        "name",
+    ),
+    (
+        "tomcat_connections_current_connections",
+        &[],
+        "webServer",
+        "connections",
+        "name",
+    ),
+    (
+        "jetty_threads_busy",
+        &[],
+        "webServer",
+        "busy_workers",
+        "=jetty",
+    ),
+    (
+        "jetty_threads_config_max",
+        &[],
+        "webServer",
+        "max_workers",
+        "=jetty",
+    ),
+    (
+        "http_server_requests_seconds_count",
+        &[],
+        "webServer",
+        "requests",
+        "=*",
+    ),
+    (
+        "http_server_requests_seconds_count",
+        &[("status", "5*")],
+        "webServer",
+        "errors",
+        "=*",
+    ),
+];
+
+/// The OpenTelemetry semantic conventions, with names and attribute keys normalized the way
+/// Prometheus reads OTLP (dots to underscores, units and `_total` appended).
+const SEMCONV: &[BuiltIn] = &[
+    (
+        "db_client_connection_count",
+        &[("db_client_connection_state", "used")],
+        "datasources",
+        "active",
+        "db_client_connection_pool_name",
+    ),
+    (
+        "db_client_connection_count",
+        &[("db_client_connection_state", "idle")],
+        "datasources",
+        "idle",
+        "db_client_connection_pool_name",
+    ),
+    (
+        "db_client_connection_count",
+        &[("state", "used")],
+        "datasources",
+        "active",
+        "pool_name",
+    ),
+    (
+        "db_client_connection_count",
+        &[("state", "idle")],
+        "datasources",
+        "idle",
+        "pool_name",
+    ),
+    (
+        "db_client_connection_max",
+        &[],
+        "datasources",
+        "max",
+        "db_client_connection_pool_name",
+    ),
+    (
+        "db_client_connection_max",
+        &[],
+        "datasources",
+        "max",
+        "pool_name",
+    ),
+    (
+        "db_client_connection_pending_requests",
+        &[],
+        "datasources",
+        "threads_awaiting",
+        "db_client_connection_pool_name",
+    ),
+    (
+        "db_client_connection_pending_requests",
+        &[],
+        "datasources",
+        "threads_awaiting",
+        "pool_name",
+    ),
+    (
+        "jvm_memory_used_bytes",
+        &[("jvm_memory_type", "heap")],
+        "runtime",
+        "heap_used_bytes",
+        "=jvm",
+    ),
+    (
+        "jvm_memory_limit_bytes",
+        &[("jvm_memory_type", "heap")],
+        "runtime",
+        "heap_max_bytes",
+        "=jvm",
+    ),
+    (
+        "jvm_memory_used",
+        &[("jvm_memory_type", "heap")],
+        "runtime",
+        "heap_used_bytes",
+        "=jvm",
+    ),
+    (
+        "jvm_memory_limit",
+        &[("jvm_memory_type", "heap")],
+        "runtime",
+        "heap_max_bytes",
+        "=jvm",
+    ),
+    (
+        "jvm_thread_count",
+        &[("jvm_thread_state", "blocked")],
+        "runtime",
+        "blocked_threads",
+        "=jvm",
+    ),
+    (
+        "http_server_request_duration_seconds_count",
+        &[],
+        "webServer",
+        "requests",
+        "=*",
+    ),
+    (
+        "http_server_request_duration_seconds_count",
+        &[("http_response_status_code", "5*")],
+        "webServer",
+        "errors",
+        "=*",
+    ),
+];
+
+/// The entity name of rows that fill in an existing entity: the subsystem's only entity when it
+/// has one (a Tomcat connector's request counts), else this one.
+const SOLE_ENTITY: &str = "http";
+
+fn rows(table: &[BuiltIn]) -> impl Iterator<Item = Row> + '_ {
+    table
+        .iter()
+        .map(|(metric, labels, subsystem, field, entity)| {
+            let (entity_label, entity) = match entity.strip_prefix('=') {
+                Some(fixed) => (None, Some(fixed.to_owned())),
+                None => (Some((*entity).to_owned()), None),
+            };
+            Row {
+                metric: (*metric).to_owned(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                subsystem: (*subsystem).to_owned(),
+                field: (*field).to_owned(),
+                entity_label,
+                entity,
+            }
+        })
+}
+
+/// The rows of an input: a profile's, then config's (which may add to or override them: a
+/// later row for the same field wins).
+#[derive(Clone, Debug, Default)]
+pub struct Mapping {
+    rows: Vec<Row>,
+}
+
+impl Mapping {
+    pub fn micrometer() -> Self {
+        Self {
+            rows: rows(MICROMETER).collect(),
+        }
+    }
+
+    /// What OTLP exports carry: the semantic conventions and Micrometer's names.
+    pub fn otlp() -> Self {
+        Self {
+            rows: rows(SEMCONV).chain(rows(MICROMETER)).collect(),
+        }
+    }
+
+    pub fn with(mut self, extra: &[Row]) -> Self {
+        self.rows.extend_from_slice(extra);
+        self
+    }
+
+    /// The snapshots `samples` describe, as a request of their lists (no source, TTL or
+    /// sequence); the number of samples no row read is returned too.
+    pub fn apply(
+        &self,
+        samples: &[Sample],
+    ) -> Result<(v1::ReportMetricsRequest, usize), FieldError> {
+        let mut fields = Fields::default();
+        let mut unread = 0;
+        for sample in samples {
+            let mut read = false;
+            // A later row for the same field and entity replaces an earlier one's value.
+            let mut set: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+            for row in self.rows.iter().filter(|row| row.matches(sample)) {
+                let Some(entity) = row.entity_of(sample) else {
+                    continue;
+                };
+                read = true;
+                if !sample.value.is_finite() {
+                    return Err(FieldError::new(
+                        format!("line {}", sample.line),
+                        format!(
+                            "{} is {}, not a finite number",
+                            series(sample),
+                            sample.value
+                        ),
+                    ));
+                }
+                if sample.value < 0.0 {
+                    if UNKNOWN_WHEN_NEGATIVE.contains(&row.field.as_str()) {
+                        continue;
+                    }
+                    return Err(FieldError::new(
+                        format!("line {}", sample.line),
+                        format!("{} is negative ({})", series(sample), sample.value),
+                    ));
+                }
+                set.insert(
+                    (row.subsystem.clone(), entity, row.field.clone()),
+                    sample.value,
+                );
+            }
+            for ((subsystem, entity, field), value) in set {
+                *fields
+                    .0
+                    .entry((subsystem, entity))
+                    .or_default()
+                    .entry(field)
+                    .or_default() += value;
+            }
+            unread += usize::from(!read);
+        }
+        Ok((fields.request()?, unread))
+    }
+}
+
+/// Every field read, by (subsystem key, entity).
+#[derive(Default)]
+struct Fields(BTreeMap<(String, String), BTreeMap<String, f64>>);
+
+/// One entity's fields, read as the wire snapshot's integer types.
+struct Entity<'a> {
+    subsystem: &'a str,
+    name: &'a str,
+    fields: &'a BTreeMap<String, f64>,
+}
+
+impl Entity<'_> {
+    fn get(&self, field: &str) -> f64 {
+        self.fields.get(field).copied().unwrap_or(0.0)
+    }
+
+    fn u64(&self, field: &str) -> Result<u64, FieldError> {
+        let value = self.get(field).round();
+        if value > u64::MAX as f64 {
+            return Err(self.too_large(field, value));
+        }
+        Ok(value as u64)
+    }
+
+    fn u32(&self, field: &str) -> Result<u32, FieldError> {
+        let value = self.u64(field)?;
+        u32::try_from(value).map_err(|_| self.too_large(field, value as f64))
+    }
+
+    fn flag(&self, field: &str) -> Option<bool> {
+        self.fields.get(field).map(|value| *value != 0.0)
+    }
+
+    fn too_large(&self, field: &str, value: f64) -> FieldError {
+        FieldError::new(
+            format!("{} {:?}.{field}", self.subsystem, self.name),
+            format!("{value} is too large"),
+        )
+    }
+}
+
+impl Fields {
+    fn request(mut self) -> Result<v1::ReportMetricsRequest, FieldError> {
+        self.fill_sole_entities();
+        let mut request = v1::ReportMetricsRequest::default();
+        for ((subsystem, name), fields) in &self.0 {
+            let e = Entity {
+                subsystem,
+                name,
+                fields,
+            };
+            let name = name.clone();
+            match subsystem.as_str() {
+                "datasources" => request.datasources.push(v1::DatasourceSnapshot {
+                    name,
+                    started: e.flag("started"),
+                    active: e.u32("active")?,
+                    idle: e.u32("idle")?,
+                    max: e.u32("max")?,
+                    threads_awaiting: e.u32("threads_awaiting")?,
+                }),
+                "caches" => request.caches.push(v1::CacheSnapshot {
+                    name,
+                    enabled: e.flag("enabled"),
+                    hits: e.u64("hits")?,
+                    misses: e.u64("misses")?,
+                    evictions: e.u64("evictions")?,
+                    size: e.u64("size")?,
+                    max_size: e.u64("max_size")?,
+                }),
+                "watchers" => request.watchers.push(v1::WatcherSnapshot {
+                    name,
+                    running: e.flag("running"),
+                    consecutive_errors: e.u32("consecutive_errors")?,
+                }),
+                "schedulers" => request.schedulers.push(v1::SchedulerSnapshot {
+                    name,
+                    started: e.flag("started"),
+                    tasks: e.u32("tasks")?,
+                    paused_tasks: e.u32("paused_tasks")?,
+                }),
+                "executors" => {
+                    let queued = e.u32("queued")?;
+                    let capacity = match e.fields.get("queue_remaining") {
+                        Some(_) => queued.saturating_add(e.u32("queue_remaining")?),
+                        None => e.u32("queue_capacity")?,
+                    };
+                    request.executors.push(v1::ExecutorSnapshot {
+                        name,
+                        state: 0,
+                        active: e.u32("active")?,
+                        max_threads: e.u32("max_threads")?,
+                        queued,
+                        queue_capacity: capacity,
+                    });
+                }
+                "webServer" => request.web_servers.push(v1::WebServerSnapshot {
+                    name,
+                    busy_workers: e.u32("busy_workers")?,
+                    max_workers: e.u32("max_workers")?,
+                    queued: e.u32("queued")?,
+                    queue_capacity: e.u32("queue_capacity")?,
+                    requests: e.u64("requests")?,
+                    errors: e.u64("errors")?,
+                    connections: e.u32("connections")?,
+                }),
+                "runtime" => request.runtimes.push(v1::RuntimeSnapshot {
+                    name,
+                    heap_used_bytes: e.u64("heap_used_bytes")?,
+                    heap_max_bytes: e.u64("heap_max_bytes")?,
+                    blocked_threads: e.u32("blocked_threads")?,
+                }),
+                "performance" => request.performance.push(v1::PerformanceSnapshot {
+                    name,
+                    slow_queries: e.u64("slow_queries")?,
+                    slow_requests: e.u64("slow_requests")?,
+                    slow_http_calls: e.u64("slow_http_calls")?,
+                }),
+                other => unreachable!("rows are validated against FIELDS, {other} is not there"),
+            }
+        }
+        Ok(request)
+    }
+
+    /// Moves the fields of `*` entities onto their subsystem's only named entity, or names them
+    /// `SOLE_ENTITY` when there is none or several.
+    fn fill_sole_entities(&mut self) {
+        let sole: Vec<(String, BTreeMap<String, f64>)> = self
+            .0
+            .keys()
+            .filter(|(_, name)| name == "*")
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|key| self.0.remove_entry(&key).map(|((s, _), f)| (s, f)))
+            .collect();
+        for (subsystem, fields) in sole {
+            let named: Vec<String> = self
+                .0
+                .keys()
+                .filter(|(s, _)| *s == subsystem)
+                .map(|(_, name)| name.clone())
+                .collect();
+            let name = match named.as_slice() {
+                [only] => only.clone(),
+                _ => SOLE_ENTITY.to_owned(),
+            };
+            let target = self.0.entry((subsystem, name)).or_default();
+            for (field, value) in fields {
+                *target.entry(field).or_default() += value;
+            }
+        }
+    }
+}
+
+/// node_exporter's CPU counters at one scrape, for the share of non-idle time until the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTimes {
+    idle: f64,
+    total: f64,
+}
+
+/// The host entities node_exporter's series describe: CPU (from the second scrape on, the
+/// non-idle share since the previous one), memory, and one entity per real mount.
+pub fn node_host(
+    samples: &[Sample],
+    previous: Option<CpuTimes>,
+) -> (Vec<HostSnapshot>, Option<CpuTimes>) {
+    let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
+    let mut entities = Vec::new();
+    let mut times = CpuTimes::default();
+    let mut cpus = std::collections::BTreeSet::new();
+    for sample in samples
+        .iter()
+        .filter(|s| s.name == "node_cpu_seconds_total")
+    {
+        if !sample.value.is_finite() {
+            continue;
+        }
+        times.total += sample.value;
+        if matches!(sample.label("mode"), Some("idle" | "iowait")) {
+            times.idle += sample.value;
+        }
+        if let Some(cpu) = sample.label("cpu") {
+            cpus.insert(cpu.to_owned());
+        }
+    }
+    let current = (times.total > 0.0).then_some(times);
+    if let (Some(now), Some(before)) = (current, previous) {
+        let total = now.total - before.total;
+        if total > 0.0 {
+            let busy = (1.0 - (now.idle - before.idle) / total).clamp(0.0, 1.0);
+            let finite = |v: Option<f64>| v.filter(|v| v.is_finite()).unwrap_or(0.0);
+            entities.push(HostSnapshot::Cpu(CpuSample {
+                name: "cpu".into(),
+                usage_percent: (busy * 1000.0).round() / 10.0,
+                window_samples: 1,
+                cores: u32::try_from(cpus.len()).unwrap_or(u32::MAX),
+                load_1: finite(value("node_load1")),
+                load_5: finite(value("node_load5")),
+                load_15: finite(value("node_load15")),
+            }));
+        }
+    }
+    if let (Some(total), Some(available)) = (
+        value("node_memory_MemTotal_bytes"),
+        value("node_memory_MemAvailable_bytes"),
+    ) {
+        if total.is_finite() && available.is_finite() && total > 0.0 {
+            let swap_total = value("node_memory_SwapTotal_bytes")
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0);
+            let swap_free = value("node_memory_SwapFree_bytes")
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0);
+            entities.push(HostSnapshot::Memory(MemorySample {
+                name: "memory".into(),
+                used_bytes: (total - available).clamp(0.0, total) as u64,
+                total_bytes: total as u64,
+                swap_used_bytes: (swap_total - swap_free).max(0.0) as u64,
+                swap_total_bytes: swap_total.max(0.0) as u64,
+            }));
+        }
+    }
+    let mut mounts = std::collections::BTreeSet::new();
+    for size in samples
+        .iter()
+        .filter(|s| s.name == "node_filesystem_size_bytes")
+    {
+        let (Some(mount), fstype) = (size.label("mountpoint"), size.label("fstype").unwrap_or(""))
+        else {
+            continue;
+        };
+        let available = samples.iter().find(|s| {
+            s.name == "node_filesystem_avail_bytes" && s.label("mountpoint") == Some(mount)
+        });
+        let (Some(available), total) = (available.map(|s| s.value), size.value) else {
+            continue;
+        };
+        let usable = total.is_finite()
+            && available.is_finite()
+            && total > 0.0
+            && is_real_mount(
+                std::ffi::OsStr::new(fstype),
+                std::path::Path::new(mount),
+                total as u64,
+            );
+        if !usable || !mounts.insert(mount.to_owned()) {
+            continue;
+        }
+        entities.push(HostSnapshot::Disk(DiskSample {
+            name: mount.into(),
+            used_bytes: (total - available).clamp(0.0, total) as u64,
+            total_bytes: total as u64,
+        }));
+    }
+    (entities, current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::exposition::parse;
+
+    #[test]
+    fn micrometer_series_become_snapshots() {
+        let text = r#"
+hikaricp_connections_active{pool="HikariPool-1"} 31.0
+hikaricp_connections_idle{pool="HikariPool-1"} 1.0
+hikaricp_connections_max{pool="HikariPool-1"} 32.0
+hikaricp_connections_pending{pool="HikariPool-1"} 2.0
+cache_gets_total{cache="books",result="hit",name="x"} 90.0
+cache_gets_total{cache="books",result="miss"} 10.0
+cache_size{cache="books"} 5.0
+executor_active_threads{name="applicationTaskExecutor"} 2.0
+executor_pool_max_threads{name="applicationTaskExecutor"} 8.0
+executor_queued_tasks{name="applicationTaskExecutor"} 3.0
+executor_queue_remaining_tasks{name="applicationTaskExecutor"} 7.0
+jvm_memory_used_bytes{area="heap",id="G1 Eden Space"} 100.0
+jvm_memory_used_bytes{area="heap",id="G1 Old Gen"} 300.0
+jvm_memory_used_bytes{area="nonheap",id="Metaspace"} 999.0
+jvm_memory_max_bytes{area="heap",id="G1 Eden Space"} -1.0
+jvm_memory_max_bytes{area="heap",id="G1 Old Gen"} 1000.0
+jvm_threads_states_threads{state="blocked"} 1.0
+tomcat_threads_busy_threads{name="http-nio-8080"} 3.0
+tomcat_threads_config_max_threads{name="http-nio-8080"} 200.0
+http_server_requests_seconds_count{status="200",uri="/a"} 90.0
+http_server_requests_seconds_count{status="503",uri="/b"} 10.0
+process_uptime_seconds 12.0
+"#;
+        let samples = parse(text).expect("valid");
+        let (request, unread) = Mapping::micrometer().apply(&samples).expect("maps");
+        assert_eq!(unread, 2, "nonheap memory and uptime are not read");
+        let pool = &request.datasources[0];
+        assert_eq!(
+            (
+                pool.name.as_str(),
+                pool.active,
+                pool.idle,
+                pool.max,
+                pool.threads_awaiting
+            ),
+            ("HikariPool-1", 31, 1, 32, 2)
+        );
+        let cache = &request.caches[0];
+        assert_eq!((cache.hits, cache.misses, cache.size), (90, 10, 5));
+        let executor = &request.executors[0];
+        assert_eq!((executor.queued, executor.queue_capacity), (3, 10));
+        let jvm = &request.runtimes[0];
+        assert_eq!(
+            (jvm.heap_used_bytes, jvm.heap_max_bytes, jvm.blocked_threads),
+            (400, 1000, 1)
+        );
+        let web = &request.web_servers[0];
+        assert_eq!(
+            (
+                web.name.as_str(),
+                web.busy_workers,
+                web.requests,
+                web.errors
+            ),
+            ("http-nio-8080", 3, 100, 10)
+        );
+    }
+
+    #[test]
+    fn non_finite_or_negative_mapped_values_are_refused_and_unmapped_ones_ignored() {
+        let nan = parse("hikaricp_connections_active{pool=\"p\"} NaN").expect("parses");
+        let error = Mapping::micrometer().apply(&nan).unwrap_err();
+        assert_eq!(error.field, "line 1");
+        let inf = parse("cache_size{cache=\"c\"} +Inf").expect("parses");
+        assert!(Mapping::micrometer().apply(&inf).is_err());
+        let negative = parse("hikaricp_connections_active{pool=\"p\"} -3").expect("parses");
+        assert!(Mapping::micrometer().apply(&negative).is_err());
+        let unmapped = parse("some_gauge NaN").expect("parses");
+        assert_eq!(
+            Mapping::micrometer().apply(&unmapped).expect("ignored").1,
+            1
+        );
+    }
+
+    #[test]
+    fn config_rows_are_checked_by_key() {
+        let row = |subsystem: &str, field: &str| Row {
+            metric: "m".into(),
+            labels: BTreeMap::new(),
+            subsystem: subsystem.into(),
+            field: field.into(),
+            entity_label: Some("name".into()),
+            entity: None,
+        };
+        assert!(row("datasources", "active")
+            .validate("scrape[0].mappings[0]")
+            .is_ok());
+        assert_eq!(
+            row("disks", "active").validate("k").unwrap_err().field,
+            "k.subsystem"
+        );
+        assert_eq!(
+            row("caches", "active").validate("k").unwrap_err().field,
+            "k.field"
+        );
+        let mut both = row("caches", "hits");
+        both.entity = Some("x".into());
+        assert_eq!(both.validate("k").unwrap_err().field, "k.entity_label");
+    }
+
+    #[test]
+    fn node_series_become_host_entities_with_cpu_from_the_second_scrape() {
+        let scrape = |idle: f64, user: f64| {
+            parse(&format!(
+                "node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {idle}\n\
+                 node_cpu_seconds_total{{cpu=\"0\",mode=\"user\"}} {user}\n\
+                 node_memory_MemTotal_bytes 1000\nnode_memory_MemAvailable_bytes 250\n\
+                 node_filesystem_size_bytes{{mountpoint=\"/\",fstype=\"ext4\"}} 100\n\
+                 node_filesystem_avail_bytes{{mountpoint=\"/\",fstype=\"ext4\"}} 40\n\
+                 node_filesystem_size_bytes{{mountpoint=\"/run\",fstype=\"tmpfs\"}} 100\n\
+                 node_filesystem_avail_bytes{{mountpoint=\"/run\",fstype=\"tmpfs\"}} 100\n"
+            ))
+            .expect("valid")
+        };
+        let (first, times) = node_host(&scrape(100.0, 100.0), None);
+        assert_eq!(first.len(), 2, "memory and / only: {first:?}");
+        let (second, _) = node_host(&scrape(110.0, 130.0), times);
+        let HostSnapshot::Cpu(cpu) = &second[0] else {
+            panic!("cpu first: {second:?}")
+        };
+        assert_eq!(cpu.usage_percent, 75.0);
+        let HostSnapshot::Memory(memory) = &second[1] else {
+            panic!("memory: {second:?}")
+        };
+        assert_eq!(memory.used_bytes, 750);
+    }
+}

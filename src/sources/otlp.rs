@@ -1,0 +1,331 @@
+//! The OTLP source: OpenTelemetry metric exports, as any SDK or Collector sends them. Each
+//! resource's points become one push from the source named by its `service.instance.id` (else
+//! `service.name`, with `@host.name` when set). Names and attribute keys are read the way
+//! Prometheus reads OTLP (dots to underscores, units and `_total` appended), so the semantic
+//! conventions and Micrometer's names map through the same rows as a scrape. Delta sums and
+//! histogram counts are added up into the cumulative counters the rules expect.
+//!
+//! A resource is all or nothing: bad data (no service name, NaN or negative values where a rule
+//! reads them, too many entities) rejects that resource's points and is reported back; points
+//! of metrics no row reads are ignored and counted.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use opentelemetry_proto::tonic::{
+    collector::metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    },
+    common::v1::{any_value, KeyValue},
+    metrics::v1::{metric::Data, number_data_point, AggregationTemporality, ResourceMetrics},
+};
+
+use super::{exposition::Sample, mapping::Mapping, push};
+use crate::{
+    core::ingest::{Limits, Push},
+    engine::{Engine, EngineError},
+    telemetry::{PointResult, Telemetry},
+};
+
+/// What an export did: the points rejected, and why.
+#[derive(Debug, Default, PartialEq)]
+pub struct Exported {
+    pub points: u64,
+    pub rejected: u64,
+    pub errors: Vec<String>,
+}
+
+impl Exported {
+    /// The OTLP answer: a partial success naming what was rejected, or, when every point was
+    /// rejected, the reasons as an error (the client must not retry the same data).
+    pub fn response(self) -> Result<ExportMetricsServiceResponse, String> {
+        let message = self.errors.join("; ");
+        if self.points > 0 && self.rejected == self.points {
+            return Err(message);
+        }
+        Ok(ExportMetricsServiceResponse {
+            partial_success: (self.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: i64::try_from(self.rejected).unwrap_or(i64::MAX),
+                error_message: message,
+            }),
+        })
+    }
+}
+
+/// The receiver's state: the running totals of delta series, by source and series.
+pub struct Otlp {
+    engine: Engine,
+    limits: Limits,
+    ttl: Duration,
+    telemetry: Arc<Telemetry>,
+    mapping: Mapping,
+    totals: Mutex<HashMap<(String, String), f64>>,
+}
+
+impl std::fmt::Debug for Otlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Otlp")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One resource's points, read: its source, its samples, and how many points it had.
+struct Resource {
+    source: String,
+    samples: Vec<Sample>,
+    points: u64,
+}
+
+impl Otlp {
+    pub fn new(engine: Engine, limits: Limits, ttl: Duration, telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            engine,
+            limits,
+            ttl,
+            telemetry,
+            mapping: Mapping::otlp(),
+            totals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn export(&self, request: ExportMetricsServiceRequest) -> Exported {
+        let mut exported = Exported::default();
+        for resource_metrics in request.resource_metrics {
+            let points = count_points(&resource_metrics);
+            exported.points += points;
+            let outcome = match self.read(resource_metrics) {
+                Ok(resource) => self.apply(resource).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                exported.rejected += points;
+                self.telemetry.otlp_points(PointResult::rejected, points);
+                exported.errors.push(error);
+            }
+        }
+        exported
+    }
+
+    async fn apply(&self, resource: Resource) -> Result<(), String> {
+        let (mut request, unread) = self
+            .mapping
+            .apply(&resource.samples)
+            .map_err(|error| format!("{}: {error}", resource.source))?;
+        let unread = unread as u64;
+        let read = resource.points.saturating_sub(unread);
+        self.telemetry.otlp_points(PointResult::ignored, unread);
+        if push::entity_count(&request) == 0 {
+            return Ok(());
+        }
+        request.source = resource.source.clone();
+        request.ttl = Some(prost_types::Duration {
+            seconds: i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        });
+        let push: Push = push::from_wire(request, &self.limits, SystemTime::now())
+            .map_err(|error| format!("{}: {error}", resource.source))?;
+        match self.engine.push(push).await {
+            Ok(_) => {
+                self.telemetry.otlp_points(PointResult::applied, read);
+                Ok(())
+            }
+            Err(EngineError::Invalid(error)) => Err(format!("{}: {error}", resource.source)),
+            Err(EngineError::Stopped) => Err("healthscore is shutting down".into()),
+        }
+    }
+
+    /// A resource's samples, named as Prometheus reads OTLP; delta series added up.
+    fn read(&self, resource_metrics: ResourceMetrics) -> Result<Resource, String> {
+        let attributes = resource_metrics
+            .resource
+            .map(|resource| attributes(&resource.attributes))
+            .unwrap_or_default();
+        let source = match (
+            attributes.get("service.instance.id"),
+            attributes.get("service.name"),
+            attributes.get("host.name"),
+        ) {
+            (Some(id), _, _) => id.clone(),
+            (None, Some(service), Some(host)) => format!("{service}@{host}"),
+            (None, Some(service), None) => service.clone(),
+            (None, None, _) => {
+                return Err(
+                    "a resource has neither service.instance.id nor service.name: its points are rejected"
+                        .into(),
+                )
+            }
+        };
+        let mut series: BTreeMap<(String, Vec<(String, String)>), f64> = BTreeMap::new();
+        let mut points = 0;
+        let mut totals = self.totals.lock().expect("no panic holds this lock");
+        for metric in resource_metrics
+            .scope_metrics
+            .into_iter()
+            .flat_map(|scope| scope.metrics)
+        {
+            let base = normalize(&metric.name, &metric.unit);
+            let (name, delta, values): (String, bool, Vec<(&[KeyValue], f64)>) = match &metric.data
+            {
+                Some(Data::Gauge(gauge)) => (
+                    base,
+                    false,
+                    gauge
+                        .data_points
+                        .iter()
+                        .map(|p| (&p.attributes[..], number(&p.value)))
+                        .collect(),
+                ),
+                Some(Data::Sum(sum)) => (
+                    if sum.is_monotonic && !base.ends_with("_total") {
+                        format!("{base}_total")
+                    } else {
+                        base
+                    },
+                    sum.aggregation_temporality == AggregationTemporality::Delta as i32,
+                    sum.data_points
+                        .iter()
+                        .map(|p| (&p.attributes[..], number(&p.value)))
+                        .collect(),
+                ),
+                Some(Data::Histogram(histogram)) => (
+                    format!("{base}_count"),
+                    histogram.aggregation_temporality == AggregationTemporality::Delta as i32,
+                    histogram
+                        .data_points
+                        .iter()
+                        .map(|p| (&p.attributes[..], p.count as f64))
+                        .collect(),
+                ),
+                // Exponential histograms and summaries carry nothing the rules read.
+                _ => (base, false, Vec::new()),
+            };
+            points += values.len() as u64;
+            for (point_attributes, value) in values {
+                let mut labels: Vec<(String, String)> = attributes_of(point_attributes);
+                labels.sort();
+                let value = if delta {
+                    let key = (source.clone(), format!("{name}{labels:?}"));
+                    let total = totals.entry(key).or_default();
+                    *total += value;
+                    *total
+                } else {
+                    value
+                };
+                // The last point of a series wins.
+                series.insert((name.clone(), labels), value);
+            }
+        }
+        let samples = series
+            .into_iter()
+            .map(|((name, labels), value)| Sample {
+                name,
+                labels,
+                value,
+                line: 0,
+            })
+            .collect();
+        Ok(Resource {
+            source,
+            samples,
+            points,
+        })
+    }
+}
+
+fn count_points(resource_metrics: &ResourceMetrics) -> u64 {
+    resource_metrics
+        .scope_metrics
+        .iter()
+        .flat_map(|scope| &scope.metrics)
+        .map(|metric| match &metric.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        } as u64)
+        .sum()
+}
+
+fn number(value: &Option<number_data_point::Value>) -> f64 {
+    match value {
+        Some(number_data_point::Value::AsDouble(v)) => *v,
+        Some(number_data_point::Value::AsInt(v)) => *v as f64,
+        None => f64::NAN,
+    }
+}
+
+/// Resource attributes by their OTLP keys.
+fn attributes(list: &[KeyValue]) -> HashMap<String, String> {
+    list.iter()
+        .filter_map(|kv| Some((kv.key.clone(), text(kv)?)))
+        .collect()
+}
+
+/// Point attributes as labels, keys normalized.
+fn attributes_of(list: &[KeyValue]) -> Vec<(String, String)> {
+    list.iter()
+        .filter_map(|kv| Some((normalize(&kv.key, ""), text(kv)?)))
+        .collect()
+}
+
+fn text(kv: &KeyValue) -> Option<String> {
+    match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        any_value::Value::DoubleValue(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+/// A name as Prometheus reads it: characters outside `[a-zA-Z0-9_:]` become `_`, and the unit's
+/// suffix is added for bytes and seconds.
+fn normalize(name: &str, unit: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let suffix = match unit {
+        "By" => "_bytes",
+        "s" => "_seconds",
+        _ => "",
+    };
+    if !suffix.is_empty() && !out.ends_with(suffix) {
+        out.push_str(suffix);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_read_as_prometheus_reads_otlp() {
+        assert_eq!(
+            normalize("db.client.connection.count", "{connection}"),
+            "db_client_connection_count"
+        );
+        assert_eq!(normalize("jvm.memory.used", "By"), "jvm_memory_used_bytes");
+        assert_eq!(
+            normalize("jvm_memory_used_bytes", "By"),
+            "jvm_memory_used_bytes"
+        );
+        assert_eq!(
+            normalize("http.server.request.duration", "s"),
+            "http_server_request_duration_seconds"
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The scrape source: Prometheus and OpenMetrics endpoints (Spring Boot's
+//! `/actuator/prometheus`, node_exporter, anything with mapping rows), each read every interval
+//! as the source `scrape:<name>` with a TTL of three intervals, so a target that stops answering
+//! goes SOURCE_STALE like a silent pusher. A failed scrape is logged and counted, never a crash,
+//! and changes nothing.
+
+use std::{
+    hash::{Hash, Hasher},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    exposition,
+    mapping::{node_host, CpuTimes, Mapping, Row},
+    push, Source, SourceError,
+};
+use crate::{
+    core::ingest::{FieldError, Limits, Push},
+    engine::{Engine, EngineError},
+    telemetry::{ScrapeResult, Telemetry},
+};
+
+/// Which well-known names a target publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Micrometer (Spring Boot's `/actuator/prometheus`): pools, caches, executors, the JVM,
+    /// Tomcat or Jetty.
+    Micrometer,
+    /// node_exporter: the host's CPU, memory and filesystems.
+    Node,
+}
+
+/// One `[[scrape]]` target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The source is `scrape:<name>`.
+    pub name: String,
+    /// `http://host:port/path`.
+    pub url: String,
+    #[serde(default = "Target::default_interval")]
+    pub interval_secs: u64,
+    #[serde(default = "Target::default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub profile: Option<Profile>,
+    /// Rows added to (or overriding) the profile's.
+    #[serde(default)]
+    pub mappings: Vec<Row>,
+    /// A larger answer is refused.
+    #[serde(default = "Target::default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Target {
+    fn default_interval() -> u64 {
+        15
+    }
+
+    fn default_timeout() -> u64 {
+        10
+    }
+
+    fn default_max_body() -> usize {
+        10 << 20
+    }
+
+    /// Checks the target; errors name the key (`scrape[1].url`).
+    pub fn validate(&self, key: &str, limits: &Limits) -> Result<(), FieldError> {
+        crate::core::ingest::name(
+            &format!("{key}.name"),
+            &self.source(),
+            limits.max_name_bytes,
+        )?;
+        let uri: hyper::Uri = self.url.parse().map_err(|error| {
+            FieldError::new(
+                format!("{key}.url"),
+                format!("{:?} is not a URL: {error}", self.url),
+            )
+        })?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(FieldError::new(
+                format!("{key}.url"),
+                format!(
+                    "{:?} is not an http://host:port/path URL (https is not supported)",
+                    self.url
+                ),
+            ));
+        }
+        if !(1..=3_600).contains(&self.interval_secs) {
+            return Err(FieldError::new(
+                format!("{key}.interval_secs"),
+                "must be 1 to 3600",
+            ));
+        }
+        if !(1..=self.interval_secs).contains(&self.timeout_secs) {
+            return Err(FieldError::new(
+                format!("{key}.timeout_secs"),
+                format!("must be 1 to interval_secs ({})", self.interval_secs),
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(FieldError::new(
+                format!("{key}.max_body_bytes"),
+                "must be at least 1",
+            ));
+        }
+        if self.profile.is_none() && self.mappings.is_empty() {
+            return Err(FieldError::new(
+                format!("{key}.profile"),
+                "set a profile (micrometer or node) or mapping rows",
+            ));
+        }
+        for (index, row) in self.mappings.iter().enumerate() {
+            row.validate(&format!("{key}.mappings[{index}]"))?;
+        }
+        Ok(())
+    }
+
+    fn source(&self) -> String {
+        format!("scrape:{}", self.name)
+    }
+}
+
+/// A running target: its mapping, and node_exporter's CPU counters from the last scrape.
+pub struct ScrapeSource {
+    target: Target,
+    limits: Limits,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Why one scrape changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum ScrapeError {
+    #[error("no answer within {0:?} (timeout_secs)")]
+    Timeout(Duration),
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("the target answered HTTP {0}")]
+    Status(hyper::StatusCode),
+    #[error("the answer is larger than {0} bytes (max_body_bytes)")]
+    TooLarge(usize),
+    #[error("the answer is not UTF-8 text")]
+    NotText,
+    #[error("the answer is not an exposition: {0}")]
+    Parse(#[from] exposition::ParseError),
+    #[error("{0}")]
+    Refused(#[from] FieldError),
+}
+
+impl ScrapeSource {
+    pub fn new(target: Target, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            target,
+            limits,
+            telemetry,
+        }
+    }
+
+    async fn run(self, engine: Engine) {
+        let interval = Duration::from_secs(self.target.interval_secs);
+        // Targets start spread over the interval, so many of them do not scrape at once.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.target.name.hash(&mut hasher);
+        let offset = Duration::from_millis(hasher.finish() % interval.as_millis().max(1) as u64);
+        tokio::time::sleep(offset).await;
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cpu = None;
+        loop {
+            ticks.tick().await;
+            let result = match self.scrape(&mut cpu).await {
+                Ok(push) => match engine.push(push).await {
+                    Ok(_) => ScrapeResult::ok,
+                    Err(EngineError::Stopped) => return,
+                    Err(EngineError::Invalid(error)) => {
+                        tracing::warn!(target = %self.target.name, %error, "scrape refused");
+                        ScrapeResult::refused
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(target = %self.target.name, url = %self.target.url, %error, "scrape failed");
+                    match error {
+                        ScrapeError::Parse(_) | ScrapeError::Refused(_) | ScrapeError::NotText => {
+                            ScrapeResult::refused
+                        }
+                        _ => ScrapeResult::failed,
+                    }
+                }
+            };
+            self.telemetry.scrape(&self.target.name, result);
+        }
+    }
+
+    /// One scrape, as the push it makes.
+    async fn scrape(&self, cpu: &mut Option<CpuTimes>) -> Result<Push, ScrapeError> {
+        let timeout = Duration::from_secs(self.target.timeout_secs);
+        let body = tokio::time::timeout(timeout, self.fetch())
+            .await
+            .map_err(|_| ScrapeError::Timeout(timeout))??;
+        let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText)?;
+        let samples = exposition::parse(text)?;
+        let mapping = match self.target.profile {
+            Some(Profile::Micrometer) => Mapping::micrometer(),
+            Some(Profile::Node) | None => Mapping::default(),
+        }
+        .with(&self.target.mappings);
+        let (mut request, _unread) = mapping.apply(&samples)?;
+        request.source = self.target.source();
+        let ttl = (Duration::from_secs(self.target.interval_secs) * 3).clamp(
+            Duration::from_secs(self.limits.min_ttl_secs),
+            Duration::from_secs(self.limits.max_ttl_secs),
+        );
+        request.ttl = Some(prost_types::Duration {
+            seconds: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        });
+        let mut push = push::from_wire(request, &self.limits, SystemTime::now())?;
+        if self.target.profile == Some(Profile::Node) {
+            let (host, times) = node_host(&samples, *cpu);
+            *cpu = times;
+            push.host = Some(host);
+        }
+        Ok(push)
+    }
+
+    /// The target's answer: one HTTP/1.1 GET on a fresh connection, the body read up to its
+    /// size limit.
+    async fn fetch(&self) -> Result<Vec<u8>, ScrapeError> {
+        let uri: hyper::Uri = self
+            .target
+            .url
+            .parse()
+            .expect("validated when the config was read");
+        let host = uri.host().expect("validated when the config was read");
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(ScrapeError::Connect)?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        // The connection is driven beside the request and ends with it.
+        let connection = tokio::spawn(connection);
+        let request = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(hyper::header::HOST, format!("{host}:{port}"))
+            .header(
+                hyper::header::ACCEPT,
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            )
+            .header(hyper::header::USER_AGENT, "healthscore")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("a GET with valid headers");
+        let response = sender.send_request(request).await;
+        let body = match response {
+            Ok(response) if response.status() == hyper::StatusCode::OK => {
+                read_limited(response.into_body(), self.target.max_body_bytes).await
+            }
+            Ok(response) => Err(ScrapeError::Status(response.status())),
+            Err(error) => Err(error.into()),
+        };
+        connection.abort();
+        body
+    }
+}
+
+async fn read_limited(mut body: Incoming, limit: usize) -> Result<Vec<u8>, ScrapeError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(ScrapeError::TooLarge(limit));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+impl Source for ScrapeSource {
+    /// Starts scraping; the first scrape comes within one interval.
+    async fn start(self, engine: &Engine) -> Result<(), SourceError> {
+        tokio::spawn(self.run(engine.clone()));
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The OTLP receiver with the official protocol types: semantic-convention metrics become
+//! scored snapshots of the exporter's source; bad resources are rejected and change nothing.
+
+mod common;
+
+use common::{http_get, TestServer};
+use opentelemetry_proto::tonic::{
+    collector::metrics::v1::{
+        metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
+    },
+    common::v1::{any_value, AnyValue, KeyValue},
+    metrics::v1::{
+        metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum,
+    },
+    resource::v1::Resource,
+};
+use prost::Message;
+
+fn attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn point(value: f64, attributes: &[(&str, &str)]) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes: attributes.iter().map(|(k, v)| attribute(k, v)).collect(),
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    }
+}
+
+/// An UpDownCounter, as the SDK exports observable up-down counters (cumulative, not monotonic).
+fn updown(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: 2,
+            is_monotonic: false,
+        })),
+        ..Default::default()
+    }
+}
+
+fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: points,
+        })),
+        ..Default::default()
+    }
+}
+
+fn resource(attributes: &[(&str, &str)], metrics: Vec<Metric>) -> ResourceMetrics {
+    ResourceMetrics {
+        resource: Some(Resource {
+            attributes: attributes.iter().map(|(k, v)| attribute(k, v)).collect(),
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            metrics,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A checkout service: pool `orders-db` used/idle/max, a heap and an unknown metric.
+fn checkout(used: f64, heap_used_mib: f64) -> ResourceMetrics {
+    let pool = |state| {
+        [
+            ("db.client.connection.pool.name", "orders-db"),
+            ("db.client.connection.state", state),
+        ]
+    };
+    resource(
+        &[
+            ("service.name", "checkout"),
+            ("service.instance.id", "checkout-1"),
+        ],
+        vec![
+            updown(
+                "db.client.connection.count",
+                "{connection}",
+                vec![
+                    point(used, &pool("used")),
+                    point(32.0 - used, &pool("idle")),
+                ],
+            ),
+            updown(
+                "db.client.connection.max",
+                "{connection}",
+                vec![point(
+                    32.0,
+                    &[("db.client.connection.pool.name", "orders-db")],
+                )],
+            ),
+            updown(
+                "jvm.memory.used",
+                "By",
+                vec![
+                    point(
+                        heap_used_mib * 1_048_576.0,
+                        &[
+                            ("jvm.memory.type", "heap"),
+                            ("jvm.memory.pool.name", "G1 Old Gen"),
+                        ],
+                    ),
+                    point(
+                        5.0,
+                        &[
+                            ("jvm.memory.type", "non_heap"),
+                            ("jvm.memory.pool.name", "Metaspace"),
+                        ],
+                    ),
+                ],
+            ),
+            updown(
+                "jvm.memory.limit",
+                "By",
+                vec![point(
+                    1000.0 * 1_048_576.0,
+                    &[
+                        ("jvm.memory.type", "heap"),
+                        ("jvm.memory.pool.name", "G1 Old Gen"),
+                    ],
+                )],
+            ),
+            gauge("checkout.cart.size", vec![point(3.0, &[])]),
+        ],
+    )
+}
+
+async fn report(server: &TestServer, subsystem: &str) -> serde_json::Value {
+    http_get(server.http, &format!("/v1/health/{subsystem}"), None)
+        .await
+        .json()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn semantic_convention_metrics_become_scored_entities_of_the_exporter() {
+    let server = TestServer::start().await;
+    let mut client = MetricsServiceClient::new(server.channel.clone());
+    let answer = client
+        .export(ExportMetricsServiceRequest {
+            resource_metrics: vec![checkout(31.0, 970.0)],
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    assert_eq!(answer.partial_success, None);
+    let pools = report(&server, "datasources").await;
+    assert_eq!(pools["entities"][0]["name"], "orders-db");
+    assert_eq!(pools["entities"][0]["source"], "checkout-1");
+    assert_eq!(pools["issues"][0]["code"], "DS_POOL_SATURATED");
+    let runtime = report(&server, "runtime").await;
+    assert_eq!(runtime["issues"][0]["code"], "JVM_HEAP_CRITICAL");
+    assert_eq!(runtime["entities"][0]["name"], "jvm");
+
+    // OTLP/HTTP: the same export as protobuf over POST /v1/metrics.
+    let body = ExportMetricsServiceRequest {
+        resource_metrics: vec![checkout(5.0, 100.0)],
+    }
+    .encode_to_vec();
+    let answer = post(&server, "application/x-protobuf", body).await;
+    assert_eq!(answer.0, 200);
+    assert_eq!(report(&server, "datasources").await["status"], "healthy");
+    let metrics = http_get(server.http, "/metrics", None).await.body;
+    assert!(
+        metrics.contains("healthscore_otlp_points_total{result=\"ignored\"}"),
+        "{metrics}"
+    );
+}
+
+async fn post(server: &TestServer, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(server.http)
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::post("/v1/metrics")
+        .header("host", server.http.to_string())
+        .header("content-type", content_type)
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_resources_are_rejected_with_their_points_and_change_nothing() {
+    let server = TestServer::start().await;
+    let mut client = MetricsServiceClient::new(server.channel.clone());
+    client
+        .export(ExportMetricsServiceRequest {
+            resource_metrics: vec![checkout(5.0, 100.0)],
+        })
+        .await
+        .expect("a good export");
+    let before = report(&server, "datasources").await;
+
+    // No service.name nor service.instance.id: every point rejected, INVALID_ARGUMENT.
+    let anonymous = resource(
+        &[("host.name", "h")],
+        checkout(31.0, 100.0).scope_metrics[0].metrics.clone(),
+    );
+    let error = client
+        .export(ExportMetricsServiceRequest {
+            resource_metrics: vec![anonymous],
+        })
+        .await
+        .expect_err("anonymous");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error.message().contains("service.name"),
+        "{}",
+        error.message()
+    );
+
+    // A NaN pool size beside a good resource: a partial success naming the bad one.
+    let mut absurd = checkout(31.0, 100.0);
+    absurd.resource = Some(Resource {
+        attributes: vec![attribute("service.instance.id", "broken-1")],
+        ..Default::default()
+    });
+    if let Some(Data::Sum(sum)) = &mut absurd.scope_metrics[0].metrics[1].data {
+        sum.data_points[0].value = Some(number_data_point::Value::AsDouble(f64::NAN));
+    }
+    let answer = client
+        .export(ExportMetricsServiceRequest {
+            resource_metrics: vec![absurd, checkout(5.0, 100.0)],
+        })
+        .await
+        .expect("partial success")
+        .into_inner();
+    let partial = answer.partial_success.expect("a partial success");
+    assert_eq!(
+        partial.rejected_data_points, 7,
+        "every point of the bad resource"
+    );
+    assert!(
+        partial.error_message.contains("broken-1"),
+        "{}",
+        partial.error_message
+    );
+    let after = report(&server, "datasources").await;
+    assert_eq!(after["entities"], before["entities"]);
+    assert_eq!(after["issues"], before["issues"]);
+
+    assert_eq!(
+        post(
+            &server,
+            "application/x-protobuf",
+            b"\xff\xff garbage".to_vec()
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        post(&server, "application/json", b"{}".to_vec()).await.0,
+        415
+    );
+}
