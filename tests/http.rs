@@ -335,3 +335,16 @@ async fn the_flask_endpoint_answers_the_seeds_shape_and_bands() {
         assert!(report["recommendations"][0].as_str().is_some());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_is_one_small_page_from_healthscore_alone() {
+    let server = TestServer::start().await;
+    let page = http_get(server.http, "/", None).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert!(page.body.len() < 50 * 1024, "{} bytes", page.body.len());
+    assert!(page.body.contains("/v1/watch"));
+    // The only URLs are SVG's namespace, which names and fetches nothing.
+    let urls = page.body.replace("http://www.w3.org/2000/svg", "");
+    assert!(!urls.contains("http://") && !urls.contains("https://"), "an outside URL");
+}

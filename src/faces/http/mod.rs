@@ -3,6 +3,8 @@
 //! for Prometheus (`/metrics`), the Flask seed's endpoint (`/api/process/health-check`), and the
 //! OTLP/HTTP metrics receiver (`POST /v1/metrics`).
 //!
+//! `GET /` is the dashboard page, embedded in the binary.
+//!
 //! Every answer is built from the published state; those in the default view are built once
 //! per state and shared.
 
@@ -53,6 +55,7 @@ struct Face {
 /// The routes, over `engine`'s published state.
 pub fn router(engine: Engine, settings: Settings) -> Router {
     Router::new()
+        .route("/", get(dashboard))
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
         .route("/v1/health", get(reports::system))
@@ -89,6 +92,26 @@ fn error(status: StatusCode, message: String, parameter: Option<&str>) -> Respon
 
 fn json_response(status: StatusCode, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The dashboard: one self-contained page (no CDN, no build step) over `/v1/health` and
+/// `/v1/watch`, tested in a real browser by `.ci/dashboard.sh`.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Everything from healthscore itself; inline styles and script are the page's own. `data:`
+/// images let the page name an empty favicon, so the browser does not ask for one.
+const DASHBOARD_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+    style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; connect-src 'self'";
+
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_POLICY),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
