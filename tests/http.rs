@@ -346,5 +346,8 @@ async fn the_dashboard_is_one_small_page_from_healthscore_alone() {
     assert!(page.body.contains("/v1/watch"));
     // The only URLs are SVG's namespace, which names and fetches nothing.
     let urls = page.body.replace("http://www.w3.org/2000/svg", "");
-    assert!(!urls.contains("http://") && !urls.contains("https://"), "an outside URL");
+    assert!(
+        !urls.contains("http://") && !urls.contains("https://"),
+        "an outside URL"
+    );
 }
