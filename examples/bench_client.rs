@@ -5,6 +5,8 @@
 //!     bench_client verify ADDR    one real call of every benchmarked RPC must succeed
 //!     bench_client scale ADDR     ReportMetrics of 100 entities with 1,000, 10,000 and 100,000
 //!                                 entities in state, and the throughput ratios
+//!     bench_client otlp ADDR      OTLP export data points per second next to ReportMetrics
+//!                                 entities per second, 100 of each a request, in one run
 //!     bench_client scrape ADDR HTTP_ADDR
 //!                                 /metrics right after a change (rendered afresh) with 10,000
 //!                                 entities in state: median and worst time of 20 scrapes
@@ -219,6 +221,113 @@ async fn scale(addr: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// An OTLP export of 100 data points: 50 pools' used and idle connection counts.
+fn otlp_request() -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest
+{
+    use opentelemetry_proto::tonic::{
+        collector::metrics::v1::ExportMetricsServiceRequest,
+        common::v1::{any_value, AnyValue, KeyValue},
+        metrics::v1::{
+            metric::Data, number_data_point, Metric, NumberDataPoint, ResourceMetrics,
+            ScopeMetrics, Sum,
+        },
+        resource::v1::Resource,
+    };
+    let text = |key: &str, value: String| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    };
+    let points = (0..50)
+        .flat_map(|pool| {
+            [("used", 8), ("idle", 24)].map(|(state, value)| NumberDataPoint {
+                attributes: vec![
+                    text("db.client.connection.pool.name", format!("pool-{pool:02}")),
+                    text("db.client.connection.state", state.into()),
+                ],
+                value: Some(number_data_point::Value::AsInt(value)),
+                ..Default::default()
+            })
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![text("service.instance.id", "bench-otlp".into())],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "db.client.connection.count".into(),
+                    unit: "{connection}".into(),
+                    data: Some(Data::Sum(Sum {
+                        data_points: points,
+                        aggregation_temporality: 2,
+                        is_monotonic: false,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// OTLP exports per second, from `tasks` concurrent callers for `duration`.
+async fn export_rate(
+    channel: tonic::transport::Channel,
+    tasks: usize,
+    duration: Duration,
+) -> Result<f64, Box<dyn Error>> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let mut client = MetricsServiceClient::new(channel.clone());
+        let (done, stop) = (done.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                client.export(otlp_request()).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn otlp(addr: &str) -> Result<(), Box<dyn Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut sums = (0.0, 0.0);
+    for round in 1..=2 {
+        let exports = export_rate(channel.clone(), 16, Duration::from_secs(5)).await?;
+        let pushes = push_rate(channel.clone(), 16, Duration::from_secs(5)).await?;
+        println!(
+            "  round {round}: OTLP {:8.0} data points/s ({exports:.0} exports of 100)   ReportMetrics {:8.0} entities/s ({pushes:.0} pushes of 100)",
+            exports * 100.0,
+            pushes * 100.0
+        );
+        sums = (sums.0 + exports, sums.1 + pushes);
+    }
+    println!(
+        "  OTLP points/ReportMetrics entities: ratio {:.3}",
+        sums.0 / sums.1
+    );
+    Ok(())
+}
+
 /// One `GET /metrics` (OpenMetrics) on `http`; returns its time and size.
 async fn scrape_once(http: &str) -> Result<(Duration, usize), Box<dyn Error>> {
     use http_body_util::BodyExt;
@@ -278,8 +387,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["verify", addr] => verify(addr).await,
         ["scale", addr] => scale(addr).await,
         ["scrape", addr, http] => scrape(addr, http).await,
+        ["otlp", addr] => otlp(addr).await,
         _ => Err(
-            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | scrape ADDR HTTP_ADDR"
+            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR"
                 .into(),
         ),
     }

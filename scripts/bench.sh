@@ -117,6 +117,9 @@ compare_http "/v1/health no entities" "/v1/health?entities=false"
 echo "== /metrics rendered afresh with 10,000 entities in state (target < 10 ms)"
 "$bin/examples/bench_client" scrape "127.0.0.1:$hs_port" "127.0.0.1:$http_port"
 
+echo "== OTLP export (100 data points a request) next to ReportMetrics (100 entities a request)"
+"$bin/examples/bench_client" otlp "127.0.0.1:$hs_port"
+
 echo "== ReportMetrics (100 entities a request) vs Check, both on healthscore"
 compare "ReportMetrics/Check" "$hs_port" /healthscore.v1.HealthReports/ReportMetrics "$work/report.bin" \
   "$hs_port" "$check" "$work/check.bin" ReportMetrics Check
@@ -126,6 +129,9 @@ echo "== WatchHealth fan-out with 1,000 entities and about 100 issues (omit_enti
 
 echo "== instructions per Check under callgrind (deterministic; machine noise does not move it)"
 scripts/callgrind-check.sh
+
+echo "== reading and mapping a 5,000-series Micrometer scrape (target < 5 ms)"
+cargo bench --quiet --bench inputs -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -A1 "^read and map"
 
 echo "== idle footprint"
 scripts/idle-footprint.sh "${IDLE_SECONDS:-60}"

@@ -7,7 +7,10 @@
 //! so a label value containing `}` (a path, an entity name) misreads the line, and it brings
 //! regex and chrono for what is a line format.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+};
 
 /// One sample: a series (name and labels, in the order written) and its value.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,8 +41,9 @@ pub struct ParseError {
 
 /// Every sample of `text`; the first malformed line or repeated series is an error.
 pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
-    let mut samples = Vec::new();
-    let mut seen = HashSet::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    // Series by the hash of their name and sorted labels; a hit is compared in full.
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -50,17 +54,30 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
             continue;
         }
         let sample = sample(trimmed, line).map_err(|problem| ParseError { line, problem })?;
-        let mut key = sample.labels.clone();
-        key.sort();
-        if !seen.insert((sample.name.clone(), key)) {
+        let mut labels: Vec<&(String, String)> = sample.labels.iter().collect();
+        labels.sort();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&sample.name, &labels).hash(&mut hasher);
+        let same = seen.entry(hasher.finish()).or_default();
+        if same
+            .iter()
+            .any(|&index| same_series(&samples[index], &sample))
+        {
             return Err(ParseError {
                 line,
                 problem: format!("series {} is repeated", series(&sample)),
             });
         }
+        same.push(samples.len());
         samples.push(sample);
     }
     Ok(samples)
+}
+
+fn same_series(a: &Sample, b: &Sample) -> bool {
+    a.name == b.name
+        && a.labels.len() == b.labels.len()
+        && a.labels.iter().all(|label| b.labels.contains(label))
 }
 
 /// `name{labels}` as written in expositions, for messages.

@@ -3,7 +3,7 @@
 //! series, and rows added in config. The result is a `ReportMetricsRequest`, so a scraped or
 //! exported snapshot goes through exactly the validation of a push.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -453,25 +453,31 @@ fn rows(table: &[BuiltIn]) -> impl Iterator<Item = Row> + '_ {
 #[derive(Clone, Debug, Default)]
 pub struct Mapping {
     rows: Vec<Row>,
+    /// Indexes of `rows` by metric name: a scrape is mostly series no row reads.
+    by_metric: HashMap<String, Vec<usize>>,
 }
 
 impl Mapping {
-    pub fn micrometer() -> Self {
-        Self {
-            rows: rows(MICROMETER).collect(),
+    fn of(rows: Vec<Row>) -> Self {
+        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, row) in rows.iter().enumerate() {
+            by_metric.entry(row.metric.clone()).or_default().push(index);
         }
+        Self { rows, by_metric }
+    }
+
+    pub fn micrometer() -> Self {
+        Self::of(rows(MICROMETER).collect())
     }
 
     /// What OTLP exports carry: the semantic conventions and Micrometer's names.
     pub fn otlp() -> Self {
-        Self {
-            rows: rows(SEMCONV).chain(rows(MICROMETER)).collect(),
-        }
+        Self::of(rows(SEMCONV).chain(rows(MICROMETER)).collect())
     }
 
     pub fn with(mut self, extra: &[Row]) -> Self {
         self.rows.extend_from_slice(extra);
-        self
+        Self::of(self.rows)
     }
 
     /// The snapshots `samples` describe, as a request of their lists (no source, TTL or
@@ -483,10 +489,18 @@ impl Mapping {
         let mut fields = Fields::default();
         let mut unread = 0;
         for sample in samples {
+            let Some(candidates) = self.by_metric.get(&sample.name) else {
+                unread += 1;
+                continue;
+            };
             let mut read = false;
             // A later row for the same field and entity replaces an earlier one's value.
             let mut set: BTreeMap<(String, String, String), f64> = BTreeMap::new();
-            for row in self.rows.iter().filter(|row| row.matches(sample)) {
+            for row in candidates
+                .iter()
+                .map(|&index| &self.rows[index])
+                .filter(|row| row.matches(sample))
+            {
                 let Some(entity) = row.entity_of(sample) else {
                     continue;
                 };
