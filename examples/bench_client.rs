@@ -13,7 +13,9 @@
 
 use std::{
     error::Error,
+    future::Future,
     path::Path,
+    pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -169,21 +171,51 @@ async fn fill(
 }
 
 /// ReportMetrics of 100 entities per second, from `tasks` concurrent callers for `duration`.
-async fn push_rate(
+/// One call of a measured RPC, on a client of `channel`.
+type Call = fn(
+    tonic::transport::Channel,
+) -> Pin<Box<dyn Future<Output = Result<(), tonic::Status>> + Send>>;
+
+fn push_call(
+    channel: tonic::transport::Channel,
+) -> Pin<Box<dyn Future<Output = Result<(), tonic::Status>> + Send>> {
+    Box::pin(async move {
+        HealthReportsClient::new(channel)
+            .report_metrics(report_request())
+            .await
+            .map(drop)
+    })
+}
+
+fn export_call(
+    channel: tonic::transport::Channel,
+) -> Pin<Box<dyn Future<Output = Result<(), tonic::Status>> + Send>> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    Box::pin(async move {
+        MetricsServiceClient::new(channel)
+            .export(otlp_request())
+            .await
+            .map(drop)
+    })
+}
+
+/// Calls per second of `call`, from `tasks` concurrent callers for `duration`.
+async fn rate(
     channel: tonic::transport::Channel,
     tasks: usize,
     duration: Duration,
+    call: Call,
 ) -> Result<f64, Box<dyn Error>> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let mut client = HealthReportsClient::new(channel.clone());
+        let channel = channel.clone();
         let (done, stop) = (done.clone(), stop.clone());
         handles.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                client.report_metrics(report_request()).await?;
+                call(channel.clone()).await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<_, tonic::Status>(())
@@ -205,9 +237,9 @@ async fn scale(addr: &str) -> Result<(), Box<dyn Error>> {
     let mut rates = Vec::new();
     for entities in [1_000, 10_000, 100_000] {
         let sources = fill(&mut client, entities).await?;
-        let rate = push_rate(channel.clone(), 16, Duration::from_secs(5)).await?;
-        println!("  ReportMetrics of 100 entities with {entities:>7} entities in state: {rate:8.0} req/s");
-        rates.push((entities, rate));
+        let pushes = rate(channel.clone(), 16, Duration::from_secs(5), push_call).await?;
+        println!("  ReportMetrics of 100 entities with {entities:>7} entities in state: {pushes:8.0} req/s");
+        rates.push((entities, pushes));
         for source in sources {
             client
                 .forget_source(healthscore::proto::v1::ForgetSourceRequest { source })
@@ -215,8 +247,8 @@ async fn scale(addr: &str) -> Result<(), Box<dyn Error>> {
         }
     }
     let base = rates[0].1;
-    for (entities, rate) in &rates[1..] {
-        println!("  ratio {entities} / 1000 entities: {:.3}", rate / base);
+    for (entities, pushes) in &rates[1..] {
+        println!("  ratio {entities} / 1000 entities: {:.3}", pushes / base);
     }
     Ok(())
 }
@@ -276,44 +308,14 @@ fn otlp_request() -> opentelemetry_proto::tonic::collector::metrics::v1::ExportM
     }
 }
 
-/// OTLP exports per second, from `tasks` concurrent callers for `duration`.
-async fn export_rate(
-    channel: tonic::transport::Channel,
-    tasks: usize,
-    duration: Duration,
-) -> Result<f64, Box<dyn Error>> {
-    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let mut client = MetricsServiceClient::new(channel.clone());
-        let (done, stop) = (done.clone(), stop.clone());
-        handles.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                client.export(otlp_request()).await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, tonic::Status>(())
-        }));
-    }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    for handle in handles {
-        handle.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
-}
-
 async fn otlp(addr: &str) -> Result<(), Box<dyn Error>> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
     let mut sums = (0.0, 0.0);
     for round in 1..=2 {
-        let exports = export_rate(channel.clone(), 16, Duration::from_secs(5)).await?;
-        let pushes = push_rate(channel.clone(), 16, Duration::from_secs(5)).await?;
+        let exports = rate(channel.clone(), 16, Duration::from_secs(5), export_call).await?;
+        let pushes = rate(channel.clone(), 16, Duration::from_secs(5), push_call).await?;
         println!(
             "  round {round}: OTLP {:8.0} data points/s ({exports:.0} exports of 100)   ReportMetrics {:8.0} entities/s ({pushes:.0} pushes of 100)",
             exports * 100.0,
