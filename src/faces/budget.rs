@@ -12,8 +12,6 @@ use std::{
 
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower_layer::Layer;
-use tower_service::Service;
 
 /// The budget is counted in KiB, so that one answer's share always fits a permit count.
 const UNIT: usize = 1024;
@@ -26,8 +24,8 @@ pub struct Budget {
     wait: Duration,
 }
 
-/// An answer's share of the budget. Put in the response's extensions by the handler; the
-/// [`HoldShares`] layer keeps it with the body until the body is gone.
+/// An answer's share of the budget. Put in the response's extensions by the handler;
+/// [`hold_share`] keeps it with the body until the body is gone.
 #[derive(Clone, Debug)]
 pub struct Share {
     _units: Arc<OwnedSemaphorePermit>,
@@ -60,46 +58,13 @@ impl Budget {
     }
 }
 
-/// Moves each response's [`Share`] from its extensions (dropped once the headers are sent)
-/// into its body (dropped once the last byte is handed to the connection, or the call ends).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HoldShares;
-
-impl<S> Layer<S> for HoldShares {
-    type Service = Holding<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Holding { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Holding<S> {
-    inner: S,
-}
-
-impl<S, Request, B> Service<Request> for Holding<S>
-where
-    S: Service<Request, Response = http::Response<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<HeldBody<B>>;
-    type Error = S::Error;
-    type Future =
-        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = response.await?;
-            let share = response.extensions_mut().remove::<Share>();
-            Ok(response.map(|body| HeldBody { body, share }))
-        })
-    }
+/// Moves a response's [`Share`] from its extensions (dropped once the headers are sent) into its
+/// body (dropped once the last byte is handed to the connection, or the call ends). Used as a
+/// `tower::util::MapResponseLayer` on the server, so every response passes through it without
+/// a future of its own.
+pub fn hold_share<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
+    let share = response.extensions_mut().remove::<Share>();
+    response.map(|body| HeldBody { body, share })
 }
 
 /// A response body and the budget share it holds.

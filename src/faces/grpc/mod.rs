@@ -10,9 +10,10 @@ mod reports;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tonic::transport::Server;
+use tower::util::MapResponseLayer;
 
 use super::{
-    budget::{Budget, HoldShares},
+    budget::{hold_share, Budget},
     listener::Incoming,
     WatchSlots,
 };
@@ -72,7 +73,7 @@ pub async fn serve(
         // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
         .timeout(CALL_TIMEOUT)
         .max_concurrent_streams(settings.max_concurrent_streams)
-        .layer(HoldShares)
+        .layer(MapResponseLayer::new(hold_share))
         .add_service(HealthReportsServer::new(Reports::new(
             engine.clone(),
             settings.limits,
