@@ -267,6 +267,15 @@ impl Limits {
         Ok(ttl)
     }
 
+    /// The TTL of a source that reports on its own every `interval` (the host sampler, a scrape
+    /// target): three intervals, so one late reading is not stale, within the bounds.
+    pub fn ttl_of_interval(&self, interval: Duration) -> Duration {
+        (interval * 3).clamp(
+            Duration::from_secs(self.min_ttl_secs),
+            Duration::from_secs(self.max_ttl_secs),
+        )
+    }
+
     /// Checks a request's entity count, before any per-entity work.
     pub fn entity_count(&self, count: usize) -> Result<(), FieldError> {
         if count > self.max_entities_per_request {

@@ -186,14 +186,10 @@ pub struct HostSource {
 
 impl HostSource {
     pub fn new(config: &HostConfig, limits: &Limits) -> Self {
-        let ttl = (config.interval() * 3).clamp(
-            Duration::from_secs(limits.min_ttl_secs),
-            Duration::from_secs(limits.max_ttl_secs),
-        );
         Self {
             interval: config.interval(),
             cpu_window_samples: config.cpu_window_samples(),
-            ttl,
+            ttl: limits.ttl_of_interval(config.interval()),
         }
     }
 }

@@ -670,16 +670,15 @@ impl Fields {
     /// Moves the fields of `*` entities onto their subsystem's only named entity, or names them
     /// `SOLE_ENTITY` when there is none or several.
     fn fill_sole_entities(&mut self) {
-        let sole: Vec<(String, BTreeMap<String, f64>)> = self
+        let sole: Vec<(String, String)> = self
             .0
             .keys()
             .filter(|(_, name)| name == "*")
             .cloned()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|key| self.0.remove_entry(&key).map(|((s, _), f)| (s, f)))
             .collect();
-        for (subsystem, fields) in sole {
+        for key in sole {
+            let fields = self.0.remove(&key).expect("a key just read");
+            let subsystem = key.0;
             let named: Vec<String> = self
                 .0
                 .keys()

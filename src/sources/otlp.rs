@@ -122,12 +122,10 @@ impl Otlp {
             return Ok(());
         }
         request.source = resource.source.clone();
-        request.ttl = Some(prost_types::Duration {
-            seconds: i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX),
-            nanos: 0,
-        });
-        let push: Push = push::from_wire(request, &self.limits, SystemTime::now())
+        let mut push: Push = push::from_wire(request, &self.limits, SystemTime::now())
             .map_err(|error| format!("{}: {error}", resource.source))?;
+        // Checked against the bounds when the config was read, and again by the store.
+        push.ttl = Some(self.ttl);
         match self.engine.push(push).await {
             Ok(_) => {
                 self.telemetry.otlp_points(PointResult::applied, read);

@@ -128,9 +128,12 @@ impl Target {
     }
 }
 
-/// A running target: its mapping, and node_exporter's CPU counters from the last scrape.
+/// A running target: its address, mapping and TTL, made once.
 pub struct ScrapeSource {
     target: Target,
+    uri: hyper::Uri,
+    mapping: Mapping,
+    ttl: Duration,
     limits: Limits,
     telemetry: Arc<Telemetry>,
 }
@@ -157,9 +160,23 @@ enum ScrapeError {
 }
 
 impl ScrapeSource {
+    /// A source for `target`, which `Target::validate` has accepted.
     pub fn new(target: Target, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
+        let uri = target
+            .url
+            .parse()
+            .expect("Target::validate accepted the URL");
+        let mapping = match target.profile {
+            Some(Profile::Micrometer) => Mapping::micrometer(),
+            Some(Profile::Node) | None => Mapping::default(),
+        }
+        .with(&target.mappings);
+        let ttl = limits.ttl_of_interval(Duration::from_secs(target.interval_secs));
         Self {
             target,
+            uri,
+            mapping,
+            ttl,
             limits,
             telemetry,
         }
@@ -208,22 +225,10 @@ impl ScrapeSource {
             .map_err(|_| ScrapeError::Timeout(timeout))??;
         let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText)?;
         let samples = exposition::parse(text)?;
-        let mapping = match self.target.profile {
-            Some(Profile::Micrometer) => Mapping::micrometer(),
-            Some(Profile::Node) | None => Mapping::default(),
-        }
-        .with(&self.target.mappings);
-        let (mut request, _unread) = mapping.apply(&samples)?;
+        let (mut request, _unread) = self.mapping.apply(&samples)?;
         request.source = self.target.source();
-        let ttl = (Duration::from_secs(self.target.interval_secs) * 3).clamp(
-            Duration::from_secs(self.limits.min_ttl_secs),
-            Duration::from_secs(self.limits.max_ttl_secs),
-        );
-        request.ttl = Some(prost_types::Duration {
-            seconds: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            nanos: 0,
-        });
         let mut push = push::from_wire(request, &self.limits, SystemTime::now())?;
+        push.ttl = Some(self.ttl);
         if self.target.profile == Some(Profile::Node) {
             let (host, times) = node_host(&samples, *cpu);
             *cpu = times;
@@ -235,12 +240,10 @@ impl ScrapeSource {
     /// The target's answer: one HTTP/1.1 GET on a fresh connection, the body read up to its
     /// size limit.
     async fn fetch(&self) -> Result<Vec<u8>, ScrapeError> {
-        let uri: hyper::Uri = self
-            .target
-            .url
-            .parse()
-            .expect("validated when the config was read");
-        let host = uri.host().expect("validated when the config was read");
+        let uri = &self.uri;
+        let host = uri
+            .host()
+            .expect("Target::validate accepted the URL's host");
         let port = uri.port_u16().unwrap_or(80);
         let stream = tokio::net::TcpStream::connect((host, port))
             .await
