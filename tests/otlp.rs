@@ -182,20 +182,11 @@ async fn semantic_convention_metrics_become_scored_entities_of_the_exporter() {
 
 async fn post(server: &TestServer, content_type: &str, body: Vec<u8>) -> (u16, String) {
     use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(server.http)
-        .await
-        .expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
     let request = hyper::Request::post("/v1/metrics")
-        .header("host", server.http.to_string())
         .header("content-type", content_type)
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .expect("request");
-    let response = sender.send_request(request).await.expect("response");
+    let response = common::http_send(server.http, request).await;
     let status = response.status().as_u16();
     let body = response
         .into_body()

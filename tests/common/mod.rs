@@ -125,11 +125,10 @@ impl HttpAnswer {
     }
 }
 
-/// Opens an HTTP/1.1 connection to `addr` and sends `GET path`, with `accept` if given.
-pub async fn http_request(
+/// Opens an HTTP/1.1 connection to `addr` and sends `request` (its `host` header is set here).
+pub async fn http_send(
     addr: SocketAddr,
-    path: &str,
-    accept: Option<&str>,
+    mut request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
 ) -> hyper::Response<hyper::body::Incoming> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut sender, connection) =
@@ -137,14 +136,29 @@ pub async fn http_request(
             .await
             .expect("HTTP/1.1 handshake");
     tokio::spawn(connection);
-    let mut request = hyper::Request::get(path).header("host", addr.to_string());
+    request.headers_mut().insert(
+        "host",
+        addr.to_string()
+            .parse()
+            .expect("an address is a header value"),
+    );
+    sender.send_request(request).await.expect("response")
+}
+
+/// `GET path` on `addr`, with `accept` if given.
+pub async fn http_request(
+    addr: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> hyper::Response<hyper::body::Incoming> {
+    let mut request = hyper::Request::get(path);
     if let Some(accept) = accept {
         request = request.header("accept", accept);
     }
     let request = request
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .body(http_body_util::Full::default())
         .expect("request");
-    sender.send_request(request).await.expect("response")
+    http_send(addr, request).await
 }
 
 /// `GET path` on `addr`, read whole.

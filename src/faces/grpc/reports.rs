@@ -76,8 +76,9 @@ impl Reports {
     }
 }
 
-/// The system report of one state as `view` asks for it: the shared encoding when the view
-/// keeps every issue, a message built for this reader otherwise.
+/// The system report of one state as `view` asks for it: the encoding shared by every reader of
+/// the state for the default view (with or without entities), a message built for this reader
+/// otherwise.
 fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
     let compact = View {
         max_entities: 0,

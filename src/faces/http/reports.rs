@@ -22,10 +22,14 @@ use crate::core::{
 
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
+/// The view the report endpoints' parameters ask for.
+fn report_view(face: &Face, query: QueryPairs) -> Result<View, query::BadParameter> {
+    Params::read(query, query::VIEW)?.view(face.settings.max_listed)
+}
+
 /// The system report.
 pub async fn system(State(face): State<Face>, query: QueryPairs) -> Response {
-    let view = match Params::read(query, query::VIEW).and_then(|p| p.view(face.settings.max_listed))
-    {
+    let view = match report_view(&face, query) {
         Ok(view) => view,
         Err(bad) => return bad.into_response(),
     };
@@ -47,8 +51,7 @@ pub async fn subsystem(
         Ok(subsystem) => subsystem,
         Err(problem) => return super::error(StatusCode::NOT_FOUND, problem, Some("subsystem")),
     };
-    let view = match Params::read(query, query::VIEW).and_then(|p| p.view(face.settings.max_listed))
-    {
+    let view = match report_view(&face, query) {
         Ok(view) => view,
         Err(bad) => return bad.into_response(),
     };
