@@ -14,9 +14,6 @@ use crate::{
     sources::scrape::Target,
 };
 
-/// Idle time before TCP keepalive probes start on accepted connections.
-const KEEPALIVE: Duration = Duration::from_secs(30);
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -395,7 +392,6 @@ impl Config {
         Accepting {
             max_connections: self.server.max_connections,
             handshake_timeout: Duration::from_secs(self.server.handshake_timeout_secs),
-            keepalive: KEEPALIVE,
         }
     }
 }

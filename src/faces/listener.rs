@@ -29,9 +29,11 @@ pub struct Accepting {
     pub max_connections: usize,
     /// How long a new connection may take to send its first bytes (the HTTP/2 preface).
     pub handshake_timeout: Duration,
-    /// Idle time before TCP keepalive probes start.
-    pub keepalive: Duration,
 }
+
+/// Idle time before TCP keepalive probes start, so a peer that vanished without closing is
+/// found.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// The HTTP/2 client connection preface is 24 bytes; an HTTP/1 request line and Host header
 /// are longer.
@@ -65,7 +67,7 @@ impl Incoming {
 
     fn configure(&self, stream: &TcpStream) {
         // Without TCP_NODELAY a small response waits for the peer's delayed ACK (about 40 ms).
-        let keepalive = TcpKeepalive::new().with_time(self.settings.keepalive);
+        let keepalive = TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         let configured = stream
             .set_nodelay(true)
             .and_then(|()| SockRef::from(stream).set_tcp_keepalive(&keepalive));
