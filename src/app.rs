@@ -6,9 +6,17 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    config::Config,
+    config::{Config, ConfigError},
     engine::Engine,
-    faces::{self, budget::Budget, listener::Incoming, WatchSlots},
+    faces::{
+        self,
+        admission::Admission,
+        auth::Tokens,
+        budget::Budget,
+        listener::Incoming,
+        tls::{Alpn, Certificates},
+        WatchSlots,
+    },
     sources::{host::HostSource, otlp::Otlp, scrape::ScrapeSource, Source, SourceError},
     store::Store,
     telemetry::Telemetry,
@@ -20,6 +28,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("the gRPC server failed: {0}")]
@@ -33,6 +43,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     /// `None` when `http.enabled` is false.
     pub http: Option<TcpListener>,
+    /// The probe-only listener, when `probes.listen` is set.
+    pub probes: Option<TcpListener>,
 }
 
 /// Runs the service as configured on `listeners` until `shutdown` completes, then:
@@ -46,6 +58,11 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    let certificates = Certificates::load(&config.tls)?;
+    let tokens = Tokens::load(&config.auth, |var| std::env::var(var).ok())?;
+    if let Some(certificates) = certificates.clone() {
+        tokio::spawn(certificates.reload_on_change());
+    }
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
         config.health.not_serving_at,
@@ -62,6 +79,10 @@ pub async fn run(
             .await?;
     }
     let watch_slots = WatchSlots::new(config.server.max_watch_streams, telemetry.clone());
+    let admission = Arc::new(Admission::new(
+        config.server.max_concurrent_requests,
+        &config.limits,
+    ));
     let otlp = config.otlp.enabled.then(|| {
         Arc::new(Otlp::new(
             engine.clone(),
@@ -79,7 +100,8 @@ pub async fn run(
         }
     };
     let grpc = faces::grpc::serve(
-        Incoming::new(listeners.grpc, config.accepting()),
+        Incoming::new(listeners.grpc, config.accepting())
+            .with_tls(certificates.clone(), Alpn::Grpc),
         engine.clone(),
         faces::grpc::Settings {
             limits: config.limits.clone(),
@@ -88,9 +110,19 @@ pub async fn run(
             answers: Budget::new(config.server.max_answer_bytes_in_flight, ANSWER_WAIT),
             telemetry: telemetry.clone(),
             otlp: otlp.clone(),
+            tokens: tokens.clone(),
+            admission: admission.clone(),
         },
         drained(),
     );
+    let probes = listeners.probes.map(|listener| {
+        faces::probe_port::serve(
+            Incoming::new(listener, config.accepting()),
+            engine.clone(),
+            watch_slots.clone(),
+            drained(),
+        )
+    });
     let http_engine = engine.clone();
     let http = async move {
         let Some(listener) = listeners.http else {
@@ -101,9 +133,11 @@ pub async fn run(
             watch_slots,
             telemetry,
             otlp,
+            tokens,
+            admission,
         };
         faces::http::serve(
-            Incoming::new(listener, config.accepting()),
+            Incoming::new(listener, config.accepting()).with_tls(certificates, Alpn::Http),
             http_engine,
             settings,
             drained(),
@@ -111,7 +145,15 @@ pub async fn run(
         .await
         .map_err(AppError::Http)
     };
-    let servers = async { tokio::try_join!(async { grpc.await.map_err(AppError::from) }, http) };
+    let probes = async {
+        match probes {
+            Some(probes) => probes.await.map_err(AppError::from),
+            None => Ok(()),
+        }
+    };
+    let servers = async {
+        tokio::try_join!(async { grpc.await.map_err(AppError::from) }, http, probes).map(drop)
+    };
     let sequence = shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain);
     serve_until_drained(servers, sequence, config.drain_timeout()).await
 }
@@ -138,17 +180,17 @@ async fn shutdown_sequence(
 /// drain: a peer that keeps a connection open (idle, or an HTTP/2 peer that stopped answering)
 /// must not keep the process from exiting before the orchestrator kills it.
 async fn serve_until_drained(
-    servers: impl Future<Output = Result<((), ()), AppError>>,
+    servers: impl Future<Output = Result<(), AppError>>,
     sequence: impl Future<Output = ()>,
     deadline: Duration,
 ) -> Result<(), AppError> {
     tokio::pin!(servers);
     tokio::select! {
-        result = &mut servers => return result.map(drop),
+        result = &mut servers => return result,
         () = sequence => {}
     }
     match tokio::time::timeout(deadline, servers).await {
-        Ok(result) => result.map(drop),
+        Ok(result) => result,
         Err(_) => {
             tracing::warn!(
                 ?deadline,

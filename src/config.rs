@@ -10,7 +10,7 @@ use crate::{
         ingest::Limits,
         scoring::{Penalties, Policy, Status, Thresholds},
     },
-    faces::listener::Accepting,
+    faces::{auth::AuthConfig, listener::Accepting, tls::TlsConfig},
     sources::scrape::Target,
 };
 
@@ -19,6 +19,9 @@ use crate::{
 pub struct Config {
     pub server: ServerConfig,
     pub http: HttpConfig,
+    pub probes: ProbesConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
     /// Prometheus and OpenMetrics targets, each the source `scrape:<name>`.
     pub scrape: Vec<Target>,
     pub otlp: OtlpConfig,
@@ -54,6 +57,9 @@ pub struct ServerConfig {
     /// Bytes that report answers being sent may hold at once; an answer that finds the budget
     /// spent waits up to a second, then gets RESOURCE_EXHAUSTED.
     pub max_answer_bytes_in_flight: usize,
+    /// Requests handled at once over every face (probes not counted; a stream counts until it
+    /// starts); more are refused at once with RESOURCE_EXHAUSTED (HTTP 429), never queued.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +73,7 @@ impl Default for ServerConfig {
             max_concurrent_streams: 100,
             max_watch_streams: 1_000,
             max_answer_bytes_in_flight: 16 << 20,
+            max_concurrent_requests: 1_024,
         }
     }
 }
@@ -88,6 +95,15 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         }
     }
+}
+
+/// The probe-only listener: grpc.health.v1 and `/livez`, `/readyz`, plaintext and open, for
+/// kubelets when the main listeners serve TLS.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbesConfig {
+    /// Address it binds; unset (the default) means no probe-only listener.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The OTLP metrics receiver.
@@ -282,6 +298,10 @@ impl Config {
         for (key, value) in [
             ("host.interval_secs", self.host.interval_secs),
             ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.max_concurrent_requests",
+                self.server.max_concurrent_requests as u64,
+            ),
             (
                 "server.handshake_timeout_secs",
                 self.server.handshake_timeout_secs,

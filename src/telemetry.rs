@@ -28,6 +28,8 @@ pub enum PushResult {
     exhausted,
     /// Refused because healthscore was shutting down (UNAVAILABLE, HTTP 503).
     unavailable,
+    /// Refused because the token may not write the source (PERMISSION_DENIED, HTTP 403).
+    denied,
 }
 
 impl PushResult {
@@ -39,6 +41,7 @@ impl PushResult {
             Err(EngineError::Invalid(error)) => match error.refusal {
                 Refusal::Invalid => Self::invalid,
                 Refusal::Exhausted => Self::exhausted,
+                Refusal::Denied => Self::denied,
             },
             Err(EngineError::Stopped) => Self::unavailable,
         }

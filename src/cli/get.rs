@@ -112,7 +112,7 @@ async fn fetch(args: &Args) -> anyhow::Result<String> {
 }
 
 async fn subsystem_report(
-    client: &mut HealthReportsClient<tonic::transport::Channel>,
+    client: &mut HealthReportsClient<super::connect::Connection>,
     subsystem: Subsystem,
     options: Option<v1::ReportOptions>,
 ) -> anyhow::Result<v1::HealthReport> {

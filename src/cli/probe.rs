@@ -8,7 +8,7 @@ use crate::proto::health::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
-use super::connect::{parse_duration, Target};
+use super::connect::{error_chain, parse_duration, Target};
 
 const BAD_ARGUMENTS: u8 = 1;
 const CONNECTION_FAILURE: u8 = 2;
@@ -67,7 +67,10 @@ async fn probe(args: &Args) -> (u8, String) {
         Ok(Err(error)) => {
             return (
                 CONNECTION_FAILURE,
-                format!("error: failed to connect service at {addr:?}: {error}"),
+                format!(
+                    "error: failed to connect service at {addr:?}: {}",
+                    error_chain(&error)
+                ),
             )
         }
         Ok(Ok(channel)) => channel,

@@ -73,6 +73,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 })?)
             }
         };
+    let probes =
+        match config.probes.listen {
+            None => None,
+            Some(listen) => Some(TcpListener::bind(listen).await.with_context(|| {
+                format!("cannot listen on {listen} (config key probes.listen)")
+            })?),
+        };
     let http_address = http
         .as_ref()
         .and_then(|l| l.local_addr().ok())
@@ -93,7 +100,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             std::process::exit(1);
         });
     };
-    app::run(app::Listeners { grpc, http }, &config, shutdown).await?;
+    app::run(app::Listeners { grpc, http, probes }, &config, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

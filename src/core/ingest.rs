@@ -19,14 +19,17 @@ use super::{
     subsystem::for_each_subsystem,
 };
 
-/// Why an input was refused. The request is malformed, or it is valid but a limit of the
-/// server's (sources, entities) is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why an input was refused: the request is malformed; or it is valid but a limit of the
+/// server's (sources, entities, pushes a second) is full; or its token may not write there.
+/// Ordered by weight: an answer that sums up several refusals names the heaviest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Refusal {
     /// The input is wrong: gRPC INVALID_ARGUMENT, HTTP 400.
     Invalid,
     /// The input is fine but the server is full: gRPC RESOURCE_EXHAUSTED, HTTP 429.
     Exhausted,
+    /// The caller's token does not allow it: gRPC PERMISSION_DENIED, HTTP 403.
+    Denied,
 }
 
 /// A field of an input or config that cannot be accepted: `field` is the path to it
@@ -53,6 +56,14 @@ impl FieldError {
     pub fn exhausted(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             refusal: Refusal::Exhausted,
+            ..Self::new(field, problem)
+        }
+    }
+
+    /// The caller may not do this.
+    pub fn denied(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            refusal: Refusal::Denied,
             ..Self::new(field, problem)
         }
     }
@@ -174,6 +185,9 @@ pub struct Limits {
     pub max_clock_skew_secs: u64,
     /// Most entities or issues a reader may ask one report to list (100 are listed by default).
     pub max_listed: usize,
+    /// Pushes (ReportMetrics, OTLP resources) one source may make per second, in bursts of as
+    /// many; more are refused with RESOURCE_EXHAUSTED (HTTP 429).
+    pub max_pushes_per_source_per_sec: u32,
 }
 
 impl Default for Limits {
@@ -188,6 +202,7 @@ impl Default for Limits {
             forget_after_secs: 600,
             max_clock_skew_secs: 300,
             max_listed: 10_000,
+            max_pushes_per_source_per_sec: 50,
         }
     }
 }
@@ -206,6 +221,10 @@ impl Limits {
             ("max_sources", self.max_sources as u64),
             ("max_name_bytes", self.max_name_bytes as u64),
             ("max_listed", self.max_listed as u64),
+            (
+                "max_pushes_per_source_per_sec",
+                self.max_pushes_per_source_per_sec.into(),
+            ),
             ("min_ttl_secs", self.min_ttl_secs),
         ] {
             if value == 0 {

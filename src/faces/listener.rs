@@ -1,6 +1,7 @@
 //! Accepting connections for the network faces: TCP_NODELAY and keepalive on every socket, a
 //! cap on open connections, a deadline for a peer's first bytes, and a backoff instead of a
-//! busy loop when the process runs out of file descriptors.
+//! busy loop when the process runs out of file descriptors; and TLS, when configured, with each
+//! handshake in its own task so a slow peer holds up no other.
 
 use std::{
     future::Future,
@@ -17,10 +18,14 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
     time::Sleep,
 };
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use super::tls::{Alpn, Certificates};
 
 /// How connections are accepted.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +56,8 @@ pub struct Incoming {
     backoff: Duration,
     pause: Option<Pin<Box<Sleep>>>,
     log: RateLimitedLog,
+    tls: Option<(Certificates, Alpn)>,
+    handshakes: JoinSet<Option<TlsStream<Connection>>>,
 }
 
 impl Incoming {
@@ -62,7 +69,36 @@ impl Incoming {
             backoff: Duration::from_millis(10),
             pause: None,
             log: RateLimitedLog::default(),
+            tls: None,
+            handshakes: JoinSet::new(),
         }
+    }
+
+    /// Serves TLS with `certificates` (re-read on change) to every connection.
+    pub fn with_tls(mut self, certificates: Option<Certificates>, alpn: Alpn) -> Self {
+        self.tls = certificates.map(|certificates| (certificates, alpn));
+        self
+    }
+
+    /// Starts the TLS handshake of `connection`; it joins the stream when it completes within
+    /// the handshake deadline, and is closed otherwise.
+    fn start_handshake(&mut self, connection: Connection, certificates: &Certificates, alpn: Alpn) {
+        let acceptor = TlsAcceptor::from(certificates.server_config(alpn));
+        let timeout = self.settings.handshake_timeout;
+        let peer = connection.peer;
+        self.handshakes.spawn(async move {
+            match tokio::time::timeout(timeout, acceptor.accept(connection)).await {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not done by server.handshake_timeout_secs");
+                    None
+                }
+            }
+        });
     }
 
     fn configure(&self, stream: &TcpStream) {
@@ -78,10 +114,15 @@ impl Incoming {
 }
 
 impl Stream for Incoming {
-    type Item = io::Result<Connection>;
+    type Item = io::Result<Io>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
+            while let Poll::Ready(Some(done)) = self.handshakes.poll_join_next(cx) {
+                if let Ok(Some(stream)) = done {
+                    return Poll::Ready(Some(Ok(Io::Tls(Box::new(stream)))));
+                }
+            }
             if let Some(pause) = &mut self.pause {
                 ready!(pause.as_mut().poll(cx));
                 self.pause = None;
@@ -99,7 +140,12 @@ impl Stream for Incoming {
                     self.configure(&stream);
                     let connection =
                         Connection::new(stream, peer, slot, self.settings.handshake_timeout);
-                    return Poll::Ready(Some(Ok(connection)));
+                    match self.tls.clone() {
+                        Some((certificates, alpn)) => {
+                            self.start_handshake(connection, &certificates, alpn)
+                        }
+                        None => return Poll::Ready(Some(Ok(Io::Plain(connection)))),
+                    }
                 }
                 Err(error) if out_of_resources(&error) => {
                     let backoff = self.backoff;
@@ -173,15 +219,15 @@ impl Connection {
 
 /// The HTTP face serves through axum, which takes a listener rather than a stream.
 impl axum::serve::Listener for Incoming {
-    type Io = Connection;
+    type Io = Io;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
+    async fn accept(&mut self) -> (Io, SocketAddr) {
         loop {
             // `Incoming` never ends and handles accept errors itself.
-            if let Some(Ok(connection)) = self.next().await {
-                let peer = connection.peer;
-                return (connection, peer);
+            if let Some(Ok(io)) = self.next().await {
+                let peer = io.connection().peer;
+                return (io, peer);
             }
         }
     }
@@ -253,5 +299,87 @@ impl AsyncWrite for Connection {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// An accepted connection, after its TLS handshake when the listener serves TLS.
+pub enum Io {
+    Plain(Connection),
+    Tls(Box<TlsStream<Connection>>),
+}
+
+impl Io {
+    fn connection(&self) -> &Connection {
+        match self {
+            Io::Plain(connection) => connection,
+            Io::Tls(stream) => stream.get_ref().0,
+        }
+    }
+}
+
+impl Connected for Io {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.connection().connect_info()
+    }
+}
+
+/// Calls `$method` on whichever stream `$io` holds.
+macro_rules! either {
+    ($io:expr, $stream:ident => $call:expr) => {
+        match $io.get_mut() {
+            Io::Plain($stream) => {
+                let $stream = Pin::new($stream);
+                $call
+            }
+            Io::Tls($stream) => {
+                let $stream = Pin::new($stream.as_mut());
+                $call
+            }
+        }
+    };
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        either!(self, stream => stream.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        either!(self, stream => stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        either!(self, stream => stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(connection) => connection.is_write_vectored(),
+            Io::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self, stream => stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self, stream => stream.poll_shutdown(cx))
     }
 }

@@ -1,10 +1,15 @@
 //! Outputs: each turns the engine's published state into a protocol and maps the core's errors
 //! to that protocol's. Faces read the state; they never write it (inputs go through sources).
 
+pub mod admission;
+pub mod auth;
 pub mod budget;
+pub mod gate;
 pub mod grpc;
 pub mod http;
 pub mod listener;
+pub mod probe_port;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::{
 
 use super::{exposition::Sample, mapping::Mapping, push};
 use crate::{
-    core::ingest::{Limits, Push},
+    core::ingest::{FieldError, Limits, Push, Refusal},
     engine::{Engine, EngineError},
     telemetry::{PointResult, Telemetry},
 };
@@ -36,15 +36,18 @@ pub struct Exported {
     pub points: u64,
     pub rejected: u64,
     pub errors: Vec<String>,
+    /// The heaviest refusal among the rejected resources.
+    pub refusal: Option<Refusal>,
 }
 
 impl Exported {
     /// The OTLP answer: a partial success naming what was rejected, or, when every point was
-    /// rejected, the reasons as an error (the client must not retry the same data).
-    pub fn response(self) -> Result<ExportMetricsServiceResponse, String> {
+    /// rejected, the heaviest refusal and the reasons as an error (the client retries only an
+    /// exhausted one).
+    pub fn response(self) -> Result<ExportMetricsServiceResponse, (Refusal, String)> {
         let message = self.errors.join("; ");
         if self.points > 0 && self.rejected == self.points {
-            return Err(message);
+            return Err((self.refusal.unwrap_or(Refusal::Invalid), message));
         }
         Ok(ExportMetricsServiceResponse {
             partial_success: (self.rejected > 0).then(|| ExportMetricsPartialSuccess {
@@ -92,29 +95,39 @@ impl Otlp {
         }
     }
 
-    pub async fn export(&self, request: ExportMetricsServiceRequest) -> Exported {
+    /// Applies each resource of `request` that `admit` lets in (by its source name).
+    pub async fn export(
+        &self,
+        request: ExportMetricsServiceRequest,
+        admit: impl Fn(&str) -> Result<(), FieldError>,
+    ) -> Exported {
         let mut exported = Exported::default();
         for resource_metrics in request.resource_metrics {
             let points = count_points(&resource_metrics);
             exported.points += points;
             let outcome = match self.read(resource_metrics) {
-                Ok(resource) => self.apply(resource).await,
-                Err(error) => Err(error),
+                Ok(resource) => match admit(&resource.source) {
+                    Ok(()) => self.apply(resource).await,
+                    Err(error) => Err((error.refusal, format!("{}: {error}", resource.source))),
+                },
+                Err(error) => Err((Refusal::Invalid, error)),
             };
-            if let Err(error) = outcome {
+            if let Err((refusal, error)) = outcome {
                 exported.rejected += points;
                 self.telemetry.otlp_points(PointResult::rejected, points);
                 exported.errors.push(error);
+                exported.refusal = exported.refusal.max(Some(refusal));
             }
         }
         exported
     }
 
-    async fn apply(&self, resource: Resource) -> Result<(), String> {
+    async fn apply(&self, resource: Resource) -> Result<(), (Refusal, String)> {
+        let invalid = |error: FieldError| (error.refusal, format!("{}: {error}", resource.source));
         let (mut request, unread) = self
             .mapping
             .apply(&resource.samples)
-            .map_err(|error| format!("{}: {error}", resource.source))?;
+            .map_err(|error| (Refusal::Invalid, format!("{}: {error}", resource.source)))?;
         let unread = unread as u64;
         let read = resource.points.saturating_sub(unread);
         self.telemetry.otlp_points(PointResult::ignored, unread);
@@ -122,8 +135,8 @@ impl Otlp {
             return Ok(());
         }
         request.source = resource.source.clone();
-        let mut push: Push = push::from_wire(request, &self.limits, SystemTime::now())
-            .map_err(|error| format!("{}: {error}", resource.source))?;
+        let mut push: Push =
+            push::from_wire(request, &self.limits, SystemTime::now()).map_err(invalid)?;
         // Checked against the bounds when the config was read, and again by the store.
         push.ttl = Some(self.ttl);
         match self.engine.push(push).await {
@@ -131,8 +144,10 @@ impl Otlp {
                 self.telemetry.otlp_points(PointResult::applied, read);
                 Ok(())
             }
-            Err(EngineError::Invalid(error)) => Err(format!("{}: {error}", resource.source)),
-            Err(EngineError::Stopped) => Err("healthscore is shutting down".into()),
+            Err(EngineError::Invalid(error)) => Err(invalid(error)),
+            Err(EngineError::Stopped) => {
+                Err((Refusal::Exhausted, "healthscore is shutting down".into()))
+            }
         }
     }
 

@@ -18,6 +18,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The HTTP face's address.
     pub http: SocketAddr,
+    /// The probe-only listener's address, when the config sets `probes.listen`.
+    pub probes: Option<SocketAddr>,
+    /// A plaintext channel to `addr`, connected on first use.
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -39,9 +42,21 @@ impl TestServer {
             .await
             .expect("bind 127.0.0.1:0");
         let http = http_listener.local_addr().expect("local address");
+        let probes_listener = match config.probes.listen {
+            Some(_) => Some(
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind 127.0.0.1:0"),
+            ),
+            None => None,
+        };
+        let probes = probes_listener
+            .as_ref()
+            .map(|listener| listener.local_addr().expect("local address"));
         let listeners = app::Listeners {
             grpc: listener,
             http: Some(http_listener),
+            probes: probes_listener,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -52,15 +67,15 @@ impl TestServer {
                 panic!("test server failed: {error}");
             }
         });
+        // The listeners are bound: a connection waits in the backlog until the server accepts.
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .expect("valid URI")
             .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .expect("connect to the test server");
+            .connect_lazy();
         Self {
             addr,
             http,
+            probes,
             channel,
             shutdown: Some(shutdown),
         }

@@ -21,6 +21,7 @@ impl From<FieldError> for tonic::Status {
         let code = match error.refusal {
             Refusal::Invalid => Code::InvalidArgument,
             Refusal::Exhausted => Code::ResourceExhausted,
+            Refusal::Denied => Code::PermissionDenied,
         };
         tonic::Status::new(code, error.to_string())
     }

@@ -13,7 +13,10 @@ use tonic::transport::Server;
 use tower::util::MapResponseLayer;
 
 use super::{
+    admission::Admission,
+    auth::{Denied, Scope, Tokens},
     budget::{hold_share, Budget},
+    gate::{GateLayer, Policy},
     listener::Incoming,
     WatchSlots,
 };
@@ -47,6 +50,10 @@ pub struct Settings {
     pub otlp: Option<Arc<Otlp>>,
     /// Bytes that report answers in flight may hold.
     pub answers: Budget,
+    /// The bearer tokens, when `auth.tokens` are configured.
+    pub tokens: Option<Arc<Tokens>>,
+    /// Requests at once and pushes per source, shared with the other faces.
+    pub admission: Arc<Admission>,
 }
 
 /// Serves the connections of `incoming` until `drain` completes, then stops accepting and
@@ -74,22 +81,70 @@ pub async fn serve(
         .timeout(CALL_TIMEOUT)
         .max_concurrent_streams(settings.max_concurrent_streams)
         .layer(MapResponseLayer::new(hold_share))
+        .layer(GateLayer::new(
+            settings.tokens,
+            settings.admission.requests.clone(),
+            GrpcPolicy,
+        ))
         .add_service(HealthReportsServer::new(Reports::new(
             engine.clone(),
             settings.limits,
+            settings.admission.clone(),
             settings.watch_slots.clone(),
             settings.answers,
             settings.telemetry,
         )))
-        .add_service(HealthServer::new(Health::new(engine, settings.watch_slots)))
-        .add_optional_service(
-            settings
-                .otlp
-                .map(|otlp| MetricsServiceServer::new(otlp::OtlpMetrics::new(otlp))),
-        )
+        .add_service(health_service(engine, settings.watch_slots))
+        .add_optional_service(settings.otlp.map(|otlp| {
+            MetricsServiceServer::new(otlp::OtlpMetrics::new(otlp, settings.admission))
+        }))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         // Serving from our own listener skips the builder's socket options: `Incoming` sets them.
         .serve_with_incoming_shutdown(incoming, drain)
         .await
+}
+
+/// grpc.health.v1 is open (kubelets and meshes send no token); the ingestion RPCs need `push`;
+/// everything else (reports, watches, reflection) needs `read`.
+#[derive(Clone, Copy)]
+struct GrpcPolicy;
+
+const PUSH_METHODS: [&str; 3] = [
+    "/healthscore.v1.HealthReports/ReportMetrics",
+    "/healthscore.v1.HealthReports/ForgetSource",
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+];
+
+impl Policy for GrpcPolicy {
+    type Body = tonic::body::Body;
+
+    fn scope<B>(&self, request: &http::Request<B>) -> Option<Scope> {
+        let path = request.uri().path();
+        if path.starts_with("/grpc.health.v1.Health/") {
+            None
+        } else if PUSH_METHODS.contains(&path) {
+            Some(Scope::Push)
+        } else {
+            Some(Scope::Read)
+        }
+    }
+
+    fn cookie_allowed<B>(&self, _: &http::Request<B>) -> bool {
+        false
+    }
+
+    fn deny(&self, denied: Denied) -> http::Response<tonic::body::Body> {
+        let status = match denied {
+            Denied::Unauthenticated(_) => tonic::Status::unauthenticated(denied.to_string()),
+            Denied::Forbidden(_) => tonic::Status::permission_denied(denied.to_string()),
+            Denied::Busy => tonic::Status::resource_exhausted(denied.to_string()),
+        };
+        status.into_http()
+    }
+}
+
+/// grpc.health.v1, as served on the gRPC listener and the probe-only one.
+pub fn health_service(engine: Engine, watch_slots: WatchSlots) -> HealthServer<Health> {
+    HealthServer::new(Health::new(engine, watch_slots))
 }

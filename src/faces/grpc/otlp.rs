@@ -9,15 +9,21 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::sources::otlp::Otlp;
+use crate::core::ingest::FieldError;
+
+use crate::{
+    faces::{admission::Admission, auth::Grant},
+    sources::otlp::Otlp,
+};
 
 pub struct OtlpMetrics {
     otlp: Arc<Otlp>,
+    admission: Arc<Admission>,
 }
 
 impl OtlpMetrics {
-    pub fn new(otlp: Arc<Otlp>) -> Self {
-        Self { otlp }
+    pub fn new(otlp: Arc<Otlp>, admission: Arc<Admission>) -> Self {
+        Self { otlp, admission }
     }
 }
 
@@ -27,10 +33,19 @@ impl MetricsService for OtlpMetrics {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let exported = self.otlp.export(request.into_inner()).await;
+        let grant = request.extensions().get::<Grant>().cloned();
+        let admit = |source: &str| self.admission.admit_push(grant.as_ref(), source);
+        let exported = self.otlp.export(request.into_inner(), admit).await;
         exported
             .response()
             .map(Response::new)
-            .map_err(Status::invalid_argument)
+            .map_err(|(refusal, message)| {
+                FieldError {
+                    refusal,
+                    field: "resource_metrics".into(),
+                    problem: message,
+                }
+                .into()
+            })
     }
 }

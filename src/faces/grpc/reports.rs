@@ -8,7 +8,7 @@ use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
-    super::{budget::Budget, WatchSlots},
+    super::{admission::Admission, auth::Grant, budget::Budget, WatchSlots},
     convert,
     proto::{v1, Envelope, SystemReportEnvelope},
 };
@@ -27,6 +27,7 @@ use crate::{
 pub struct Reports {
     engine: Engine,
     limits: Limits,
+    admission: Arc<Admission>,
     watch_slots: WatchSlots,
     answers: Budget,
     telemetry: Arc<Telemetry>,
@@ -36,6 +37,7 @@ impl Reports {
     pub fn new(
         engine: Engine,
         limits: Limits,
+        admission: Arc<Admission>,
         watch_slots: WatchSlots,
         answers: Budget,
         telemetry: Arc<Telemetry>,
@@ -43,6 +45,7 @@ impl Reports {
         Self {
             engine,
             limits,
+            admission,
             watch_slots,
             answers,
             telemetry,
@@ -166,9 +169,15 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::ReportMetricsRequest>,
     ) -> Result<Response<v1::ReportMetricsResponse>, Status> {
+        let grant = request.extensions().get::<Grant>().cloned();
         let request = request.into_inner();
         let entity_count = u32::try_from(push::entity_count(&request)).unwrap_or(u32::MAX);
-        let result = match push::from_wire(request, &self.limits, SystemTime::now()) {
+        // The name and the admission first: a refused push costs no conversion.
+        let admitted = name("source", &request.source, self.limits.max_name_bytes)
+            .and_then(|source| self.admission.admit_push(grant.as_ref(), &source));
+        let result = match admitted
+            .and_then(|()| push::from_wire(request, &self.limits, SystemTime::now()))
+        {
             Ok(push) => self.engine.push(push).await,
             Err(error) => Err(EngineError::Invalid(error)),
         };
@@ -191,6 +200,7 @@ impl v1::health_reports_server::HealthReports for Reports {
             &request.get_ref().source,
             self.limits.max_name_bytes,
         )?;
+        Admission::admit_write(request.extensions().get::<Grant>(), &source)?;
         let (forgotten, revision) = self.engine.forget(source).await?;
         Ok(Response::new(v1::ForgetSourceResponse {
             forgotten,

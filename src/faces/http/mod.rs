@@ -11,7 +11,7 @@
 mod flask;
 mod metrics;
 mod otlp;
-mod probes;
+pub mod probes;
 mod query;
 mod reports;
 
@@ -25,9 +25,18 @@ use axum::{
 };
 use bytes::Bytes;
 
-use super::{listener::Incoming, WatchSlots};
+use super::{
+    admission::Admission,
+    auth::{Denied, Scope, Tokens},
+    gate::{GateLayer, Policy},
+    listener::Incoming,
+    WatchSlots,
+};
 use crate::{
-    core::published::{Published, Rendition, Serving},
+    core::{
+        ingest::Refusal,
+        published::{Published, Rendition, Serving},
+    },
     engine::Engine,
     sources::otlp::Otlp,
     telemetry::Telemetry,
@@ -43,6 +52,10 @@ pub struct Settings {
     pub telemetry: Arc<Telemetry>,
     /// The OTLP receiver, when `otlp.enabled`: `POST /v1/metrics` (OTLP/HTTP, protobuf).
     pub otlp: Option<Arc<Otlp>>,
+    /// The bearer tokens, when `auth.tokens` are configured.
+    pub tokens: Option<Arc<Tokens>>,
+    /// Requests at once and pushes per source, shared with the other faces.
+    pub admission: Arc<Admission>,
 }
 
 /// What every handler reads.
@@ -52,8 +65,19 @@ struct Face {
     settings: Settings,
 }
 
+impl axum::extract::FromRef<Face> for Engine {
+    fn from_ref(face: &Face) -> Engine {
+        face.engine.clone()
+    }
+}
+
 /// The routes, over `engine`'s published state.
 pub fn router(engine: Engine, settings: Settings) -> Router {
+    let gate = GateLayer::new(
+        settings.tokens.clone(),
+        settings.admission.requests.clone(),
+        HttpPolicy,
+    );
     Router::new()
         .route("/", get(dashboard))
         .route("/livez", get(probes::livez))
@@ -65,7 +89,54 @@ pub fn router(engine: Engine, settings: Settings) -> Router {
         .route("/api/process/health-check", get(flask::health_check))
         .route("/v1/metrics", post(otlp::export))
         .fallback(not_found)
+        .layer(gate)
         .with_state(Face { engine, settings })
+}
+
+/// The probes and the dashboard page (which holds no data) are open; `POST /v1/metrics` needs
+/// `push`; every other path needs `read`, from the header or, for a GET, the dashboard's cookie.
+#[derive(Clone, Copy)]
+struct HttpPolicy;
+
+impl Policy for HttpPolicy {
+    type Body = axum::body::Body;
+
+    fn scope<B>(&self, request: &axum::http::Request<B>) -> Option<Scope> {
+        match request.uri().path() {
+            "/livez" | "/readyz" | "/" => None,
+            _ if request.method() == axum::http::Method::POST => Some(Scope::Push),
+            _ => Some(Scope::Read),
+        }
+    }
+
+    fn cookie_allowed<B>(&self, request: &axum::http::Request<B>) -> bool {
+        request.method() == axum::http::Method::GET
+    }
+
+    fn deny(&self, denied: Denied) -> Response {
+        let status = match denied {
+            Denied::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Denied::Forbidden(_) => StatusCode::FORBIDDEN,
+            Denied::Busy => StatusCode::TOO_MANY_REQUESTS,
+        };
+        let mut response = error(status, denied.to_string(), None);
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"healthscore\""),
+            );
+        }
+        response
+    }
+}
+
+/// The HTTP status of a refused input.
+fn refusal_status(refusal: Refusal) -> StatusCode {
+    match refusal {
+        Refusal::Invalid => StatusCode::BAD_REQUEST,
+        Refusal::Exhausted => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::Denied => StatusCode::FORBIDDEN,
+    }
 }
 
 /// Serves the connections of `incoming` until `drain` completes, then lets the open requests

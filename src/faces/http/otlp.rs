@@ -6,16 +6,23 @@ use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
 use prost::Message;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
 use super::Face;
+use crate::faces::auth::Grant;
 
 const PROTOBUF: &str = "application/x-protobuf";
 
-pub async fn export(State(face): State<Face>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn export(
+    State(face): State<Face>,
+    grant: Option<Extension<Grant>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(otlp) = face.settings.otlp.as_ref() else {
         return super::error(
             StatusCode::NOT_FOUND,
@@ -44,13 +51,15 @@ pub async fn export(State(face): State<Face>, headers: HeaderMap, body: Bytes) -
             )
         }
     };
-    match otlp.export(request).await.response() {
+    let grant = grant.map(|Extension(grant)| grant);
+    let admit = |source: &str| face.settings.admission.admit_push(grant.as_ref(), source);
+    match otlp.export(request, admit).await.response() {
         Ok(response) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, PROTOBUF)],
             response.encode_to_vec(),
         )
             .into_response(),
-        Err(message) => super::error(StatusCode::BAD_REQUEST, message, None),
+        Err((refusal, message)) => super::error(super::refusal_status(refusal), message, None),
     }
 }

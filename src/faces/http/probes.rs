@@ -7,12 +7,23 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{json_response, query::Params, status_code, to_json, Face};
-use crate::core::published::{Serving, LIVENESS_SERVICE};
+use super::{json_response, query::Params, status_code, to_json};
+use crate::{
+    core::published::{Serving, LIVENESS_SERVICE},
+    engine::Engine,
+};
+
+/// `/livez` and `/readyz` alone, for the probe-only listener.
+pub fn router(engine: Engine) -> axum::Router {
+    axum::Router::new()
+        .route("/livez", axum::routing::get(livez))
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(engine)
+}
 
 /// 200 while the process is up and not shutting down.
-pub async fn livez(State(face): State<Face>) -> Response {
-    let serving = face.engine.serving(LIVENESS_SERVICE);
+pub async fn livez(State(engine): State<Engine>) -> Response {
+    let serving = engine.serving(LIVENESS_SERVICE);
     let body = match serving {
         Some(Serving::Serving) => "ok\n",
         _ => "shutting down\n",
@@ -23,7 +34,7 @@ pub async fn livez(State(face): State<Face>) -> Response {
 /// The status of `service` (default `""`, the whole system): 200 SERVING, 503 NOT_SERVING,
 /// 404 for a name healthscore does not know.
 pub async fn readyz(
-    State(face): State<Face>,
+    State(engine): State<Engine>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let params = match Params::read(query, &["service"]) {
@@ -31,7 +42,7 @@ pub async fn readyz(
         Err(bad) => return bad.into_response(),
     };
     let service = params.get("service").unwrap_or_default();
-    let Some(serving) = face.engine.serving(service) else {
+    let Some(serving) = engine.serving(service) else {
         return super::error(
             StatusCode::NOT_FOUND,
             format!("unknown service {service:?}"),

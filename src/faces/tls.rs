@@ -1,0 +1,244 @@
+//! TLS for the gRPC and HTTP listeners (rustls, ring): certificate and key files, an optional
+//! client CA for mTLS, re-read when the files change or on SIGHUP so that a rotation
+//! (cert-manager renewing a Secret) needs no restart. A bad file at start is an error naming its
+//! config key; a bad file at a reload keeps the certificates in use and logs why.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use rustls::{
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    server::WebPkiClientVerifier,
+    RootCertStore, ServerConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// `[tls]`: off while `cert` is unset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates: when set, clients must present a certificate signed by one (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How often the files are checked for a change (SIGHUP checks at once).
+const RELOAD_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Which protocols a listener offers in ALPN.
+#[derive(Clone, Copy, Debug)]
+pub enum Alpn {
+    /// gRPC: HTTP/2 only.
+    Grpc,
+    /// The HTTP face: HTTP/1.1.
+    Http,
+}
+
+impl Alpn {
+    fn protocols(self) -> Vec<Vec<u8>> {
+        match self {
+            Alpn::Grpc => vec![b"h2".to_vec()],
+            Alpn::Http => vec![b"http/1.1".to_vec()],
+        }
+    }
+}
+
+/// The certificates in use, swapped whole by a reload. Cheap to clone.
+#[derive(Clone)]
+pub struct Certificates {
+    files: Files,
+    current: Arc<RwLock<Loaded>>,
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificates")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One server config per listener kind, built from the same files.
+struct Loaded {
+    grpc: Arc<ServerConfig>,
+    http: Arc<ServerConfig>,
+    stamps: Vec<Option<SystemTime>>,
+}
+
+#[derive(Clone, Debug)]
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
+impl Files {
+    fn paths(&self) -> impl Iterator<Item = &Path> {
+        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+    }
+
+    /// Modification times: a change in any of them means a reload.
+    fn stamps(&self) -> Vec<Option<SystemTime>> {
+        self.paths()
+            .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+            .collect()
+    }
+}
+
+impl Certificates {
+    /// Reads the files of `config`; `None` when TLS is off.
+    pub fn load(config: &TlsConfig) -> Result<Option<Self>, ConfigError> {
+        let files = match (&config.cert, &config.key) {
+            (None, None) if config.client_ca.is_none() => return Ok(None),
+            (Some(cert), Some(key)) => Files {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: config.client_ca.clone(),
+            },
+            (None, _) => {
+                return Err(invalid(
+                    "tls.cert",
+                    "is required when tls.key or tls.client_ca is set",
+                ))
+            }
+            (Some(_), None) => return Err(invalid("tls.key", "is required when tls.cert is set")),
+        };
+        let loaded = load(&files).map_err(|(key, problem)| invalid(key, &problem))?;
+        Ok(Some(Self {
+            files,
+            current: Arc::new(RwLock::new(loaded)),
+        }))
+    }
+
+    /// The server config for a new connection on a listener of kind `alpn`.
+    pub fn server_config(&self, alpn: Alpn) -> Arc<ServerConfig> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        match alpn {
+            Alpn::Grpc => current.grpc.clone(),
+            Alpn::Http => current.http.clone(),
+        }
+    }
+
+    /// Reloads the files whenever they change or the process gets SIGHUP, until the runtime
+    /// ends. Spawned by the app.
+    pub async fn reload_on_change(self) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP: certificates reload on file changes only");
+                None
+            }
+        };
+        let mut every = tokio::time::interval(RELOAD_CHECK_EVERY);
+        loop {
+            let forced = tokio::select! {
+                _ = every.tick() => false,
+                Some(()) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            };
+            let stamps = self.files.stamps();
+            let changed = {
+                let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+                current.stamps != stamps
+            };
+            if forced || changed {
+                self.reload(stamps);
+            }
+        }
+    }
+
+    fn reload(&self, stamps: Vec<Option<SystemTime>>) {
+        match load(&self.files) {
+            Ok(loaded) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+                tracing::info!(cert = %self.files.cert.display(), "TLS certificates reloaded");
+            }
+            Err((key, problem)) => {
+                // Remember the stamps so that a broken file is reported once, not every check.
+                self.current
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .stamps = stamps;
+                tracing::warn!(
+                    key,
+                    problem,
+                    "TLS reload failed: serving the previous certificates"
+                );
+            }
+        }
+    }
+}
+
+fn invalid(key: &str, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Reads and checks every file; the error names the config key of the file at fault.
+fn load(files: &Files) -> Result<Loaded, (&'static str, String)> {
+    let stamps = files.stamps();
+    let chain = read_certificates(&files.cert).map_err(|problem| ("tls.cert", problem))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|error| ("tls.key", format!("{}: {error}", files.key.display())))?;
+    let builder =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| ("tls", error.to_string()))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for certificate in read_certificates(path).map_err(|p| ("tls.client_ca", p))? {
+                roots
+                    .add(certificate)
+                    .map_err(|error| ("tls.client_ca", format!("{}: {error}", path.display())))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::new(rustls::crypto::ring::default_provider()),
+            )
+            .build()
+            .map_err(|error| ("tls.client_ca", format!("{}: {error}", path.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|error| ("tls.key", format!("does not match tls.cert: {error}")))?;
+    let with_alpn = |alpn: Alpn| {
+        let mut config = config.clone();
+        config.alpn_protocols = alpn.protocols();
+        Arc::new(config)
+    };
+    Ok(Loaded {
+        grpc: with_alpn(Alpn::Grpc),
+        http: with_alpn(Alpn::Http),
+        stamps,
+    })
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certificates)
+}
