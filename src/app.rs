@@ -124,6 +124,9 @@ pub async fn run(
         )
     });
     let http_engine = engine.clone();
+    // MCP's event streams end when draining starts, as the other faces' do with the engine.
+    let mcp_stop = tokio_util::sync::CancellationToken::new();
+    let mcp_stopper = mcp_stop.clone();
     let http = async move {
         let Some(listener) = listeners.http else {
             return Ok(());
@@ -135,6 +138,10 @@ pub async fn run(
             otlp,
             tokens,
             admission,
+            mcp: config
+                .mcp
+                .enabled
+                .then(|| faces::mcp::http_service(http_engine.clone(), &config.mcp, mcp_stop)),
         };
         faces::http::serve(
             Incoming::new(listener, config.accepting()).with_tls(certificates, Alpn::Http),
@@ -154,7 +161,10 @@ pub async fn run(
     let servers = async {
         tokio::try_join!(async { grpc.await.map_err(AppError::from) }, http, probes).map(drop)
     };
-    let sequence = shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain);
+    let sequence = async move {
+        shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain).await;
+        mcp_stopper.cancel();
+    };
     serve_until_drained(servers, sequence, config.drain_timeout()).await
 }
 

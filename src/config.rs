@@ -10,7 +10,7 @@ use crate::{
         ingest::Limits,
         scoring::{Penalties, Policy, Status, Thresholds},
     },
-    faces::{auth::AuthConfig, listener::Accepting, tls::TlsConfig},
+    faces::{auth::AuthConfig, listener::Accepting, mcp::McpConfig, tls::TlsConfig},
     sources::scrape::Target,
 };
 
@@ -22,6 +22,7 @@ pub struct Config {
     pub probes: ProbesConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    pub mcp: McpConfig,
     /// Prometheus and OpenMetrics targets, each the source `scrape:<name>`.
     pub scrape: Vec<Target>,
     pub otlp: OtlpConfig,

@@ -81,7 +81,41 @@ async fn fetch(args: &Args) -> anyhow::Result<String> {
         max_issues: args.max_issues.unwrap_or(0),
     });
     let style = Style::detect();
-    match args.subsystem {
+    Ok(
+        match (
+            read(&mut client, args.subsystem, options).await?,
+            args.output,
+        ) {
+            (Read::System(report, _), Output::Json) => {
+                json(&crate::core::json::system(&report, View::everything()))?
+            }
+            (Read::System(report, revision), Output::Table) => {
+                system_table(&report, revision, style)
+            }
+            (Read::Subsystem(report, _), Output::Json) => {
+                json(&crate::core::json::report(&report, View::everything()))?
+            }
+            (Read::Subsystem(report, revision), Output::Table) => {
+                subsystem_table(&report, revision, style)
+            }
+        },
+    )
+}
+
+/// A report read back into the core's types, with its revision.
+pub enum Read {
+    System(SystemHealthReport, u64),
+    Subsystem(HealthReport, u64),
+}
+
+/// Reads the report of `subsystem` (the system's when `None`) as `options` ask.
+pub async fn read(
+    client: &mut HealthReportsClient<super::connect::Connection>,
+    subsystem: Option<Subsystem>,
+    options: Option<v1::ReportOptions>,
+) -> anyhow::Result<Read> {
+    let unreadable = "the server sent a report this CLI cannot read";
+    match subsystem {
         None => {
             let wire = client
                 .get_system_health(v1::GetSystemHealthRequest { options })
@@ -91,22 +125,14 @@ async fn fetch(args: &Args) -> anyhow::Result<String> {
                 .report()
                 .context("the server sent no report")?;
             let revision = wire.revision;
-            let report = SystemHealthReport::try_from(wire)
-                .context("the server sent a report this CLI cannot read")?;
-            Ok(match args.output {
-                Output::Json => json(&crate::core::json::system(&report, View::everything()))?,
-                Output::Table => system_table(&report, revision, style),
-            })
+            let report = SystemHealthReport::try_from(wire).context(unreadable)?;
+            Ok(Read::System(report, revision))
         }
         Some(subsystem) => {
-            let wire = subsystem_report(&mut client, subsystem, options).await?;
+            let wire = subsystem_report(client, subsystem, options).await?;
             let revision = wire.revision;
-            let report = HealthReport::try_from(wire)
-                .context("the server sent a report this CLI cannot read")?;
-            Ok(match args.output {
-                Output::Json => json(&crate::core::json::report(&report, View::everything()))?,
-                Output::Table => subsystem_table(&report, revision, style),
-            })
+            let report = HealthReport::try_from(wire).context(unreadable)?;
+            Ok(Read::Subsystem(report, revision))
         }
     }
 }

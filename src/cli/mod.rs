@@ -3,6 +3,7 @@
 mod config_cmd;
 mod connect;
 mod get;
+mod mcp;
 mod probe;
 pub mod push;
 mod serve;
@@ -37,6 +38,9 @@ enum Command {
     Watch(watch::Args),
     /// Push snapshots from a JSON file (or - for stdin), as an app would with ReportMetrics.
     Push(push::Args),
+    /// Serve the MCP health tools on stdin/stdout for an AI agent, reading from a running
+    /// server over gRPC.
+    Mcp(mcp::Args),
     /// Validate a config file or print the default one.
     #[command(subcommand)]
     Config(config_cmd::Command),
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Get(args) => get::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Push(args) => push::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::Config(command) => config_cmd::run(command),
     };
     match result {

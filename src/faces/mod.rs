@@ -8,6 +8,7 @@ pub mod gate;
 pub mod grpc;
 pub mod http;
 pub mod listener;
+pub mod mcp;
 pub mod probe_port;
 pub mod tls;
 

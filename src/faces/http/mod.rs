@@ -30,6 +30,7 @@ use super::{
     auth::{Denied, Scope, Tokens},
     gate::{GateLayer, Policy},
     listener::Incoming,
+    mcp::{local::Local, HealthTools},
     WatchSlots,
 };
 use crate::{
@@ -41,9 +42,12 @@ use crate::{
     sources::otlp::Otlp,
     telemetry::Telemetry,
 };
+use rmcp::transport::streamable_http_server::{
+    session::local::LocalSessionManager, StreamableHttpService,
+};
 
 /// What the HTTP face needs beyond the engine.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Most entities or issues a reader may ask a report to list.
     pub max_listed: usize,
@@ -56,7 +60,12 @@ pub struct Settings {
     pub tokens: Option<Arc<Tokens>>,
     /// Requests at once and pushes per source, shared with the other faces.
     pub admission: Arc<Admission>,
+    /// MCP's streamable HTTP transport at `/mcp`, when `mcp.enabled`.
+    pub mcp: Option<McpHttp>,
 }
+
+/// The `/mcp` service.
+pub type McpHttp = StreamableHttpService<HealthTools<Local>, LocalSessionManager>;
 
 /// What every handler reads.
 #[derive(Clone)]
@@ -78,7 +87,7 @@ pub fn router(engine: Engine, settings: Settings) -> Router {
         settings.admission.requests.clone(),
         HttpPolicy,
     );
-    Router::new()
+    let router = Router::new()
         .route("/", get(dashboard))
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
@@ -88,9 +97,12 @@ pub fn router(engine: Engine, settings: Settings) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/process/health-check", get(flask::health_check))
         .route("/v1/metrics", post(otlp::export))
-        .fallback(not_found)
-        .layer(gate)
-        .with_state(Face { engine, settings })
+        .fallback(not_found);
+    let router = match settings.mcp.clone() {
+        Some(mcp) => router.route_service("/mcp", mcp),
+        None => router,
+    };
+    router.layer(gate).with_state(Face { engine, settings })
 }
 
 /// The probes and the dashboard page (which holds no data) are open; `POST /v1/metrics` needs
@@ -104,6 +116,8 @@ impl Policy for HttpPolicy {
     fn scope<B>(&self, request: &axum::http::Request<B>) -> Option<Scope> {
         match request.uri().path() {
             "/livez" | "/readyz" | "/" => None,
+            // MCP's tools only read, over POST.
+            "/mcp" => Some(Scope::Read),
             _ if request.method() == axum::http::Method::POST => Some(Scope::Push),
             _ => Some(Scope::Read),
         }

@@ -1,0 +1,465 @@
+//! The MCP face (Model Context Protocol, with the official Rust SDK): the BoxLang seed's health
+//! tools by their names, and the reports as resources (`health://system`,
+//! `health://{subsystem}`) whose changes reach subscribers: by `resources/subscribe` for
+//! clients of the 2025 protocol versions, by `subscriptions/listen` for 2026-07-28 ones.
+//! Read-only: no tool pushes, forgets or changes anything.
+//!
+//! The same handler serves streamable HTTP at `/mcp` over this process's engine, and stdio in
+//! `healthscore mcp`, which bridges to a running server over gRPC: both read through
+//! [`Reports`].
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
+
+use rmcp::{
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+        ResourceUpdatedNotificationParam, ServerCapabilities, SubscribeRequestParams,
+        SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    },
+    service::{RequestContext, SubscriptionContext},
+    transport::streamable_http_server::{
+        session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+    },
+    ErrorData as McpError, RoleServer, ServerHandler,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tokio_stream::{Stream, StreamExt};
+
+use crate::core::{
+    published::View,
+    scoring::{Severity, Subsystem},
+};
+
+/// `[mcp]`: the streamable HTTP transport at `/mcp` on the HTTP listener.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    pub enabled: bool,
+    /// `Host` header values accepted (names, or `name:port`): anything else is refused, against
+    /// DNS rebinding. Add the names the service is reached by.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted (`https://app.example.com:443`, `http://localhost:*`); empty
+    /// accepts requests without one and refuses every browser origin.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// The streamable HTTP service for `/mcp` over `engine`, one session per client; sessions end
+/// when `stop` is cancelled.
+pub fn http_service(
+    engine: crate::engine::Engine,
+    config: &McpConfig,
+    stop: tokio_util::sync::CancellationToken,
+) -> StreamableHttpService<HealthTools<local::Local>, LocalSessionManager> {
+    let settings = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_allowed_origins(config.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_cancellation_token(stop);
+    let reports = local::Local(engine);
+    StreamableHttpService::new(
+        move || Ok(HealthTools::new(reports.clone())),
+        Arc::default(),
+        settings,
+    )
+}
+
+/// A stream of ticks, one per change of the followed reports.
+pub type Changes = Pin<Box<dyn Stream<Item = ()> + Send>>;
+
+/// Where the tools read: this process's engine, or a server over gRPC.
+pub trait Reports: Clone + Send + Sync + 'static {
+    /// The report JSON of `subsystem` (the system's when `None`), cut to `view`.
+    fn read(
+        &self,
+        subsystem: Option<Subsystem>,
+        view: View,
+    ) -> impl Future<Output = Result<Value, String>> + Send;
+
+    /// Ticks when the report of `subsystem` (any report, for the system's) changes its status,
+    /// score or issues; the current state is not a change. Ends when the reports do.
+    fn changes(&self, subsystem: Option<Subsystem>) -> impl Future<Output = Changes> + Send;
+}
+
+/// The tools: the seed's names (`undertow_get_health` for the web server), then the
+/// subsystems the seed did not have.
+const TOOLS: [(&str, Option<Subsystem>, &str); 10] = [
+    ("system_get_health", None, "The whole service: overall status and 0-100 score (the weakest subsystem's), every subsystem's status and score, and all current issues worst first, each with a code, a message and a suggested action. Start here, then call a subsystem's tool for its entities."),
+    ("datasource_get_health", Some(Subsystem::Datasources), "Database connection pools: utilization, threads waiting for a connection, saturation. Issues suggest raising pool sizes or finding slow queries and leaks."),
+    ("cache_get_health", Some(Subsystem::Caches), "Caches: hit rate, evictions, fill. Issues suggest resizing, TTL changes or key-pattern fixes."),
+    ("watcher_get_health", Some(Subsystem::Watchers), "File and resource watchers: stopped watchers, error counts, event backlog."),
+    ("scheduler_get_health", Some(Subsystem::Schedulers), "Task schedulers: missed or failing runs, overdue tasks, stopped schedulers."),
+    ("executor_get_health", Some(Subsystem::Executors), "Thread pools and executors: queue depth, active versus maximum threads, rejections, shut-down pools."),
+    ("undertow_get_health", Some(Subsystem::WebServer), "The web server (Undertow and the like): worker threads busy, request queue, errors."),
+    ("runtime_get_health", Some(Subsystem::Runtime), "The language runtime: heap use, garbage collection time, thread counts and deadlocks."),
+    ("performance_get_health", Some(Subsystem::Performance), "Slow calls: slow-request counts and latency against their thresholds."),
+    ("host_get_health", Some(Subsystem::Host), "The host: CPU, memory and disk use of the machine healthscore runs on."),
+];
+
+/// The tool a name calls: what it reads (`None` for the system report).
+fn tool(name: &str) -> Option<Option<Subsystem>> {
+    TOOLS
+        .iter()
+        .find(|(tool, ..)| *tool == name)
+        .map(|(_, subsystem, _)| *subsystem)
+}
+
+const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+fn input_schema() -> Map<String, Value> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "min_severity": {
+                "type": "string",
+                "enum": SEVERITIES,
+                "description": "Leave out issues below this severity (the score still counts them). Default: every issue."
+            },
+            "include_entities": {
+                "type": "boolean",
+                "default": true,
+                "description": "List each entity (pool, cache, executor...) with its own status and score. Default true."
+            }
+        },
+        "additionalProperties": false
+    });
+    match schema {
+        Value::Object(map) => map,
+        _ => unreachable!("the schema literal is an object"),
+    }
+}
+
+/// The view a tool call's arguments ask for; the error names the argument.
+fn view(arguments: Option<&Map<String, Value>>) -> Result<View, McpError> {
+    let mut view = View::default();
+    let Some(arguments) = arguments else {
+        return Ok(view);
+    };
+    for (name, value) in arguments {
+        match (name.as_str(), value) {
+            ("min_severity", Value::Null) => {}
+            ("min_severity", Value::String(word)) => {
+                let severity = word.parse::<Severity>().map_err(|_| {
+                    bad_argument(format!(
+                        "min_severity: {word:?} is not one of {}",
+                        SEVERITIES.join(", ")
+                    ))
+                })?;
+                view.min_severity = Some(severity);
+            }
+            ("min_severity", other) => {
+                return Err(bad_argument(format!(
+                    "min_severity: expected one of {} as a string, got {other}",
+                    SEVERITIES.join(", ")
+                )))
+            }
+            ("include_entities", Value::Bool(include)) => {
+                if !include {
+                    view.max_entities = 0;
+                }
+            }
+            ("include_entities", other) => {
+                return Err(bad_argument(format!(
+                    "include_entities: expected true or false, got {other}"
+                )))
+            }
+            (other, _) => {
+                return Err(bad_argument(format!(
+                    "{other}: unknown argument (the tools take min_severity and include_entities)"
+                )))
+            }
+        }
+    }
+    Ok(view)
+}
+
+fn bad_argument(message: String) -> McpError {
+    McpError::invalid_params(message, None)
+}
+
+const SCHEME: &str = "health://";
+
+/// The resource a URI names: `health://system` or `health://{subsystem key}`.
+fn resource(uri: &str) -> Option<Option<Subsystem>> {
+    match uri.strip_prefix(SCHEME)? {
+        "system" => Some(None),
+        key => key.parse::<Subsystem>().ok().map(Some),
+    }
+}
+
+fn resource_uri(subsystem: Option<Subsystem>) -> String {
+    format!("{SCHEME}{}", subsystem.map_or("system", Subsystem::key))
+}
+
+/// One MCP session's handler: made per session by the transport.
+#[derive(Clone)]
+pub struct HealthTools<R> {
+    reports: R,
+    /// `resources/subscribe` subscriptions of this session, by URI.
+    subscriptions: Arc<Subscriptions>,
+}
+
+/// The tasks that send a session's resource updates; they end with the session.
+#[derive(Default)]
+struct Subscriptions(Mutex<HashMap<String, tokio::task::AbortHandle>>);
+
+impl Subscriptions {
+    fn set(&self, uri: String, task: Option<tokio::task::AbortHandle>) {
+        let mut tasks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = match task {
+            Some(task) => tasks.insert(uri, task),
+            None => tasks.remove(&uri),
+        };
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        let tasks = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
+        for task in tasks.values() {
+            task.abort();
+        }
+    }
+}
+
+impl<R: Reports> HealthTools<R> {
+    pub fn new(reports: R) -> Self {
+        Self {
+            reports,
+            subscriptions: Arc::default(),
+        }
+    }
+
+    async fn report(&self, subsystem: Option<Subsystem>, view: View) -> Result<Value, McpError> {
+        self.reports
+            .read(subsystem, view)
+            .await
+            .map_err(|problem| McpError::internal_error(problem, None))
+    }
+
+    /// The URIs of `filter` that name a resource, and what they name.
+    fn followed(filter: &SubscriptionFilter) -> Vec<(String, Option<Subsystem>)> {
+        filter
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter_map(|uri| resource(uri).map(|subsystem| (uri.clone(), subsystem)))
+            .collect()
+    }
+}
+
+impl<R: Reports> ServerHandler for HealthTools<R> {
+    fn get_info(&self) -> InitializeResult {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        InitializeResult::new(capabilities)
+            .with_server_info(Implementation::new(
+                "healthscore",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Read-only health reports of a running service. Call system_get_health first: it \
+                 gives the overall status, each subsystem's score and the issues worst first, each \
+                 with a suggested action. Then call the subsystem's tool (datasource_get_health, \
+                 executor_get_health...) to see which entity is at fault. Subscribe to \
+                 health://system or health://{subsystem} to hear when a report changes.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let schema = Arc::new(input_schema());
+        let tools = TOOLS
+            .iter()
+            .map(|(name, _, description)| Tool::new(*name, *description, schema.clone()))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let Some(subsystem) = tool(&request.name) else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool {:?}", request.name),
+                None,
+            ));
+        };
+        let view = view(request.arguments.as_ref())?;
+        let report = self.report(subsystem, view).await?;
+        Ok(CallToolResult::structured(report).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let resources = std::iter::once(None)
+            .chain(Subsystem::ALL.iter().copied().map(Some))
+            .map(|subsystem| {
+                let name = subsystem.map_or("system", Subsystem::key);
+                Resource::new(resource_uri(subsystem), name)
+                    .with_description(format!("The {name} health report (JSON), live"))
+                    .with_mime_type("application/json")
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let Some(subsystem) = resource(&request.uri) else {
+            return Err(McpError::resource_not_found(
+                format!(
+                    "no resource {:?} (health://system or health://{{subsystem}})",
+                    request.uri
+                ),
+                None,
+            ));
+        };
+        let report = self.report(subsystem, View::default()).await?;
+        let contents = ResourceContents::text(report.to_string(), request.uri)
+            .with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    #[allow(deprecated)] // the 2025 protocols' subscriptions, for the clients that speak them
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let Some(subsystem) = resource(&request.uri) else {
+            return Err(McpError::resource_not_found(
+                format!("no resource {:?}", request.uri),
+                None,
+            ));
+        };
+        let mut changes = self.reports.changes(subsystem).await;
+        let (peer, uri) = (context.peer, request.uri.clone());
+        let task = tokio::spawn(async move {
+            while changes.next().await.is_some() {
+                let update = ResourceUpdatedNotificationParam::new(uri.clone());
+                if peer.notify_resource_updated(update).await.is_err() {
+                    break;
+                }
+            }
+        });
+        self.subscriptions
+            .set(request.uri, Some(task.abort_handle()));
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.set(request.uri, None);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris = Self::followed(requested)
+            .into_iter()
+            .map(|(uri, _)| uri)
+            .collect();
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = Some(uris);
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let mut merged: Pin<Box<dyn Stream<Item = String> + Send>> =
+            Box::pin(tokio_stream::empty());
+        for (uri, subsystem) in Self::followed(context.accepted()) {
+            let changes = self.reports.changes(subsystem).await;
+            merged = Box::pin(merged.merge(changes.map(move |()| uri.clone())));
+        }
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                uri = merged.next() => match uri {
+                    Some(uri) => {
+                        if context.sink().notify_resource_updated(uri).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// [`Reports`] over this process's engine.
+pub mod local {
+    use tokio_stream::wrappers::WatchStream;
+
+    use super::*;
+    use crate::{
+        core::{json, published::Follow},
+        engine::Engine,
+    };
+
+    #[derive(Clone)]
+    pub struct Local(pub Engine);
+
+    impl Reports for Local {
+        async fn read(&self, subsystem: Option<Subsystem>, view: View) -> Result<Value, String> {
+            let state = self.0.state();
+            let value = match subsystem {
+                None => serde_json::to_value(json::system(&state.system, view)),
+                Some(subsystem) => {
+                    serde_json::to_value(json::report(state.report(subsystem), view))
+                }
+            };
+            value.map_err(|error| error.to_string())
+        }
+
+        async fn changes(&self, subsystem: Option<Subsystem>) -> Changes {
+            let mut follow = Follow::new(subsystem.into_iter().collect(), None);
+            let ticks = WatchStream::new(self.0.subscribe())
+                .filter_map(move |state| follow.is_news(&state).then_some(()))
+                // The first is the state as it is.
+                .skip(1);
+            Box::pin(ticks)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The MCP face over streamable HTTP at `/mcp`, spoken as JSON-RPC by hand on a real server
+//! (the official Python SDK drives both transports in `.ci/mcp.sh`).
+
+mod common;
+
+use common::{http_send, pool, push_pools, TestServer};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+
+/// Posts one JSON-RPC message; returns the session id and the answer (from the SSE body).
+async fn post(
+    server: &TestServer,
+    session: Option<&str>,
+    message: Value,
+) -> (Option<String>, Option<Value>) {
+    let mut request = hyper::Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25");
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let body = Full::from(message.to_string());
+    let response = http_send(server.http, request.body(body).expect("request")).await;
+    assert!(response.status().is_success(), "{:?}", response.status());
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let answer = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|message| message.get("id").is_some());
+    (session, answer)
+}
+
+#[tokio::test]
+async fn tools_read_the_reports_and_bad_arguments_are_named() {
+    let server = TestServer::start().await;
+    server
+        .reports()
+        .report_metrics(push_pools("app-1", vec![pool("mainDB", 10, 10)]))
+        .await
+        .expect("push");
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (session, answer) = post(&server, None, initialize).await;
+    let session = session.expect("a session id");
+    assert_eq!(
+        answer.unwrap()["result"]["serverInfo"]["name"],
+        "healthscore"
+    );
+    post(
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+
+    let (_, tools) = post(
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    let names: Vec<String> = tools.unwrap()["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"datasource_get_health".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"undertow_get_health".to_owned()),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 10, "{names:?}");
+
+    let call = |id: u32, name: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+    };
+    let (_, report) = post(
+        &server,
+        Some(&session),
+        call(
+            3,
+            "datasource_get_health",
+            json!({"include_entities": false}),
+        ),
+    )
+    .await;
+    let report = &report.unwrap()["result"]["structuredContent"];
+    assert_eq!(report["status"], "critical", "{report}");
+    assert_eq!(report["issues"][0]["code"], "DS_POOL_SATURATED", "{report}");
+    let http = common::http_get(server.http, "/v1/health/datasources?entities=false", None)
+        .await
+        .json();
+    assert_eq!(
+        report, &http,
+        "the tool and GET /v1/health/datasources differ"
+    );
+
+    let (_, bad) = post(
+        &server,
+        Some(&session),
+        call(4, "datasource_get_health", json!({"min_severity": "loud"})),
+    )
+    .await;
+    let error = &bad.unwrap()["error"];
+    assert_eq!(error["code"], -32602, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("min_severity"),
+        "{error}"
+    );
+    let (_, unknown) = post(
+        &server,
+        Some(&session),
+        call(5, "reboot_the_server", json!({})),
+    )
+    .await;
+    assert!(unknown.unwrap().get("error").is_some());
+
+    let read = json!({"jsonrpc": "2.0", "id": 6, "method": "resources/read", "params": {"uri": "health://system"}});
+    let (_, resource) = post(&server, Some(&session), read).await;
+    let text = resource.unwrap()["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let system: Value = serde_json::from_str(&text).expect("the resource is JSON");
+    assert_eq!(system["status"], "critical");
+}
