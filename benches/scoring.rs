@@ -13,7 +13,7 @@ use std::{hint::black_box, sync::Arc, time::Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use healthscore::{
-    config::NotServingAt,
+    config::Config,
     core::{
         ingest::{Limits, Push},
         scoring::{
@@ -83,7 +83,9 @@ fn engine_push(c: &mut Criterion) {
     let engine = runtime.block_on(async {
         Engine::start(
             Store::new(Limits::default(), Policy::default()),
-            NotServingAt::Critical,
+            Config::default()
+                .engine()
+                .expect("the default engine settings"),
         )
     });
     let push = Push {

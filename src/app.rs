@@ -65,7 +65,7 @@ pub async fn run(
     }
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
-        config.health.not_serving_at,
+        config.engine()?,
     );
     if config.host.enabled {
         HostSource::new(&config.host, &config.limits)

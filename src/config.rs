@@ -1,7 +1,7 @@
 //! The service's configuration: TOML with every key optional, defaults that run anywhere, and
 //! errors that name the key.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,9 @@ use crate::{
         ingest::Limits,
         scoring::{Penalties, Policy, Status, Thresholds},
     },
+    engine,
     faces::{auth::AuthConfig, listener::Accepting, mcp::McpConfig, tls::TlsConfig},
+    history::{journal::Journal, History, HistoryConfig},
     sources::scrape::Target,
 };
 
@@ -23,6 +25,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub mcp: McpConfig,
+    pub history: HistoryConfig,
     /// Prometheus and OpenMetrics targets, each the source `scrape:<name>`.
     pub scrape: Vec<Target>,
     pub otlp: OtlpConfig,
@@ -150,6 +153,52 @@ impl NotServingAt {
 pub struct HealthConfig {
     /// `critical` (default): only critical reports are NOT_SERVING; `warning`: warning too.
     pub not_serving_at: NotServingAt,
+    /// How long a name's report must have been serving before grpc.health.v1 (and `/readyz`)
+    /// say SERVING again after NOT_SERVING (`"30s"`, `"2m"`); `"0s"` turns damping off.
+    pub recover_after: Delay,
+    /// `recover_after` for particular names: `{ datasources = "1m", "" = "10s" }`.
+    pub recover_after_by_name: BTreeMap<String, Delay>,
+}
+
+/// A duration written as `500ms`, `30s`, `2m` or a number of seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Delay(pub Duration);
+
+impl TryFrom<String> for Delay {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        parse_duration(&text).map(Delay)
+    }
+}
+
+impl From<Delay> for String {
+    fn from(delay: Delay) -> String {
+        match delay.0.subsec_millis() {
+            0 => format!("{}s", delay.0.as_secs()),
+            _ => format!("{}ms", delay.0.as_millis()),
+        }
+    }
+}
+
+/// Reads a duration such as `500ms`, `1s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 1s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,7 +253,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            level: "info".into(),
+            level: "info,rmcp=warn".into(),
         }
     }
 }
@@ -381,6 +430,21 @@ impl Config {
                 problem: format!("{:?} is not a valid filter: {error}", self.log.level),
             });
         }
+        for name in self.health.recover_after_by_name.keys() {
+            let known = name.is_empty() || name.parse::<crate::core::scoring::Subsystem>().is_ok();
+            if !known {
+                return Err(ConfigError::Invalid {
+                    key: format!("health.recover_after_by_name.{name}"),
+                    problem: "not a health name (\"\" for the system, or a subsystem key)".into(),
+                });
+            }
+        }
+        if self.history.max_transitions == 0 {
+            return Err(ConfigError::Invalid {
+                key: "history.max_transitions".into(),
+                problem: "must be at least 1".into(),
+            });
+        }
         if self.host.cpu_window_secs < self.host.interval_secs {
             return Err(ConfigError::Invalid {
                 key: "host.cpu_window_secs".into(),
@@ -398,6 +462,35 @@ impl Config {
             thresholds: self.thresholds.clone(),
             penalties: self.penalties.clone(),
         }
+    }
+
+    /// The engine's settings: damping, and the history (loaded from `history.path` when set).
+    pub fn engine(&self) -> Result<engine::Settings, ConfigError> {
+        let mut history = History::new(&self.history, std::time::SystemTime::now());
+        let journal = match &self.history.path {
+            None => None,
+            Some(path) => {
+                let (transitions, journal) = Journal::open(path, self.history.max_transitions)
+                    .map_err(|error| ConfigError::Invalid {
+                        key: "history.path".into(),
+                        problem: format!("{}: {error}", path.display()),
+                    })?;
+                history.restore(transitions);
+                Some(journal)
+            }
+        };
+        Ok(engine::Settings {
+            not_serving_at: self.health.not_serving_at,
+            recover_after: self.health.recover_after.0,
+            recover_after_by_name: self
+                .health
+                .recover_after_by_name
+                .iter()
+                .map(|(name, delay)| (name.clone(), delay.0))
+                .collect(),
+            history,
+            journal,
+        })
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod core;
 pub mod engine;
 pub mod faces;
+pub mod history;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

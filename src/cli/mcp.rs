@@ -11,6 +11,7 @@ use tokio_stream::StreamExt;
 use crate::{
     core::{json, published::View, scoring::Subsystem},
     faces::mcp::{Changes, HealthTools, Reports},
+    history,
     proto::v1::{self, health_reports_client::HealthReportsClient},
 };
 
@@ -67,6 +68,18 @@ impl Reports for Remote {
         value.map_err(|error| error.to_string())
     }
 
+    async fn history(&self, query: history::Query) -> Result<Value, String> {
+        let answer = self
+            .0
+            .clone()
+            .get_history(history_request(&query))
+            .await
+            .map_err(|status| format!("GetHistory failed: {}", status.message()))?
+            .into_inner();
+        let answer = history::Answer::try_from(answer).map_err(|error| error.to_string())?;
+        Ok(answer.json())
+    }
+
     async fn changes(&self, subsystem: Option<Subsystem>) -> Changes {
         let request = v1::WatchHealthRequest {
             subsystems: subsystem.map(|s| s.key().to_owned()).into_iter().collect(),
@@ -80,5 +93,17 @@ impl Reports for Remote {
                 Box::pin(tokio_stream::empty())
             }
         }
+    }
+}
+
+/// The GetHistoryRequest for `query`.
+pub fn history_request(query: &history::Query) -> v1::GetHistoryRequest {
+    v1::GetHistoryRequest {
+        subsystem: match query.name {
+            None => String::new(),
+            Some(name) => name.map_or("system", Subsystem::key).to_owned(),
+        },
+        since: query.since.map(prost_types::Timestamp::from),
+        limit: u32::try_from(query.limit).unwrap_or(u32::MAX),
     }
 }

@@ -3,6 +3,7 @@
 mod config_cmd;
 mod connect;
 mod get;
+mod history;
 mod mcp;
 mod probe;
 pub mod push;
@@ -38,6 +39,8 @@ enum Command {
     Watch(watch::Args),
     /// Push snapshots from a JSON file (or - for stdin), as an app would with ReportMetrics.
     Push(push::Args),
+    /// Print the status transitions (newest first) and the uptime of the last hour and day.
+    History(history::Args),
     /// Serve the MCP health tools on stdin/stdout for an AI agent, reading from a running
     /// server over gRPC.
     Mcp(mcp::Args),
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Watch(args) => watch::run(args),
         Command::Push(args) => push::run(args),
         Command::Mcp(args) => mcp::run(args),
+        Command::History(args) => history::run(args),
         Command::Config(command) => config_cmd::run(command),
     };
     match result {

@@ -8,7 +8,7 @@ use std::{
     collections::{hash_map::DefaultHasher, BTreeMap},
     hash::{Hash, Hasher},
     sync::{Arc, OnceLock},
-    time::SystemTime,
+    time::{Instant, SystemTime},
 };
 
 use bytes::Bytes;
@@ -80,8 +80,11 @@ pub struct Published {
     pub stamp: Stamp,
     /// Every subsystem's report, under `system.subsystems`.
     pub system: SystemHealthReport,
-    /// The probe-facing status of every known service name.
+    /// The probe-facing status of every known service name, damped.
     pub serving: BTreeMap<&'static str, Serving>,
+    /// The names held NOT_SERVING by damping though their reports serve, and when each turns
+    /// SERVING if nothing changes.
+    pub recovering: BTreeMap<&'static str, Instant>,
     /// `verdict` of every subsystem with no severity filter, computed once for every watcher.
     pub system_verdict: u64,
     renditions: [OnceLock<Bytes>; Rendition::COUNT],
@@ -92,12 +95,14 @@ impl Published {
         stamp: Stamp,
         system: SystemHealthReport,
         serving: BTreeMap<&'static str, Serving>,
+        recovering: BTreeMap<&'static str, Instant>,
     ) -> Self {
         let system_verdict = verdict(system.subsystems.values(), None);
         Self {
             stamp,
             system,
             serving,
+            recovering,
             system_verdict,
             renditions: Default::default(),
         }

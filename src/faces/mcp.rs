@@ -33,9 +33,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_stream::{Stream, StreamExt};
 
-use crate::core::{
-    published::View,
-    scoring::{Severity, Subsystem},
+use crate::{
+    core::{
+        published::View,
+        scoring::{Severity, Subsystem},
+    },
+    history,
 };
 
 /// `[mcp]`: the streamable HTTP transport at `/mcp` on the HTTP listener.
@@ -93,6 +96,9 @@ pub trait Reports: Clone + Send + Sync + 'static {
         view: View,
     ) -> impl Future<Output = Result<Value, String>> + Send;
 
+    /// The history `query` asks for, as `/v1/history`'s JSON.
+    fn history(&self, query: history::Query) -> impl Future<Output = Result<Value, String>> + Send;
+
     /// Ticks when the report of `subsystem` (any report, for the system's) changes its status,
     /// score or issues; the current state is not a change. Ends when the reports do.
     fn changes(&self, subsystem: Option<Subsystem>) -> impl Future<Output = Changes> + Send;
@@ -112,6 +118,78 @@ const TOOLS: [(&str, Option<Subsystem>, &str); 10] = [
     ("performance_get_health", Some(Subsystem::Performance), "Slow calls: slow-request counts and latency against their thresholds."),
     ("host_get_health", Some(Subsystem::Host), "The host: CPU, memory and disk use of the machine healthscore runs on."),
 ];
+
+const HISTORY_TOOL: &str = "health_get_history";
+const HISTORY_DESCRIPTION: &str = "When and how health changed: the status transitions of the system and each subsystem, newest first (time, from, to, score, issue codes added and removed), and the share of the last hour and day each spent healthy, warning and critical. Use it to tell a new problem from a flapping one.";
+
+fn history_schema() -> Map<String, Value> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "subsystem": {
+                "type": "string",
+                "description": "A subsystem key (datasources, caches, watchers, schedulers, executors, webServer, runtime, performance, host) or \"system\". Default: every name."
+            },
+            "since": {
+                "type": "string",
+                "description": "Only transitions since this RFC 3339 time, or this long ago (\"30m\", \"2h\" is 120m). Default: all kept."
+            },
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Most transitions listed, the newest. Default 100."
+            }
+        },
+        "additionalProperties": false
+    });
+    match schema {
+        Value::Object(map) => map,
+        _ => unreachable!("the schema literal is an object"),
+    }
+}
+
+/// The history query a call's arguments ask for; the error names the argument.
+fn history_query(arguments: Option<&Map<String, Value>>) -> Result<history::Query, McpError> {
+    let mut query = history::Query {
+        limit: history::LISTED_BY_DEFAULT,
+        ..history::Query::default()
+    };
+    for (name, value) in arguments.into_iter().flatten() {
+        match (name.as_str(), value) {
+            ("subsystem", Value::String(key)) if key == "system" => query.name = Some(None),
+            ("subsystem", Value::String(key)) => {
+                let subsystem = key.parse::<Subsystem>().map_err(|problem| {
+                    bad_argument(format!("subsystem: {problem} (or \"system\")"))
+                })?;
+                query.name = Some(Some(subsystem));
+            }
+            ("since", Value::String(text)) => {
+                query.since = Some(history::parse_since(text).ok_or_else(|| {
+                    bad_argument(format!(
+                        "since: {text:?} is neither an RFC 3339 time nor a duration like 30m"
+                    ))
+                })?);
+            }
+            ("limit", Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
+                query.limit = n.as_u64().map_or(query.limit, |n| n.min(10_000) as usize);
+            }
+            ("subsystem" | "since", other) => {
+                return Err(bad_argument(format!(
+                    "{name}: expected a string, got {other}"
+                )))
+            }
+            ("limit", other) => {
+                return Err(bad_argument(format!(
+                    "limit: expected a positive integer, got {other}"
+                )))
+            }
+            (other, _) => return Err(bad_argument(format!(
+                "{other}: unknown argument (health_get_history takes subsystem, since and limit)"
+            ))),
+        }
+    }
+    Ok(query)
+}
 
 /// The tool a name calls: what it reads (`None` for the system report).
 fn tool(name: &str) -> Option<Option<Subsystem>> {
@@ -298,6 +376,11 @@ impl<R: Reports> ServerHandler for HealthTools<R> {
         let tools = TOOLS
             .iter()
             .map(|(name, _, description)| Tool::new(*name, *description, schema.clone()))
+            .chain([Tool::new(
+                HISTORY_TOOL,
+                HISTORY_DESCRIPTION,
+                Arc::new(history_schema()),
+            )])
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -307,6 +390,15 @@ impl<R: Reports> ServerHandler for HealthTools<R> {
         request: CallToolRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if request.name == HISTORY_TOOL {
+            let query = history_query(request.arguments.as_ref())?;
+            let answer = self
+                .reports
+                .history(query)
+                .await
+                .map_err(|problem| McpError::internal_error(problem, None))?;
+            return Ok(CallToolResult::structured(answer).into());
+        }
         let Some(subsystem) = tool(&request.name) else {
             return Err(McpError::invalid_params(
                 format!("unknown tool {:?}", request.name),
@@ -451,6 +543,10 @@ pub mod local {
                 }
             };
             value.map_err(|error| error.to_string())
+        }
+
+        async fn history(&self, query: history::Query) -> Result<Value, String> {
+            Ok(self.0.history_answer(&query).json())
         }
 
         async fn changes(&self, subsystem: Option<Subsystem>) -> Changes {

@@ -20,7 +20,7 @@ pub struct TestServer {
     pub http: SocketAddr,
     /// The probe-only listener's address, when the config sets `probes.listen`.
     pub probes: Option<SocketAddr>,
-    /// A plaintext channel to `addr`, connected on first use.
+    /// A plaintext channel to `addr`.
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -58,6 +58,7 @@ impl TestServer {
             http: Some(http_listener),
             probes: probes_listener,
         };
+        let tls = config.tls.cert.is_some();
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stopped = async move {
@@ -67,11 +68,16 @@ impl TestServer {
                 panic!("test server failed: {error}");
             }
         });
-        // The listeners are bound: a connection waits in the backlog until the server accepts.
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .expect("valid URI")
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .connect_timeout(Duration::from_secs(5));
+        // A TLS server refuses this plaintext channel: connected on first use, so that tests
+        // can show it. Otherwise connected now, so tests can count on its connection.
+        let channel = if tls {
+            endpoint.connect_lazy()
+        } else {
+            endpoint.connect().await.expect("connect to the test server")
+        };
         Self {
             addr,
             http,

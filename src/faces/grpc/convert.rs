@@ -14,6 +14,7 @@ use crate::{
     },
     engine::EngineError,
     faces::NoWatchSlot,
+    history,
 };
 
 impl From<FieldError> for tonic::Status {
@@ -321,6 +322,137 @@ impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
             score: report.score,
             subsystems,
             issues_omitted: report.issues_omitted,
+        })
+    }
+}
+
+/// The history a GetHistoryRequest asks for; errors name the field.
+pub fn history_query(
+    request: &v1::GetHistoryRequest,
+    max_listed: usize,
+) -> Result<history::Query, FieldError> {
+    let name = match request.subsystem.as_str() {
+        "" => None,
+        "system" => Some(None),
+        key => Some(Some(key.parse::<scoring::Subsystem>().map_err(
+            |problem| FieldError::new("subsystem", format!("{problem} (or \"system\")")),
+        )?)),
+    };
+    let since = match request.since {
+        None => None,
+        Some(since) => Some(
+            std::time::SystemTime::try_from(since)
+                .map_err(|_| FieldError::new("since", "not a valid timestamp"))?,
+        ),
+    };
+    let limit = match request.limit {
+        0 => history::LISTED_BY_DEFAULT,
+        n => usize::try_from(n).unwrap_or(usize::MAX).min(max_listed),
+    };
+    Ok(history::Query { name, since, limit })
+}
+
+impl From<&history::Answer> for v1::GetHistoryResponse {
+    fn from(answer: &history::Answer) -> Self {
+        let codes = |codes: &[scoring::Code]| codes.iter().map(|c| c.as_str().to_owned()).collect();
+        let duration = |d: std::time::Duration| prost_types::Duration {
+            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        };
+        Self {
+            transitions: answer
+                .transitions
+                .iter()
+                .map(|t| v1::StatusTransition {
+                    at: Some(t.at.into()),
+                    subsystem: t.key().to_owned(),
+                    from: v1::Status::from(t.from).into(),
+                    to: v1::Status::from(t.to).into(),
+                    score: t.score.into(),
+                    added_codes: codes(t.added()),
+                    removed_codes: codes(t.removed()),
+                })
+                .collect(),
+            transitions_omitted: u32::try_from(answer.omitted).unwrap_or(u32::MAX),
+            uptime: answer
+                .uptime
+                .iter()
+                .map(|(name, uptime)| v1::Uptime {
+                    subsystem: name.map_or("system", scoring::Subsystem::key).to_owned(),
+                    window: Some(duration(uptime.window)),
+                    covered: Some(duration(uptime.covered)),
+                    healthy: uptime.share(scoring::Status::Healthy),
+                    warning: uptime.share(scoring::Status::Warning),
+                    critical: uptime.share(scoring::Status::Critical),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<v1::GetHistoryResponse> for history::Answer {
+    type Error = FieldError;
+
+    fn try_from(wire: v1::GetHistoryResponse) -> Result<Self, FieldError> {
+        let name = |key: &str, field: &str| match key {
+            "system" => Ok(None),
+            key => key
+                .parse::<scoring::Subsystem>()
+                .map(Some)
+                .map_err(|problem| FieldError::new(field, problem)),
+        };
+        let codes = |codes: &[String], field: &str| {
+            codes
+                .iter()
+                .map(|code| code.parse::<scoring::Code>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|problem| FieldError::new(field, problem))
+        };
+        let time = |at: Option<prost_types::Timestamp>| {
+            at.and_then(|at| std::time::SystemTime::try_from(at).ok())
+                .ok_or_else(|| FieldError::new("transitions.at", "missing or invalid"))
+        };
+        let seconds = |d: Option<prost_types::Duration>| {
+            std::time::Duration::from_secs(d.map_or(0, |d| d.seconds.max(0).unsigned_abs()))
+        };
+        let transitions = wire
+            .transitions
+            .into_iter()
+            .map(|t| {
+                let statuses = (
+                    status(t.from, "transitions.from")?,
+                    status(t.to, "transitions.to")?,
+                );
+                Ok(history::Transition::new(
+                    time(t.at)?,
+                    name(&t.subsystem, "transitions.subsystem")?,
+                    statuses,
+                    t.score,
+                    &codes(&t.added_codes, "transitions.added_codes")?,
+                    &codes(&t.removed_codes, "transitions.removed_codes")?,
+                ))
+            })
+            .collect::<Result<_, FieldError>>()?;
+        let uptime = wire
+            .uptime
+            .into_iter()
+            .map(|u| {
+                let covered = seconds(u.covered);
+                let part = |share: f64| covered.mul_f64(share.clamp(0.0, 1.0));
+                let uptime = history::Uptime {
+                    window: seconds(u.window),
+                    covered,
+                    healthy: part(u.healthy),
+                    warning: part(u.warning),
+                    critical: part(u.critical),
+                };
+                Ok((name(&u.subsystem, "uptime.subsystem")?, uptime))
+            })
+            .collect::<Result<_, FieldError>>()?;
+        Ok(Self {
+            transitions,
+            omitted: usize::try_from(wire.transitions_omitted).unwrap_or(usize::MAX),
+            uptime,
         })
     }
 }

@@ -191,6 +191,15 @@ impl v1::health_reports_server::HealthReports for Reports {
         }))
     }
 
+    async fn get_history(
+        &self,
+        request: Request<v1::GetHistoryRequest>,
+    ) -> Result<Response<v1::GetHistoryResponse>, Status> {
+        let query = convert::history_query(request.get_ref(), self.limits.max_listed)?;
+        let answer = self.engine.history_answer(&query);
+        self.answer(v1::GetHistoryResponse::from(&answer)).await
+    }
+
     async fn forget_source(
         &self,
         request: Request<v1::ForgetSourceRequest>,

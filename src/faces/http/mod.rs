@@ -94,6 +94,7 @@ pub fn router(engine: Engine, settings: Settings) -> Router {
         .route("/v1/health", get(reports::system))
         .route("/v1/health/{subsystem}", get(reports::subsystem))
         .route("/v1/watch", get(reports::watch))
+        .route("/v1/history", get(reports::history))
         .route("/metrics", get(metrics::metrics))
         .route("/api/process/health-check", get(flask::health_check))
         .route("/v1/metrics", post(otlp::export))

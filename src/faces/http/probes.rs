@@ -53,8 +53,12 @@ pub async fn readyz(
         Serving::Serving => "SERVING",
         Serving::NotServing => "NOT_SERVING",
     };
-    json_response(
-        status_code(Some(serving)),
-        to_json(&serde_json::json!({ "service": service, "status": status })),
-    )
+    let mut body = serde_json::json!({ "service": service, "status": status });
+    // Held NOT_SERVING by damping (health.recover_after) though the report serves again.
+    let state = engine.state();
+    if let Some(at) = state.recovering.get(service) {
+        let left = at.saturating_duration_since(std::time::Instant::now());
+        body["recovering"] = serde_json::json!({ "servingInSecs": left.as_secs_f64() });
+    }
+    json_response(status_code(Some(serving)), to_json(&body))
 }

@@ -7,9 +7,12 @@ use axum::{
     response::Response,
 };
 
-use crate::core::{
-    published::{selection, View},
-    scoring::{Severity, Subsystem},
+use crate::{
+    core::{
+        published::{selection, View},
+        scoring::{Severity, Subsystem},
+    },
+    history,
 };
 
 /// A parameter that cannot be used.
@@ -88,6 +91,35 @@ impl Params {
                 format!("{other:?} is not a boolean (true or false)"),
             )),
         }
+    }
+
+    /// The history the parameters ask for: `subsystem` (a key or `system`), `since` (RFC 3339,
+    /// or a duration back from now such as `30m`), `limit`.
+    pub fn history(&self, max_listed: usize) -> Result<history::Query, BadParameter> {
+        let name = match self.get("subsystem") {
+            None => None,
+            Some("system") => Some(None),
+            Some(key) => Some(Some(key.parse::<Subsystem>().map_err(|problem| {
+                BadParameter::new("subsystem", format!("{problem} (or \"system\")"))
+            })?)),
+        };
+        let since = match self.get("since") {
+            None => None,
+            Some(text) => Some(history::parse_since(text).ok_or_else(|| {
+                BadParameter::new(
+                    "since",
+                    format!("{text:?} is neither an RFC 3339 time nor a duration like 30m"),
+                )
+            })?),
+        };
+        let limit = match self.get("limit") {
+            None => history::LISTED_BY_DEFAULT,
+            Some(value) => value
+                .parse::<usize>()
+                .map(|n| n.min(max_listed))
+                .map_err(|_| BadParameter::new("limit", format!("{value:?} is not a count")))?,
+        };
+        Ok(history::Query { name, since, limit })
     }
 
     fn count(&self, name: &str, max: usize) -> Result<usize, BadParameter> {

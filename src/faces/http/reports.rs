@@ -109,3 +109,15 @@ pub async fn watch(State(face): State<Face>, query: QueryPairs) -> Response {
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
+
+/// `/v1/history`: status transitions (newest first) and uptime shares.
+pub async fn history(State(face): State<Face>, query: QueryPairs) -> Response {
+    let query = match Params::read(query, &["subsystem", "since", "limit"])
+        .and_then(|params| params.history(face.settings.max_listed))
+    {
+        Ok(query) => query,
+        Err(bad) => return bad.into_response(),
+    };
+    let answer = face.engine.history_answer(&query);
+    super::json_response(StatusCode::OK, to_json(&answer.json()))
+}

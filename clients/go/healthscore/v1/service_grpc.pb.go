@@ -47,6 +47,9 @@ type HealthReportsClient interface {
 	// Removes a source and everything it reported, e.g. when an app instance shuts down on
 	// purpose, so that it does not go stale.
 	ForgetSource(ctx context.Context, in *ForgetSourceRequest, opts ...grpc.CallOption) (*ForgetSourceResponse, error)
+	// The status transitions of the system and the subsystems, newest first, and the share of
+	// the last hour and day each spent healthy, warning and critical.
+	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
 }
 
 type healthReportsClient struct {
@@ -197,6 +200,15 @@ func (c *healthReportsClient) ForgetSource(ctx context.Context, in *ForgetSource
 	return out, nil
 }
 
+func (c *healthReportsClient) GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error) {
+	out := new(GetHistoryResponse)
+	err := c.cc.Invoke(ctx, "/healthscore.v1.HealthReports/GetHistory", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HealthReportsServer is the server API for HealthReports service.
 // All implementations must embed UnimplementedHealthReportsServer
 // for forward compatibility
@@ -231,6 +243,9 @@ type HealthReportsServer interface {
 	// Removes a source and everything it reported, e.g. when an app instance shuts down on
 	// purpose, so that it does not go stale.
 	ForgetSource(context.Context, *ForgetSourceRequest) (*ForgetSourceResponse, error)
+	// The status transitions of the system and the subsystems, newest first, and the share of
+	// the last hour and day each spent healthy, warning and critical.
+	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
 	mustEmbedUnimplementedHealthReportsServer()
 }
 
@@ -276,6 +291,9 @@ func (UnimplementedHealthReportsServer) ReportMetrics(context.Context, *ReportMe
 }
 func (UnimplementedHealthReportsServer) ForgetSource(context.Context, *ForgetSourceRequest) (*ForgetSourceResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ForgetSource not implemented")
+}
+func (UnimplementedHealthReportsServer) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetHistory not implemented")
 }
 func (UnimplementedHealthReportsServer) mustEmbedUnimplementedHealthReportsServer() {}
 
@@ -527,6 +545,24 @@ func _HealthReports_ForgetSource_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HealthReports_GetHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HealthReportsServer).GetHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/healthscore.v1.HealthReports/GetHistory",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HealthReportsServer).GetHistory(ctx, req.(*GetHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _HealthReports_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "healthscore.v1.HealthReports",
 	HandlerType: (*HealthReportsServer)(nil),
@@ -578,6 +614,10 @@ var _HealthReports_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ForgetSource",
 			Handler:    _HealthReports_ForgetSource_Handler,
+		},
+		{
+			MethodName: "GetHistory",
+			Handler:    _HealthReports_GetHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,381 @@
+//! The history's file (`history.path`): an append-only journal, one record per transition,
+//! each `[length u32][CRC-32 u32][payload]` and synced to disk before the next. A crash mid-write
+//! (kill -9, power loss) leaves at most one torn record at the end: reading stops at the last
+//! whole record, warns, and cuts the file there, so the file is never corrupt for the next
+//! append. When the file holds twice the records the history keeps, it is rewritten (a new
+//! file renamed over the old one, so a crash then leaves one or the other whole).
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+    sync::mpsc,
+    time::{Duration, SystemTime},
+};
+
+use crate::core::scoring::{Code, Status, Subsystem};
+
+use super::Transition;
+
+const MAGIC: &[u8; 8] = b"HSHIST1\n";
+/// No record is near this long; a longer length field is a torn or foreign record.
+const MAX_RECORD: usize = 64 * 1024;
+
+/// Appends transitions from a thread of its own, so the engine never waits on the disk.
+pub struct Journal {
+    records: mpsc::Sender<Transition>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`: the transitions it holds, and the journal to
+    /// append to. `keep` is the history's `max_transitions`.
+    pub fn open(path: &Path, keep: usize) -> io::Result<(Vec<Transition>, Journal)> {
+        let (transitions, records) = read(path)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            path: path.to_owned(),
+            file: OpenOptions::new().append(true).open(path)?,
+            records,
+            keep,
+            recent: transitions
+                .iter()
+                .rev()
+                .take(keep)
+                .rev()
+                .map(encode)
+                .collect(),
+        };
+        std::thread::Builder::new()
+            .name("history-journal".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok((transitions, Journal { records: sender }))
+    }
+
+    /// Queues `transition` for the file.
+    pub fn append(&self, transition: &Transition) {
+        if self.records.send(transition.clone()).is_err() {
+            tracing::warn!(
+                "the history journal's writer stopped: transitions are no longer kept on disk"
+            );
+        }
+    }
+}
+
+struct Writer {
+    path: PathBuf,
+    file: File,
+    /// Records in the file.
+    records: usize,
+    keep: usize,
+    /// The newest `keep` records, encoded: what a rewrite writes.
+    recent: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Writer {
+    fn run(mut self, transitions: mpsc::Receiver<Transition>) {
+        for transition in transitions {
+            let payload = encode(&transition);
+            let written = self
+                .file
+                .write_all(&frame(&payload))
+                .and_then(|()| self.file.sync_data());
+            if let Err(error) = written {
+                tracing::warn!(path = %self.path.display(), %error, "cannot append to the history journal");
+                continue;
+            }
+            self.records += 1;
+            self.recent.push_back(payload);
+            if self.recent.len() > self.keep {
+                self.recent.pop_front();
+            }
+            if self.records > self.keep.saturating_mul(2).max(16) {
+                if let Err(error) = self.rewrite() {
+                    tracing::warn!(path = %self.path.display(), %error, "cannot compact the history journal");
+                }
+            }
+        }
+    }
+
+    /// Writes the kept records to a new file and renames it over the journal.
+    fn rewrite(&mut self) -> io::Result<()> {
+        let fresh = self.path.with_extension("compacting");
+        let mut file = File::create(&fresh)?;
+        file.write_all(MAGIC)?;
+        for payload in &self.recent {
+            file.write_all(&frame(payload))?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&fresh, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.records = self.recent.len();
+        Ok(())
+    }
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(8 + payload.len());
+    record.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    record.extend_from_slice(payload);
+    record
+}
+
+/// The transitions in the file at `path` (created if missing), and how many records it has;
+/// a torn tail is cut off with a warning.
+fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut file) => {
+            file.read_to_end(&mut bytes)?;
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let mut file = File::create(path)?;
+            file.write_all(MAGIC)?;
+            file.sync_all()?;
+            return Ok((Vec::new(), 0));
+        }
+        Err(error) => return Err(error),
+    }
+    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a healthscore history journal", path.display()),
+        ));
+    }
+    let mut offset = MAGIC.len();
+    let (mut transitions, mut records) = (Vec::new(), 0);
+    while offset < bytes.len() {
+        let Some((payload, next)) = record_at(&bytes, offset) else {
+            tracing::warn!(
+                path = %path.display(),
+                offset,
+                records,
+                "the history journal ends in a torn record (a crash mid-write): reading up to the last whole record"
+            );
+            OpenOptions::new()
+                .write(true)
+                .open(path)?
+                .set_len(offset as u64)?;
+            break;
+        };
+        records += 1;
+        // A record this version cannot read (a code it does not know) is skipped, not fatal.
+        transitions.extend(decode(payload));
+        offset = next;
+    }
+    Ok((transitions, records))
+}
+
+/// The payload of the record at `offset` and where the next starts, if it is whole.
+fn record_at(bytes: &[u8], offset: usize) -> Option<(&[u8], usize)> {
+    let header = bytes.get(offset..offset + 8)?;
+    let length = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
+    if length > MAX_RECORD {
+        return None;
+    }
+    let payload = bytes.get(offset + 8..offset + 8 + length)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, offset + 8 + length))
+}
+
+/// `[at ms i64][name u8][from u8][to u8][score u8][added u8][removed u8]` then each code as
+/// `[length u8][name]`: codes by name, so a catalog that grows keeps old files readable.
+fn encode(transition: &Transition) -> Vec<u8> {
+    let millis = match transition.at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    };
+    let name = transition.name.map_or(0, |s| {
+        Subsystem::ALL
+            .iter()
+            .position(|x| *x == s)
+            .map_or(0, |i| i + 1) as u8
+    });
+    let (added, removed) = (transition.added(), transition.removed());
+    let mut out = Vec::with_capacity(16 + 24 * (added.len() + removed.len()));
+    out.extend_from_slice(&millis.to_le_bytes());
+    out.extend_from_slice(&[
+        name,
+        status_byte(transition.from),
+        status_byte(transition.to),
+        transition.score,
+        added.len() as u8,
+        removed.len().min(u8::MAX.into()) as u8,
+    ]);
+    for code in added.iter().chain(removed.iter().take(u8::MAX.into())) {
+        let text = code.as_str().as_bytes();
+        out.push(text.len() as u8);
+        out.extend_from_slice(text);
+    }
+    out
+}
+
+fn decode(payload: &[u8]) -> Option<Transition> {
+    let millis = i64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let fixed = payload.get(8..14)?;
+    let name = match fixed[0] {
+        0 => None,
+        n => Some(*Subsystem::ALL.get(usize::from(n) - 1)?),
+    };
+    let (from, to) = (status(fixed[1])?, status(fixed[2])?);
+    let (added, removed) = (usize::from(fixed[4]), usize::from(fixed[5]));
+    let mut codes = Vec::with_capacity(added + removed);
+    let mut rest = &payload[14..];
+    for _ in 0..added + removed {
+        let (&length, tail) = rest.split_first()?;
+        let text = tail.get(..usize::from(length))?;
+        codes.push(std::str::from_utf8(text).ok()?.parse::<Code>().ok()?);
+        rest = &tail[usize::from(length)..];
+    }
+    let at = if millis >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(millis as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(millis.unsigned_abs())
+    };
+    let (added, removed) = codes.split_at(added);
+    Some(Transition::new(
+        at,
+        name,
+        (from, to),
+        fixed[3].into(),
+        added,
+        removed,
+    ))
+}
+
+fn status_byte(status: Status) -> u8 {
+    match status {
+        Status::Healthy => 0,
+        Status::Warning => 1,
+        Status::Critical => 2,
+    }
+}
+
+fn status(byte: u8) -> Option<Status> {
+    match byte {
+        0 => Some(Status::Healthy),
+        1 => Some(Status::Warning),
+        2 => Some(Status::Critical),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transition(secs: u64, to: Status) -> Transition {
+        Transition::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs),
+            Some(Subsystem::Datasources),
+            (Status::Healthy, to),
+            42,
+            &[Code::DsPoolSaturated],
+            &[],
+        )
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("healthscore-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("history")
+    }
+
+    /// Waits for the writer thread to have written `records` records.
+    fn written(path: &Path, records: usize) {
+        for _ in 0..200 {
+            if read(path).map(|(t, _)| t.len()).unwrap_or(0) >= records {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the journal did not get {records} records");
+    }
+
+    #[test]
+    fn a_reopened_journal_has_every_transition() {
+        let path = temp("reopen");
+        let (first, journal) = Journal::open(&path, 100).unwrap();
+        assert!(first.is_empty());
+        let kept = [
+            transition(1, Status::Critical),
+            transition(2, Status::Warning),
+        ];
+        for t in &kept {
+            journal.append(t);
+        }
+        written(&path, 2);
+        let (again, _) = Journal::open(&path, 100).unwrap();
+        assert_eq!(again, kept);
+    }
+
+    #[test]
+    fn a_file_cut_mid_record_is_read_to_the_last_whole_record_and_repaired() {
+        let path = temp("torn");
+        let (_, journal) = Journal::open(&path, 100).unwrap();
+        for secs in 0..3 {
+            journal.append(&transition(secs, Status::Critical));
+        }
+        written(&path, 3);
+        let length = std::fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the third record.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(length - 5)
+            .unwrap();
+        let (read_back, journal) = Journal::open(&path, 100).unwrap();
+        assert_eq!(
+            read_back,
+            vec![
+                transition(0, Status::Critical),
+                transition(1, Status::Critical)
+            ]
+        );
+        // The torn tail is gone: the next append follows the last whole record.
+        journal.append(&transition(9, Status::Warning));
+        written(&path, 3);
+        let (after, _) = Journal::open(&path, 100).unwrap();
+        assert_eq!(after.last(), Some(&transition(9, Status::Warning)));
+        assert_eq!(after.len(), 3);
+    }
+
+    #[test]
+    fn the_journal_is_compacted_to_what_the_history_keeps() {
+        let path = temp("compact");
+        let (_, journal) = Journal::open(&path, 4).unwrap();
+        for secs in 0..40 {
+            journal.append(&transition(secs, Status::Critical));
+        }
+        let last = transition(39, Status::Critical);
+        for _ in 0..200 {
+            if read(&path)
+                .map(|(t, _)| t.last() == Some(&last))
+                .unwrap_or(false)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (records, count) = read(&path).unwrap();
+        assert!(count <= 16 + 1, "{count} records after compaction");
+        assert_eq!(records.last(), Some(&last));
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused() {
+        let path = temp("foreign");
+        std::fs::write(&path, "not a journal").unwrap();
+        assert!(Journal::open(&path, 10).is_err());
+    }
+}

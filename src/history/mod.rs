@@ -1,0 +1,466 @@
+//! The status history: every transition of the system's and each subsystem's report status
+//! (time, from, to, score, issue codes added and removed), bounded by count and age, and the
+//! uptime shares it implies. The engine records into it as it publishes; faces read it.
+//! [`journal`] keeps it across restarts when configured.
+
+pub mod journal;
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, SystemTime},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{
+    published::Published,
+    scoring::{Code, Status, Subsystem},
+};
+
+/// `[history]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Most transitions kept; the oldest go first.
+    pub max_transitions: usize,
+    /// Transitions older than this are dropped.
+    pub max_age_secs: u64,
+    /// A file that keeps the history across restarts (an append-only journal); unset: memory
+    /// only.
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            max_transitions: 1_000,
+            max_age_secs: 7 * 24 * 3600,
+            path: None,
+        }
+    }
+}
+
+/// One status change of the system (`name` `None`) or a subsystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub at: SystemTime,
+    pub name: Option<Subsystem>,
+    pub from: Status,
+    pub to: Status,
+    pub score: u8,
+    /// The codes added, then the codes removed: one allocation for both.
+    codes: Box<[Code]>,
+    added: u8,
+}
+
+impl Transition {
+    pub fn new(
+        at: SystemTime,
+        name: Option<Subsystem>,
+        (from, to): (Status, Status),
+        score: u32,
+        added: &[Code],
+        removed: &[Code],
+    ) -> Self {
+        // A transition names at most 255 added codes; the catalog has far fewer.
+        let added = &added[..added.len().min(u8::MAX.into())];
+        Self {
+            at,
+            name,
+            from,
+            to,
+            score: u8::try_from(score.min(100)).unwrap_or(100),
+            codes: added.iter().chain(removed).copied().collect(),
+            added: u8::try_from(added.len()).unwrap_or(u8::MAX),
+        }
+    }
+
+    pub fn added(&self) -> &[Code] {
+        &self.codes[..self.added.into()]
+    }
+
+    pub fn removed(&self) -> &[Code] {
+        &self.codes[self.added.into()..]
+    }
+
+    /// The name as the faces spell it: a subsystem key, or `system`.
+    pub fn key(&self) -> &'static str {
+        self.name.map_or("system", Subsystem::key)
+    }
+}
+
+/// The transitions kept, oldest first.
+#[derive(Debug)]
+pub struct History {
+    transitions: VecDeque<Transition>,
+    max_transitions: usize,
+    max_age: Duration,
+    /// Since when every transition is known: the start, or the newest one dropped.
+    complete_since: SystemTime,
+}
+
+/// Time spent in each status over a window, out of the part of it the history covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Uptime {
+    pub window: Duration,
+    pub covered: Duration,
+    pub healthy: Duration,
+    pub warning: Duration,
+    pub critical: Duration,
+}
+
+impl Uptime {
+    /// The share of the covered time in `status`, 0 to 1 (0 when nothing is covered).
+    pub fn share(&self, status: Status) -> f64 {
+        let part = match status {
+            Status::Healthy => self.healthy,
+            Status::Warning => self.warning,
+            Status::Critical => self.critical,
+        };
+        if self.covered.is_zero() {
+            0.0
+        } else {
+            part.as_secs_f64() / self.covered.as_secs_f64()
+        }
+    }
+}
+
+/// The windows uptime is reported over.
+pub const UPTIME_WINDOWS: [(&str, Duration); 2] = [
+    ("1h", Duration::from_secs(3600)),
+    ("24h", Duration::from_secs(24 * 3600)),
+];
+
+impl History {
+    pub fn new(config: &HistoryConfig, started: SystemTime) -> Self {
+        Self {
+            transitions: VecDeque::new(),
+            max_transitions: config.max_transitions,
+            max_age: Duration::from_secs(config.max_age_secs),
+            complete_since: started,
+        }
+    }
+
+    /// Takes the transitions read back from the journal, oldest first. The time the process
+    /// was down is not known: uptime counts from this start.
+    pub fn restore(&mut self, transitions: Vec<Transition>) {
+        let now = self.complete_since;
+        self.transitions = transitions.into();
+        self.trim(now);
+        self.complete_since = now;
+    }
+
+    /// Records `transition` and drops what the bounds no longer allow.
+    pub fn record(&mut self, transition: Transition) {
+        let now = transition.at;
+        self.transitions.push_back(transition);
+        self.trim(now);
+    }
+
+    fn trim(&mut self, now: SystemTime) {
+        let oldest_allowed = now
+            .checked_sub(self.max_age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        while let Some(oldest) = self.transitions.front() {
+            if self.transitions.len() <= self.max_transitions && oldest.at >= oldest_allowed {
+                break;
+            }
+            self.complete_since = self.complete_since.max(oldest.at);
+            self.transitions.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.transitions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.transitions.is_empty()
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Transition> {
+        self.transitions.iter()
+    }
+
+    /// The transitions of `name` (every name when `None`) at or after `since`, newest first,
+    /// at most `limit`; and how many more there were.
+    pub fn query(
+        &self,
+        name: Option<Option<Subsystem>>,
+        since: Option<SystemTime>,
+        limit: usize,
+    ) -> (Vec<&Transition>, usize) {
+        let mut matching = self
+            .transitions
+            .iter()
+            .rev()
+            .filter(|t| name.is_none_or(|name| t.name == name))
+            .filter(|t| since.is_none_or(|since| t.at >= since));
+        let listed = matching.by_ref().take(limit).collect();
+        (listed, matching.count())
+    }
+
+    /// Time in each status of `name` over the `window` before `now`, given its `current`
+    /// status.
+    pub fn uptime(
+        &self,
+        name: Option<Subsystem>,
+        current: Status,
+        now: SystemTime,
+        window: Duration,
+    ) -> Uptime {
+        let start = now
+            .checked_sub(window)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+            .max(self.complete_since);
+        let mut uptime = Uptime {
+            window,
+            ..Uptime::default()
+        };
+        if start >= now {
+            return uptime;
+        }
+        uptime.covered = now.duration_since(start).unwrap_or_default();
+        let changes: Vec<&Transition> =
+            self.transitions.iter().filter(|t| t.name == name).collect();
+        // The status at the window's start: the last change before it, else the first change's
+        // `from`, else the status now.
+        let mut status = changes
+            .iter()
+            .rev()
+            .find(|t| t.at <= start)
+            .map(|t| t.to)
+            .or_else(|| changes.first().map(|t| t.from))
+            .unwrap_or(current);
+        let mut since = start;
+        for change in changes.iter().filter(|t| t.at > start && t.at <= now) {
+            add(
+                &mut uptime,
+                status,
+                change.at.duration_since(since).unwrap_or_default(),
+            );
+            (status, since) = (change.to, change.at);
+        }
+        add(
+            &mut uptime,
+            status,
+            now.duration_since(since).unwrap_or_default(),
+        );
+        uptime
+    }
+}
+
+/// What a reader asks of the history.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Query {
+    /// One name (`Some(None)` is the system), or every name.
+    pub name: Option<Option<Subsystem>>,
+    pub since: Option<SystemTime>,
+    pub limit: usize,
+}
+
+/// Transitions listed when a reader does not say how many.
+pub const LISTED_BY_DEFAULT: usize = 100;
+
+/// The answer to a [`Query`]: the transitions, and the uptime of each name asked about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub transitions: Vec<Transition>,
+    pub omitted: usize,
+    pub uptime: Vec<(Option<Subsystem>, Uptime)>,
+}
+
+impl Answer {
+    /// Answers `query` from `history`, the current statuses in `state`, at `now`.
+    pub fn of(history: &History, state: &Published, query: &Query, now: SystemTime) -> Self {
+        let (transitions, omitted) = history.query(query.name, query.since, query.limit);
+        let names: Vec<Option<Subsystem>> = match query.name {
+            Some(name) => vec![name],
+            None => std::iter::once(None)
+                .chain(Subsystem::ALL.iter().copied().map(Some))
+                .collect(),
+        };
+        let uptime = names
+            .into_iter()
+            .flat_map(|name| {
+                let current = match name {
+                    None => state.system.status,
+                    Some(subsystem) => state.report(subsystem).status,
+                };
+                UPTIME_WINDOWS
+                    .iter()
+                    .map(move |(_, window)| (name, history.uptime(name, current, now, *window)))
+            })
+            .collect();
+        Self {
+            transitions: transitions.into_iter().cloned().collect(),
+            omitted,
+            uptime,
+        }
+    }
+
+    /// The answer as JSON: camelCase, lowercase words, RFC 3339 times, as the reports are.
+    pub fn json(&self) -> serde_json::Value {
+        let transitions: Vec<serde_json::Value> = self
+            .transitions
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "at": rfc3339(t.at),
+                    "subsystem": t.key(),
+                    "from": t.from.as_str(),
+                    "to": t.to.as_str(),
+                    "score": t.score,
+                    "addedCodes": t.added().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "removedCodes": t.removed().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let uptime: Vec<serde_json::Value> = self
+            .uptime
+            .iter()
+            .map(|(name, uptime)| {
+                serde_json::json!({
+                    "subsystem": name.map_or("system", Subsystem::key),
+                    "windowSecs": uptime.window.as_secs(),
+                    "coveredSecs": uptime.covered.as_secs(),
+                    "healthy": uptime.share(Status::Healthy),
+                    "warning": uptime.share(Status::Warning),
+                    "critical": uptime.share(Status::Critical),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "transitions": transitions,
+            "transitionsOmitted": self.omitted,
+            "uptime": uptime,
+        })
+    }
+}
+
+/// A `since` as readers write it: an RFC 3339 time, or a duration back from now (`30m`).
+pub fn parse_since(text: &str) -> Option<SystemTime> {
+    if let Ok(at) = text.parse::<prost_types::Timestamp>() {
+        return SystemTime::try_from(at).ok();
+    }
+    let back = crate::config::parse_duration(text).ok()?;
+    SystemTime::now().checked_sub(back)
+}
+
+/// `2026-11-23T22:30:36.123Z`: UTC, milliseconds.
+pub fn rfc3339(at: SystemTime) -> String {
+    let millis = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let (days, rest) = ((millis / 86_400_000) as i64, millis % 86_400_000);
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (hours, minutes) = (rest / 3_600_000, rest / 60_000 % 60);
+    let (seconds, ms) = (rest / 1000 % 60, rest % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{ms:03}Z")
+}
+
+fn add(uptime: &mut Uptime, status: Status, spent: Duration) {
+    match status {
+        Status::Healthy => uptime.healthy += spent,
+        Status::Warning => uptime.warning += spent,
+        Status::Critical => uptime.critical += spent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn change(secs: u64, from: Status, to: Status) -> Transition {
+        Transition::new(at(secs), Some(Subsystem::Caches), (from, to), 50, &[], &[])
+    }
+
+    #[test]
+    fn uptime_adds_up_the_time_in_each_status() {
+        let mut history = History::new(&HistoryConfig::default(), at(0));
+        history.record(change(600, Status::Healthy, Status::Critical));
+        history.record(change(900, Status::Critical, Status::Healthy));
+        let uptime = history.uptime(
+            Some(Subsystem::Caches),
+            Status::Healthy,
+            at(3600),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(uptime.covered, Duration::from_secs(3600));
+        assert_eq!(uptime.critical, Duration::from_secs(300));
+        assert_eq!(uptime.healthy, Duration::from_secs(3300));
+        // Before the start nothing is known: the day's window covers the hour.
+        let day = history.uptime(
+            Some(Subsystem::Caches),
+            Status::Healthy,
+            at(3600),
+            Duration::from_secs(86_400),
+        );
+        assert_eq!(day.covered, Duration::from_secs(3600));
+        assert!((day.share(Status::Critical) - 300.0 / 3600.0).abs() < 1e-9);
+        // Another name has no transitions: all its time is its current status.
+        let system = history.uptime(None, Status::Warning, at(3600), Duration::from_secs(3600));
+        assert_eq!(system.warning, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_bounds_drop_the_oldest() {
+        let config = HistoryConfig {
+            max_transitions: 3,
+            max_age_secs: 1000,
+            path: None,
+        };
+        let mut history = History::new(&config, at(0));
+        for i in 0..5 {
+            history.record(change(i * 10, Status::Healthy, Status::Warning));
+        }
+        let kept: Vec<SystemTime> = history.iter().map(|t| t.at).collect();
+        assert_eq!(kept, vec![at(20), at(30), at(40)]);
+        history.record(change(1035, Status::Warning, Status::Healthy));
+        let kept: Vec<SystemTime> = history.iter().map(|t| t.at).collect();
+        assert_eq!(kept, vec![at(40), at(1035)], "older than max_age_secs");
+        // Uptime only counts what is known: since the newest dropped transition.
+        let uptime = history.uptime(
+            Some(Subsystem::Caches),
+            Status::Healthy,
+            at(1100),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(uptime.covered, Duration::from_secs(1100 - 30));
+    }
+
+    #[test]
+    fn times_are_rfc3339() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_473_036_123);
+        assert_eq!(rfc3339(at), "2026-11-23T22:30:36.123Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn codes_added_and_removed_share_one_list() {
+        let t = Transition::new(
+            at(0),
+            None,
+            (Status::Healthy, Status::Critical),
+            20,
+            &[Code::DsPoolSaturated],
+            &[Code::CacheLowHitRate],
+        );
+        assert_eq!(t.added(), &[Code::DsPoolSaturated]);
+        assert_eq!(t.removed(), &[Code::CacheLowHitRate]);
+        assert_eq!(t.key(), "system");
+    }
+}
