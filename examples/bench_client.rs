@@ -10,6 +10,8 @@
 //!     bench_client scrape ADDR HTTP_ADDR
 //!                                 /metrics right after a change (rendered afresh) with 10,000
 //!                                 entities in state: median and worst time of 20 scrapes
+//!     bench_client flood ADDR     Check latency (p50, p99) alone, then while one source floods
+//!                                 ReportMetrics past its per-source rate limit
 
 use std::{
     error::Error,
@@ -253,6 +255,98 @@ async fn scale(addr: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Check latencies from 4 callers for `duration`, sorted.
+async fn check_latencies(
+    channel: tonic::transport::Channel,
+    duration: Duration,
+) -> Result<Vec<Duration>, Box<dyn Error>> {
+    let stop = Instant::now() + duration;
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let mut client = HealthClient::new(channel.clone());
+        callers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < stop {
+                let started = Instant::now();
+                client.check(HealthCheckRequest::default()).await?;
+                latencies.push(started.elapsed());
+            }
+            Ok::<_, tonic::Status>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for caller in callers {
+        all.extend(caller.await??);
+    }
+    all.sort();
+    Ok(all)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+/// Check's latency alone, then while one source pushes as fast as 16 callers can (on their
+/// own connection), past the server's per-source rate limit.
+async fn flood(addr: &str) -> Result<(), Box<dyn Error>> {
+    let connect = || async {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+    };
+    let checks = connect().await?;
+    let quiet = check_latencies(checks.clone(), Duration::from_secs(5)).await?;
+    let flooding = connect().await?;
+    let (accepted, limited) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut flooders = Vec::new();
+    for _ in 0..16 {
+        let mut client = HealthReportsClient::new(flooding.clone());
+        let (accepted, limited, stop) = (accepted.clone(), limited.clone(), stop.clone());
+        flooders.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.report_metrics(report_request()).await {
+                    Ok(_) => accepted.fetch_add(1, Ordering::Relaxed),
+                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                        limited.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(status) => return Err(status),
+                };
+            }
+            Ok(())
+        }));
+    }
+    let started = Instant::now();
+    let loud = check_latencies(checks, Duration::from_secs(5)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.await??;
+    }
+    let (accepted, limited) = (
+        accepted.load(Ordering::Relaxed),
+        limited.load(Ordering::Relaxed),
+    );
+    println!(
+        "  flood: {:.0} pushes/s accepted, {:.0}/s refused with RESOURCE_EXHAUSTED",
+        accepted as f64 / seconds,
+        limited as f64 / seconds
+    );
+    for (label, sorted) in [("alone", &quiet), ("under the flood", &loud)] {
+        println!(
+            "  Check {label:<16} p50 {:>8.3} ms  p99 {:>8.3} ms  ({} calls)",
+            percentile(sorted, 0.5).as_secs_f64() * 1e3,
+            percentile(sorted, 0.99).as_secs_f64() * 1e3,
+            sorted.len()
+        );
+    }
+    println!(
+        "  Check p99 under the flood / alone: {:.2}",
+        percentile(&loud, 0.99).as_secs_f64() / percentile(&quiet, 0.99).as_secs_f64()
+    );
+    Ok(())
+}
+
 /// An OTLP export of 100 data points: 50 pools' used and idle connection counts.
 fn otlp_request() -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest
 {
@@ -390,8 +484,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["scale", addr] => scale(addr).await,
         ["scrape", addr, http] => scrape(addr, http).await,
         ["otlp", addr] => otlp(addr).await,
+        ["flood", addr] => flood(addr).await,
         _ => Err(
-            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR"
+            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | flood ADDR"
                 .into(),
         ),
     }

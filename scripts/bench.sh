@@ -34,6 +34,8 @@ hs_port=$(free_port); peer_port=$(free_port); http_port=$(free_port)
 HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$hs_port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
   HEALTHSCORE_HTTP__LISTEN="127.0.0.1:$http_port" \
   HEALTHSCORE_SERVER__MAX_WATCH_STREAMS=20000 HEALTHSCORE_SERVER__MAX_CONCURRENT_STREAMS=2000 \
+  HEALTHSCORE_SERVER__MAX_CONCURRENT_REQUESTS=100000 \
+  HEALTHSCORE_LIMITS__MAX_PUSHES_PER_SOURCE_PER_SEC=1000000 \
   HEALTHSCORE_LOG__LEVEL=warn "$bin/healthscore" serve & hs_pid=$!; pids+=("$hs_pid")
 "$bin/examples/bare_health" "127.0.0.1:$peer_port" 2>/dev/null & pids+=($!)
 wait_port "$hs_port"; wait_port "$peer_port"; wait_port "$http_port"
@@ -126,6 +128,19 @@ compare "ReportMetrics/Check" "$hs_port" /healthscore.v1.HealthReports/ReportMet
 
 echo "== WatchHealth fan-out with 1,000 entities and about 100 issues (omit_entities)"
 "$bin/examples/fanout" "127.0.0.1:$hs_port" 1000 "$hs_pid" compact
+
+# Each on a fresh server: with the default per-source limit (50 a second), then with none.
+for limit in 50 1000000; do
+  echo "== Check while one source floods ReportMetrics (limits.max_pushes_per_source_per_sec = $limit)"
+  flood_port=$(free_port)
+  HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$flood_port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
+    HEALTHSCORE_HTTP__ENABLED=false HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_LOG__LEVEL=warn \
+    HEALTHSCORE_LIMITS__MAX_PUSHES_PER_SOURCE_PER_SEC=$limit "$bin/healthscore" serve & flood_pid=$!
+  pids+=("$flood_pid")
+  wait_port "$flood_port"
+  "$bin/examples/bench_client" flood "127.0.0.1:$flood_port"
+  kill "$flood_pid"
+done
 
 echo "== instructions per Check under callgrind (deterministic; machine noise does not move it)"
 scripts/callgrind-check.sh

@@ -76,7 +76,10 @@ impl TestServer {
         let channel = if tls {
             endpoint.connect_lazy()
         } else {
-            endpoint.connect().await.expect("connect to the test server")
+            endpoint
+                .connect()
+                .await
+                .expect("connect to the test server")
         };
         Self {
             addr,
