@@ -10,8 +10,11 @@
 //!     bench_client scrape ADDR HTTP_ADDR
 //!                                 /metrics right after a change (rendered afresh) with 10,000
 //!                                 entities in state: median and worst time of 20 scrapes
-//!     bench_client flood ADDR     Check latency (p50, p99) alone, then while one source floods
-//!                                 ReportMetrics past its per-source rate limit
+//!     bench_client checks ADDR SECONDS
+//!                                 Check latency (p50, p99) from 4 callers
+//!     bench_client flood ADDR SECONDS
+//!                                 one source pushing ReportMetrics from 16 callers, past its
+//!                                 per-source rate limit (run beside `checks`, as its own process)
 
 use std::{
     error::Error,
@@ -286,63 +289,53 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
-/// Check's latency alone, then while one source pushes as fast as 16 callers can (on their
-/// own connection), past the server's per-source rate limit.
-async fn flood(addr: &str) -> Result<(), Box<dyn Error>> {
-    let connect = || async {
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await
-    };
-    let checks = connect().await?;
-    let quiet = check_latencies(checks.clone(), Duration::from_secs(5)).await?;
-    let flooding = connect().await?;
-    let (accepted, limited) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let stop = Arc::new(AtomicBool::new(false));
+/// Check's p50 and p99 from 4 callers for `seconds`, as "label p50 p99 calls".
+async fn checks(addr: &str, seconds: &str) -> Result<(), Box<dyn Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let sorted = check_latencies(channel, Duration::from_secs(seconds.parse()?)).await?;
+    println!(
+        "p50 {:.3} ms  p99 {:.3} ms  ({} calls)",
+        percentile(&sorted, 0.5).as_secs_f64() * 1e3,
+        percentile(&sorted, 0.99).as_secs_f64() * 1e3,
+        sorted.len()
+    );
+    Ok(())
+}
+
+/// One source pushing ReportMetrics from 16 callers as fast as they can for `seconds`, past
+/// the server's per-source rate limit; prints what was applied and what was refused.
+async fn flood(addr: &str, seconds: &str) -> Result<(), Box<dyn Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let stop = Instant::now() + Duration::from_secs(seconds.parse()?);
     let mut flooders = Vec::new();
     for _ in 0..16 {
-        let mut client = HealthReportsClient::new(flooding.clone());
-        let (accepted, limited, stop) = (accepted.clone(), limited.clone(), stop.clone());
+        let mut client = HealthReportsClient::new(channel.clone());
         flooders.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            let (mut accepted, mut limited) = (0u64, 0u64);
+            while Instant::now() < stop {
                 match client.report_metrics(report_request()).await {
-                    Ok(_) => accepted.fetch_add(1, Ordering::Relaxed),
-                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
-                        limited.fetch_add(1, Ordering::Relaxed)
-                    }
+                    Ok(_) => accepted += 1,
+                    Err(status) if status.code() == tonic::Code::ResourceExhausted => limited += 1,
                     Err(status) => return Err(status),
-                };
+                }
             }
-            Ok(())
+            Ok((accepted, limited))
         }));
     }
-    let started = Instant::now();
-    let loud = check_latencies(checks, Duration::from_secs(5)).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
+    let (mut accepted, mut limited) = (0, 0);
     for flooder in flooders {
-        flooder.await??;
+        let (a, l) = flooder.await??;
+        (accepted, limited) = (accepted + a, limited + l);
     }
-    let (accepted, limited) = (
-        accepted.load(Ordering::Relaxed),
-        limited.load(Ordering::Relaxed),
-    );
+    let seconds: f64 = seconds.parse()?;
     println!(
-        "  flood: {:.0} pushes/s accepted, {:.0}/s refused with RESOURCE_EXHAUSTED",
+        "  flood: {:.0} pushes/s applied, {:.0}/s refused with RESOURCE_EXHAUSTED",
         accepted as f64 / seconds,
         limited as f64 / seconds
-    );
-    for (label, sorted) in [("alone", &quiet), ("under the flood", &loud)] {
-        println!(
-            "  Check {label:<16} p50 {:>8.3} ms  p99 {:>8.3} ms  ({} calls)",
-            percentile(sorted, 0.5).as_secs_f64() * 1e3,
-            percentile(sorted, 0.99).as_secs_f64() * 1e3,
-            sorted.len()
-        );
-    }
-    println!(
-        "  Check p99 under the flood / alone: {:.2}",
-        percentile(&loud, 0.99).as_secs_f64() / percentile(&quiet, 0.99).as_secs_f64()
     );
     Ok(())
 }
@@ -484,9 +477,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["scale", addr] => scale(addr).await,
         ["scrape", addr, http] => scrape(addr, http).await,
         ["otlp", addr] => otlp(addr).await,
-        ["flood", addr] => flood(addr).await,
+        ["checks", addr, seconds] => checks(addr, seconds).await,
+        ["flood", addr, seconds] => flood(addr, seconds).await,
         _ => Err(
-            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | flood ADDR"
+            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS"
                 .into(),
         ),
     }

@@ -129,16 +129,21 @@ compare "ReportMetrics/Check" "$hs_port" /healthscore.v1.HealthReports/ReportMet
 echo "== WatchHealth fan-out with 1,000 entities and about 100 issues (omit_entities)"
 "$bin/examples/fanout" "127.0.0.1:$hs_port" 1000 "$hs_pid" compact
 
-# Each on a fresh server: with the default per-source limit (50 a second), then with none.
+# Each on a fresh server, the flood from a process of its own: with the default per-source
+# limit (50 a second), then with none.
 for limit in 50 1000000; do
-  echo "== Check while one source floods ReportMetrics (limits.max_pushes_per_source_per_sec = $limit)"
+  echo "== Check (4 callers) alone, then while one source floods ReportMetrics from 16 callers (limits.max_pushes_per_source_per_sec = $limit)"
   flood_port=$(free_port)
   HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$flood_port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
     HEALTHSCORE_HTTP__ENABLED=false HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_LOG__LEVEL=warn \
     HEALTHSCORE_LIMITS__MAX_PUSHES_PER_SOURCE_PER_SEC=$limit "$bin/healthscore" serve & flood_pid=$!
   pids+=("$flood_pid")
   wait_port "$flood_port"
-  "$bin/examples/bench_client" flood "127.0.0.1:$flood_port"
+  echo "  Check alone:           $("$bin/examples/bench_client" checks "127.0.0.1:$flood_port" 5)"
+  "$bin/examples/bench_client" flood "127.0.0.1:$flood_port" 6 & flooder=$!
+  sleep 0.5
+  echo "  Check under the flood: $("$bin/examples/bench_client" checks "127.0.0.1:$flood_port" 5)"
+  wait "$flooder"
   kill "$flood_pid"
 done
 

@@ -87,7 +87,10 @@ async fn tools_read_the_reports_and_bad_arguments_are_named() {
         names.contains(&"undertow_get_health".to_owned()),
         "{names:?}"
     );
-    assert!(names.contains(&"health_get_history".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"health_get_history".to_owned()),
+        "{names:?}"
+    );
     assert_eq!(names.len(), 11, "{names:?}");
 
     let call = |id: u32, name: &str, arguments: Value| {

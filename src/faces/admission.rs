@@ -1,14 +1,27 @@
 //! What the faces let in before any work is done for it: requests at once (one budget over
 //! every face, refused rather than queued when spent), and pushes, by the token's source grant
 //! and by each source's rate.
+//!
+//! A push over its source's rate is answered RESOURCE_EXHAUSTED when the source's next slot
+//! opens (at most a second later, and for at most `PACED` refusals at once; the rest at once):
+//! a client that retries at once is paced to the rate instead of spinning, so a flooding
+//! source costs the server little more than its allowed pushes.
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
 use super::auth::Grant;
-use crate::core::ingest::{FieldError, Limits};
+use crate::{
+    core::ingest::{FieldError, Limits},
+    sources::Admit,
+};
+
+/// Refusals held at once, over every source.
+const PACED: usize = 64;
+/// The longest a refusal is held.
+const MAX_PACE: Duration = Duration::from_secs(1);
 
 /// The requests and pushes the faces admit. Shared by every face.
 pub struct Admission {
@@ -17,6 +30,8 @@ pub struct Admission {
     pub requests: Arc<Semaphore>,
     pushes: DefaultKeyedRateLimiter<String>,
     per_second: u32,
+    /// Refusals being held until their source's next slot.
+    paced: Semaphore,
     /// Sources whose rate is remembered before the idle ones are dropped.
     remembered: usize,
 }
@@ -37,26 +52,32 @@ impl Admission {
             requests: Arc::new(Semaphore::new(max_concurrent_requests)),
             pushes: RateLimiter::keyed(Quota::per_second(per_second)),
             per_second: per_second.get(),
+            paced: Semaphore::new(PACED),
             remembered: limits.max_sources.saturating_mul(2),
         }
     }
 
     /// Whether a push from `source` may go on: the caller's `grant` (when tokens are on)
-    /// must cover it, and the source must be within its rate.
-    pub fn admit_push(&self, grant: Option<&Grant>, source: &str) -> Result<(), FieldError> {
+    /// must cover it, and the source must be within its rate (a refusal is paced, see above).
+    pub async fn admit_push(&self, grant: Option<&Grant>, source: &str) -> Result<(), FieldError> {
         Self::admit_write(grant, source)?;
         if self.pushes.len() > self.remembered {
             self.pushes.retain_recent();
         }
-        self.pushes.check_key(&source.to_owned()).map_err(|_| {
-            FieldError::exhausted(
-                "source",
-                format!(
-                    "{source:?} pushes more than {} times a second (limits.max_pushes_per_source_per_sec); retry later",
-                    self.per_second
-                ),
-            )
-        })
+        let Err(not_until) = self.pushes.check_key(&source.to_owned()) else {
+            return Ok(());
+        };
+        if let Ok(_held) = self.paced.try_acquire() {
+            let wait = not_until.wait_time_from(self.pushes.clock().now());
+            tokio::time::sleep(wait.min(MAX_PACE)).await;
+        }
+        Err(FieldError::exhausted(
+            "source",
+            format!(
+                "{source:?} pushes more than {} times a second (limits.max_pushes_per_source_per_sec); retry later",
+                self.per_second
+            ),
+        ))
     }
 
     /// Whether the caller's `grant` lets it write or forget `source`.
@@ -68,5 +89,20 @@ impl Admission {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// The pushes of one request: its caller's grant, against the shared admission.
+pub struct PushesOf<'a> {
+    pub admission: &'a Admission,
+    pub grant: Option<&'a Grant>,
+}
+
+impl Admit for PushesOf<'_> {
+    fn admit<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), FieldError>> + Send + 'a>> {
+        Box::pin(self.admission.admit_push(self.grant, source))
     }
 }

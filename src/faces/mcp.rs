@@ -183,9 +183,11 @@ fn history_query(arguments: Option<&Map<String, Value>>) -> Result<history::Quer
                     "limit: expected a positive integer, got {other}"
                 )))
             }
-            (other, _) => return Err(bad_argument(format!(
+            (other, _) => {
+                return Err(bad_argument(format!(
                 "{other}: unknown argument (health_get_history takes subsystem, since and limit)"
-            ))),
+            )))
+            }
         }
     }
     Ok(query)

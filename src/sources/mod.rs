@@ -34,3 +34,18 @@ pub enum SourceError {
     #[error("the {0}'s first reading was refused: {1}")]
     Engine(&'static str, #[source] EngineError),
 }
+
+/// What lets a request-driven source's pushes in, by source name: the face's token grant and
+/// the source's rate.
+pub trait Admit: Sync {
+    fn admit<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), crate::core::ingest::FieldError>>
+                + Send
+                + 'a,
+        >,
+    >;
+}

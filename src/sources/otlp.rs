@@ -23,7 +23,7 @@ use opentelemetry_proto::tonic::{
     metrics::v1::{metric::Data, number_data_point, AggregationTemporality, ResourceMetrics},
 };
 
-use super::{exposition::Sample, mapping::Mapping, push};
+use super::{exposition::Sample, mapping::Mapping, push, Admit};
 use crate::{
     core::ingest::{FieldError, Limits, Push, Refusal},
     engine::{Engine, EngineError},
@@ -99,14 +99,14 @@ impl Otlp {
     pub async fn export(
         &self,
         request: ExportMetricsServiceRequest,
-        admit: impl Fn(&str) -> Result<(), FieldError>,
+        admit: &dyn Admit,
     ) -> Exported {
         let mut exported = Exported::default();
         for resource_metrics in request.resource_metrics {
             let points = count_points(&resource_metrics);
             exported.points += points;
             let outcome = match self.read(resource_metrics) {
-                Ok(resource) => match admit(&resource.source) {
+                Ok(resource) => match admit.admit(&resource.source).await {
                     Ok(()) => self.apply(resource).await,
                     Err(error) => Err((error.refusal, format!("{}: {error}", resource.source))),
                 },

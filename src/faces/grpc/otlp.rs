@@ -12,7 +12,10 @@ use tonic::{Request, Response, Status};
 use crate::core::ingest::FieldError;
 
 use crate::{
-    faces::{admission::Admission, auth::Grant},
+    faces::{
+        admission::{Admission, PushesOf},
+        auth::Grant,
+    },
     sources::otlp::Otlp,
 };
 
@@ -34,8 +37,11 @@ impl MetricsService for OtlpMetrics {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let grant = request.extensions().get::<Grant>().cloned();
-        let admit = |source: &str| self.admission.admit_push(grant.as_ref(), source);
-        let exported = self.otlp.export(request.into_inner(), admit).await;
+        let admit = PushesOf {
+            admission: &self.admission,
+            grant: grant.as_ref(),
+        };
+        let exported = self.otlp.export(request.into_inner(), &admit).await;
         exported
             .response()
             .map(Response::new)

@@ -173,8 +173,10 @@ impl v1::health_reports_server::HealthReports for Reports {
         let request = request.into_inner();
         let entity_count = u32::try_from(push::entity_count(&request)).unwrap_or(u32::MAX);
         // The name and the admission first: a refused push costs no conversion.
-        let admitted = name("source", &request.source, self.limits.max_name_bytes)
-            .and_then(|source| self.admission.admit_push(grant.as_ref(), &source));
+        let admitted = match name("source", &request.source, self.limits.max_name_bytes) {
+            Ok(source) => self.admission.admit_push(grant.as_ref(), &source).await,
+            Err(error) => Err(error),
+        };
         let result = match admitted
             .and_then(|()| push::from_wire(request, &self.limits, SystemTime::now()))
         {

@@ -13,7 +13,7 @@ use prost::Message;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
 use super::Face;
-use crate::faces::auth::Grant;
+use crate::faces::{admission::PushesOf, auth::Grant};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
@@ -52,8 +52,11 @@ pub async fn export(
         }
     };
     let grant = grant.map(|Extension(grant)| grant);
-    let admit = |source: &str| face.settings.admission.admit_push(grant.as_ref(), source);
-    match otlp.export(request, admit).await.response() {
+    let admit = PushesOf {
+        admission: &face.settings.admission,
+        grant: grant.as_ref(),
+    };
+    match otlp.export(request, &admit).await.response() {
         Ok(response) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, PROTOBUF)],
