@@ -4,7 +4,7 @@
 mod common;
 
 use common::{http_send, pool, push_pools, TestServer};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::{json, Value};
 
 /// Posts one JSON-RPC message; returns the session id and the answer (from the SSE body).
@@ -28,13 +28,7 @@ async fn post(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
+    let text = common::read_answer(response).await.body;
     let answer = text
         .lines()
         .filter_map(|line| line.strip_prefix("data: "))

@@ -181,20 +181,12 @@ async fn semantic_convention_metrics_become_scored_entities_of_the_exporter() {
 }
 
 async fn post(server: &TestServer, content_type: &str, body: Vec<u8>) -> (u16, String) {
-    use http_body_util::BodyExt;
     let request = hyper::Request::post("/v1/metrics")
         .header("content-type", content_type)
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .expect("request");
-    let response = common::http_send(server.http, request).await;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let answer = common::read_answer(common::http_send(server.http, request).await).await;
+    (answer.status, answer.body)
 }
 
 #[tokio::test(flavor = "multi_thread")]

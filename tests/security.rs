@@ -19,7 +19,7 @@ use healthscore::{
         },
     },
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::{
     metadata::MetadataValue,
@@ -421,6 +421,24 @@ async fn http_reads_need_a_read_token_and_probes_none() {
         }
         http_send(server.http, request.body(Full::default()).expect("request"))
     };
+    // MCP reads: it needs a read token, over POST.
+    let mcp = |token: Option<&str>| {
+        let mut request = hyper::Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        http_send(
+            server.http,
+            request.body(Full::from(initialize)).expect("request"),
+        )
+    };
+    assert_eq!(status(mcp(None).await), 401);
+    assert_eq!(status(mcp(Some(PUSH_TOKEN)).await), 403);
+    assert_eq!(status(mcp(Some(READ_TOKEN)).await), 200);
+
     assert_eq!(status(post(None).await), 401);
     assert_eq!(status(post(Some(READ_TOKEN)).await), 403);
     assert_eq!(status(post(Some(ALL_PUSH_TOKEN)).await), 200);
@@ -672,29 +690,12 @@ async fn https_get(addr: SocketAddr, ca: &[u8], path: &str, token: Option<&str>)
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
         .expect("TLS handshake");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("HTTP/1.1 handshake");
-    tokio::spawn(connection);
-    let mut request = hyper::Request::get(path).header("host", "localhost");
+    let mut request = hyper::Request::get(path);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = sender
-        .send_request(
-            request
-                .body(Full::<bytes::Bytes>::default())
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let request = request.body(Full::default()).expect("request");
+    let answer =
+        common::read_answer(common::http_send_on(stream, "localhost", request).await).await;
+    (answer.status, answer.body)
 }

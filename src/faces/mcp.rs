@@ -142,10 +142,7 @@ fn history_schema() -> Map<String, Value> {
         },
         "additionalProperties": false
     });
-    match schema {
-        Value::Object(map) => map,
-        _ => unreachable!("the schema literal is an object"),
-    }
+    object(schema)
 }
 
 /// The history query a call's arguments ask for; the error names the argument.
@@ -203,6 +200,14 @@ fn tool(name: &str) -> Option<Option<Subsystem>> {
 
 const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
+/// A JSON schema literal as the map MCP's tool type holds.
+fn object(schema: Value) -> Map<String, Value> {
+    match schema {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 fn input_schema() -> Map<String, Value> {
     let schema = json!({
         "type": "object",
@@ -220,10 +225,7 @@ fn input_schema() -> Map<String, Value> {
         },
         "additionalProperties": false
     });
-    match schema {
-        Value::Object(map) => map,
-        _ => unreachable!("the schema literal is an object"),
-    }
+    object(schema)
 }
 
 /// The view a tool call's arguments ask for; the error names the argument.

@@ -152,21 +152,50 @@ impl HttpAnswer {
 /// Opens an HTTP/1.1 connection to `addr` and sends `request` (its `host` header is set here).
 pub async fn http_send(
     addr: SocketAddr,
-    mut request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
 ) -> hyper::Response<hyper::body::Incoming> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    http_send_on(stream, &addr.to_string(), request).await
+}
+
+/// Sends `request` as HTTP/1.1 over `stream` (plain or TLS) to `host`.
+pub async fn http_send_on(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    host: &str,
+    mut request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> hyper::Response<hyper::body::Incoming> {
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .expect("HTTP/1.1 handshake");
     tokio::spawn(connection);
-    request.headers_mut().insert(
-        "host",
-        addr.to_string()
-            .parse()
-            .expect("an address is a header value"),
-    );
+    request
+        .headers_mut()
+        .insert("host", host.parse().expect("a host is a header value"));
     sender.send_request(request).await.expect("response")
+}
+
+/// `response`, read whole.
+pub async fn read_answer(response: hyper::Response<hyper::body::Incoming>) -> HttpAnswer {
+    use http_body_util::BodyExt;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    HttpAnswer {
+        status,
+        content_type,
+        body: String::from_utf8(body.to_vec()).expect("UTF-8 body"),
+    }
 }
 
 /// `GET path` on `addr`, with `accept` if given.
@@ -187,26 +216,7 @@ pub async fn http_request(
 
 /// `GET path` on `addr`, read whole.
 pub async fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> HttpAnswer {
-    use http_body_util::BodyExt;
-    let response = http_request(addr, path, accept).await;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    HttpAnswer {
-        status,
-        content_type,
-        body: String::from_utf8(body.to_vec()).expect("UTF-8 body"),
-    }
+    read_answer(http_request(addr, path, accept).await).await
 }
 
 /// Reads Server-Sent Events from a response body.
