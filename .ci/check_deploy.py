@@ -254,6 +254,53 @@ def check_servicemonitor():
             ok(f"{name}: endpoints[{i}] port {ep.get('port')!r} path {ep.get('path', '/metrics')}")
 
 
+def check_certificate():
+    """certificate.yaml (a cert-manager custom resource) issues the Secret the TLS config of
+    daemonset.yaml reads, mounted whole so renewals reach the files."""
+    path = K8S / "certificate.yaml"
+    certs = [d for d in load_docs(path) if d.get("kind") == "Certificate"]
+    if not certs:
+        fail(f"{path.name}: no Certificate")
+    for fname, wl, cms, _ in workloads():
+        spec = wl["spec"]["template"]["spec"]
+        c = healthscore_container(spec)
+        config = {}
+        for cm in cms.values():
+            for key, text in cm.get("data", {}).items():
+                if key.endswith(".toml"):
+                    config = tomllib.loads(text)
+        cert = config.get("tls", {}).get("cert")
+        if not cert:
+            ok(f"{fname}: no TLS (plaintext on localhost or behind the pod)")
+            continue
+        mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+        secrets = {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        holding = [(name, m) for name, m in mounts.items()
+                   if name in secrets and cert.startswith(m["mountPath"].rstrip("/") + "/")]
+        if not holding:
+            fail(f"{fname}: tls.cert {cert} is not in a mounted Secret")
+            continue
+        name, mount = holding[0]
+        if "subPath" in mount:
+            fail(f"{fname}: the TLS Secret is mounted with subPath: renewals would not reach it")
+        issued = {d["spec"].get("secretName") for d in certs}
+        if secrets[name] not in issued:
+            fail(f"{fname}: the TLS Secret {secrets[name]} is not one certificate.yaml issues ({issued})")
+        else:
+            ok(f"{fname}: tls.cert in Secret {secrets[name]}, issued by certificate.yaml, mounted whole")
+        for probe in ("livenessProbe", "readinessProbe"):
+            p = c.get(probe, {})
+            port = (p.get("grpc") or {}).get("port") or (p.get("httpGet") or {}).get("port")
+            listen = config.get("probes", {}).get("listen", "")
+            ports = {pp.get("name"): pp["containerPort"] for pp in c.get("ports", [])}
+            number = ports.get(port, port)
+            if not listen.endswith(f":{number}"):
+                fail(f"{fname}: {probe} on port {port!r} is not the probe-only listener ({listen!r}): "
+                     f"the kubelet cannot speak TLS")
+            else:
+                ok(f"{fname}: {probe} on the plaintext probe-only listener {listen}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Prometheus scrape config: relabeling simulated on the manifests' pods
 
@@ -324,8 +371,11 @@ def check_scrape_config(scrape_out):
                 if any(sd.get("role") == "pod" for sd in j.get("kubernetes_sd_configs", []))]
     if not pod_jobs:
         fail("scrape.yaml: no kubernetes_sd pod job")
+    scraped = {}
     for job in pod_jobs:
         for fname, wl, _, _ in workloads():
+            annotations = wl["spec"]["template"]["metadata"].get("annotations", {})
+            want_scheme = annotations.get("prometheus.io/scheme", "http")
             final = set()
             for t in pod_targets(wl, "10.0.0.7"):
                 t = relabel(dict(t, job=job["job_name"],
@@ -335,18 +385,30 @@ def check_scrape_config(scrape_out):
                     final.add(tuple(sorted((k, v) for k, v in t.items()
                                            if not k.startswith("__meta_"))))
             want_addr = f"10.0.0.7:{HTTP_PORT}"
+            if not final:
+                ok(f"scrape.yaml job {job['job_name']}: {fname} pod not scraped by this job")
+                continue
             if len(final) != 1:
                 fail(f"scrape.yaml job {job['job_name']}: {fname} yields {len(final)} distinct "
                      f"targets, want 1: {final}")
                 continue
+            scraped.setdefault(fname, []).append(job["job_name"])
+            if want_scheme == "https" and not (job.get("authorization") and job.get("tls_config")):
+                fail(f"scrape.yaml job {job['job_name']}: scrapes the HTTPS pods of {fname} "
+                     f"without authorization and tls_config")
             t = dict(next(iter(final)))
             if (t["__address__"], t["__metrics_path__"], t["__scheme__"]) != \
-                    (want_addr, "/metrics", "http"):
+                    (want_addr, "/metrics", want_scheme):
                 fail(f"scrape.yaml job {job['job_name']}: {fname} -> {t}")
             else:
                 ok(f"scrape.yaml job {job['job_name']}: {fname} pod -> "
-                   f"http://{t['__address__']}{t['__metrics_path__']} "
+                   f"{t['__scheme__']}://{t['__address__']}{t['__metrics_path__']} "
                    f"(labels {', '.join(f'{k}={v}' for k, v in t.items() if not k.startswith('__'))})")
+    for fname, _, _, _ in workloads():
+        jobs_of = scraped.get(fname, [])
+        if len(jobs_of) != 1:
+            fail(f"scrape.yaml: the pods of {fname} are scraped by {len(jobs_of)} pod jobs "
+                 f"({jobs_of}), want exactly 1")
     # What Debian's promtool can check: everything but Kubernetes discovery, rules included.
     cfg["scrape_configs"] = [j for j in cfg["scrape_configs"] if "kubernetes_sd_configs" not in j]
     cfg["rule_files"] = [str(PROM / f) for f in cfg.get("rule_files", [])]
@@ -621,6 +683,7 @@ def main(argv):
     if len(argv) >= 2 and argv[1] == "static" and len(argv) == 3:
         check_manifests()
         check_servicemonitor()
+        check_certificate()
         check_scrape_config(argv[2])
         check_dashboard()
         check_rules_names()
