@@ -6,7 +6,9 @@ source app-1 and runs this. It checks what issue 17 asks: the page loads with no
 shows the pushed issue with its suggested action, updates within 2 s after another push without
 a reload, lists entities on demand, is reachable by keyboard, fits a 360 px phone, requests
 nothing outside healthscore, and shows a lost connection when the server stops (and drops the
-banner once it is back). Screenshots go to --out (target/ by default).
+banner once it is back). Issues 14 and 16 add: the score strips and uptime shares start from
+the history, and with read tokens on the page asks for one, refuses a wrong one and forgets it.
+Screenshots go to --out (target/ by default).
 """
 
 import argparse
@@ -299,6 +301,71 @@ def shows_lost_connection_and_recovers(d):
     return f"banner shown {took:.2f} s after the stop, gone {back:.2f} s after the restart"
 
 
+def strips_start_from_the_history(d):
+    """The saturated push came before the page opened: the strips and shares show it."""
+    uptime = d.text("#system-uptime")
+    check("critical" in uptime and "Last hour" in uptime, f"system uptime reads {uptime!r}")
+    card = d.driver.find_element(By.CSS_SELECTOR, '[data-subsystem="datasources"] .trend-text').text
+    check("Score since" in card and "page opened" not in card,
+          f"the datasources strip does not start from the history: {card!r}")
+    shares = d.driver.find_element(By.CSS_SELECTOR, '[data-subsystem="datasources"] .uptime').text
+    check("critical" in shares, f"the datasources card's uptime reads {shares!r}")
+    return f"{uptime}; datasources: {card}"
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def asks_for_a_token_when_reads_need_one(d):
+    """A second server with tokens: the page asks for one, refuses a wrong one, shows the
+    reports live with the right one, and forgets it on request."""
+    read, push = "dashboard-read-token-0123456789", "dashboard-push-token-0123456789"
+    folder = tempfile.mkdtemp(prefix="dashboard-tokens-")
+    config = os.path.join(folder, "config.toml")
+    with open(config, "w") as f:
+        f.write('[[auth.tokens]]\nenv = "DASH_READ_TOKEN"\nscopes = ["read"]\n'
+                '[[auth.tokens]]\nenv = "DASH_PUSH_TOKEN"\nscopes = ["push"]\n')
+    grpc, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, DASH_READ_TOKEN=read, DASH_PUSH_TOKEN=push, HEALTHSCORE_HTTP__LISTEN=http,
+               HEALTHSCORE_HOST__ENABLED="false", HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS="0")
+    server = subprocess.Popen([d.args.bin, "serve", "--listen", grpc, "--config", config], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the token server", lambda: http_get(f"http://{http}/livez")[0] == 200, 10)
+        d.driver.get(f"http://{http}/")
+        form = d.driver.find_element(By.ID, "login")
+        wait_for("the token form", form.is_displayed, 5)
+        check(not d.driver.find_element(By.ID, "main").is_displayed(), "reports shown without a token")
+        field = d.driver.find_element(By.ID, "token")
+        field.send_keys("a-wrong-token-0123456789", Keys.ENTER)
+        wait_for("the refusal", lambda: d.text("#login-error") != "", 5)
+        check(form.is_displayed(), "the form left after a wrong token")
+        refusal = d.text("#login-error")
+        field.send_keys(read, Keys.ENTER)
+        wait_for("the reports", lambda: d.driver.find_element(By.ID, "main").is_displayed(), 5)
+        wait_for("a live status", lambda: d.status() in ("healthy", "critical"), 5)
+        check(read not in d.driver.current_url, "the token is in the address")
+        check(d.js("return window.localStorage.length") == 0, "something went to localStorage")
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"datasources": [{"name": "mainDB", "active": 31, "max": 32}]}, f)
+        subprocess.run([d.args.bin, "push", "--addr", grpc, "--source", "app-1", f.name], check=True,
+                       env=dict(os.environ, HEALTHSCORE_TOKEN=push), stdout=subprocess.DEVNULL)
+        os.unlink(f.name)
+        wait_for("the pushed issue, live", lambda: SATURATED in d.issue_codes(), 5)
+        d.driver.find_element(By.ID, "forget").click()
+        wait_for("the form again", form.is_displayed, 5)
+        cookie = d.js("return document.cookie")
+        check("healthscore_token" not in cookie, f"the cookie stayed: {cookie!r}")
+        return f"wrong token refused ({refusal!r}); the right one shows the live reports; forgotten"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -312,9 +379,10 @@ def alive(pid):
         return False
 
 
-CHECKS = [served_page, loads_without_console_error, shows_the_pushed_issue, entities_on_demand,
-          keyboard_reaches_entity_buttons, updates_live_without_reload, fits_a_phone_and_a_wall,
-          requests_stay_on_healthscore, shows_lost_connection_and_recovers]
+CHECKS = [served_page, loads_without_console_error, shows_the_pushed_issue,
+          strips_start_from_the_history, entities_on_demand, keyboard_reaches_entity_buttons,
+          updates_live_without_reload, fits_a_phone_and_a_wall, requests_stay_on_healthscore,
+          shows_lost_connection_and_recovers, asks_for_a_token_when_reads_need_one]
 
 
 def main():
