@@ -210,3 +210,77 @@ async fn damping_holds_not_serving_until_recover_after_then_serves_once() {
     let extra = tokio::time::timeout(Duration::from_millis(500), watch.message()).await;
     assert!(extra.is_err(), "a third message: {extra:?}");
 }
+
+/// kill -9 right after a push: the journal, synced per record, still has every transition the
+/// server recorded, and a restarted server serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_keeps_its_journal() {
+    let dir = std::env::temp_dir().join(format!("healthscore-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("history.journal");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let serve = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_healthscore"))
+            .args(["serve", "--listen", &addr])
+            .env("HEALTHSCORE_HISTORY__PATH", &journal)
+            .env("HEALTHSCORE_HTTP__ENABLED", "false")
+            .env("HEALTHSCORE_HOST__ENABLED", "false")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve")
+    };
+    let connect = || async {
+        for _ in 0..100 {
+            if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+            {
+                return healthscore::proto::v1::health_reports_client::HealthReportsClient::new(
+                    channel,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start");
+    };
+    let mut server = serve();
+    let mut client = connect().await;
+    client.report_metrics(saturated()).await.expect("push");
+    client.report_metrics(calm()).await.expect("push");
+    // Each append is synced before the next; give the writer its turn, then no grace at all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill().expect("kill -9");
+    server.wait().expect("reaped");
+
+    let mut server = serve();
+    let answer = connect()
+        .await
+        .get_history(GetHistoryRequest::default())
+        .await
+        .expect("GetHistory")
+        .into_inner();
+    server.kill().expect("kill");
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let steps: Vec<(&str, i32)> = answer
+        .transitions
+        .iter()
+        .map(|t| (t.subsystem.as_str(), t.to))
+        .collect();
+    let (healthy, critical) = (Status::Healthy as i32, Status::Critical as i32);
+    assert_eq!(
+        steps,
+        vec![
+            ("system", healthy),
+            ("datasources", healthy),
+            ("system", critical),
+            ("datasources", critical)
+        ]
+    );
+}
