@@ -14,6 +14,7 @@ use crate::{
         auth::Tokens,
         budget::Budget,
         listener::Incoming,
+        reload::Reloadable,
         tls::{Alpn, Certificates},
         WatchSlots,
     },
@@ -59,9 +60,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let certificates = Certificates::load(&config.tls)?;
-    let tokens = Tokens::load(&config.auth, |var| std::env::var(var).ok())?;
-    if let Some(certificates) = certificates.clone() {
-        tokio::spawn(certificates.reload_on_change());
+    let tokens = Tokens::load(&config.auth)?;
+    let mut secrets: Vec<Arc<dyn Reloadable>> = Vec::new();
+    if let Some(certificates) = &certificates {
+        secrets.push(Arc::new(certificates.clone()));
+    }
+    if let Some(tokens) = &tokens {
+        secrets.push(tokens.clone());
+    }
+    if !secrets.is_empty() {
+        tokio::spawn(faces::reload::run(secrets));
     }
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),

@@ -699,3 +699,56 @@ async fn https_get(addr: SocketAddr, ca: &[u8], path: &str, token: Option<&str>)
         common::read_answer(common::http_send_on(stream, "localhost", request).await).await;
     (answer.status, answer.body)
 }
+
+#[tokio::test]
+async fn a_rotated_token_file_takes_effect_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("healthscore-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("read");
+    let (old, new) = ("rotated-read-token-old-0123", "rotated-read-token-new-0123");
+    std::fs::write(&file, old).unwrap();
+    let mut config = Config::default();
+    config.host.enabled = false;
+    config.server.shutdown_grace_secs = 0;
+    config.auth.tokens.push(TokenConfig {
+        file: Some(file.clone()),
+        scopes: vec![Scope::Read],
+        ..TokenConfig::default()
+    });
+    let server = TestServer::start_with(config).await;
+    let read = |token: &'static str| {
+        let mut client = server.reports();
+        async move {
+            client
+                .get_system_health(with_token(GetSystemHealthRequest::default(), token))
+                .await
+                .map(drop)
+                .map_err(|status| status.code())
+        }
+    };
+    assert_eq!(read(old).await, Ok(()));
+    std::fs::write(&file, new).unwrap();
+    let mut rotated = false;
+    for _ in 0..50 {
+        if read(new).await.is_ok() {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(rotated, "the new token was not accepted within 10 s");
+    assert_eq!(
+        read(old).await,
+        Err(Code::Unauthenticated),
+        "the old token still works"
+    );
+    // A broken file (too short) keeps the tokens in use.
+    std::fs::write(&file, "short").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        read(new).await,
+        Ok(()),
+        "a broken file dropped the tokens in use"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,12 +7,17 @@
 //! Tokens come from files or environment variables, never the command line; the service keeps
 //! only their SHA-256 digests, compares digests in constant time, and logs neither.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, RwLock},
+    time::SystemTime,
+};
 
 use http::{header, HeaderMap};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use super::reload::Reloadable;
 use crate::config::ConfigError;
 
 /// `[auth]`: off (everything open, for a sidecar on localhost) while no token is configured.
@@ -56,9 +61,12 @@ const MIN_TOKEN_LEN: usize = 16;
 /// The cookie the dashboard stores a read token in: `EventSource` cannot send headers.
 pub const TOKEN_COOKIE: &str = "healthscore_token";
 
-/// The configured tokens.
+/// The configured tokens. Token files are read again when they change or on SIGHUP
+/// ([`super::reload`]): a rotated Secret takes effect without a restart.
 pub struct Tokens {
-    entries: Vec<Entry>,
+    config: AuthConfig,
+    entries: RwLock<Arc<[Entry]>>,
+    stamps: Mutex<Vec<Option<SystemTime>>>,
 }
 
 struct Entry {
@@ -69,7 +77,7 @@ struct Entry {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokens({} configured)", self.entries.len())
+        write!(f, "Tokens({} configured)", self.config.tokens.len())
     }
 }
 
@@ -136,64 +144,31 @@ impl std::fmt::Display for Denied {
 }
 
 impl Tokens {
-    /// Reads the tokens of `config`, taking variables from `env`; `None` when none is
+    /// Reads the tokens of `config`, taking variables from the environment; `None` when none is
     /// configured. Errors name the config key, never the token.
-    pub fn load(
+    pub fn load(config: &AuthConfig) -> Result<Option<Arc<Self>>, ConfigError> {
+        Self::load_with(config, |var| std::env::var(var).ok())
+    }
+
+    /// [`Tokens::load`], with variables from `env`.
+    pub fn load_with(
         config: &AuthConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Arc<Self>>, ConfigError> {
         if config.tokens.is_empty() {
             return Ok(None);
         }
-        let mut entries = Vec::with_capacity(config.tokens.len());
-        for (index, token) in config.tokens.iter().enumerate() {
-            let key = |field: &str| format!("auth.tokens[{index}].{field}");
-            let invalid = |field: &str, problem: String| ConfigError::Invalid {
-                key: key(field),
-                problem,
-            };
-            let secret =
-                match (&token.file, &token.env) {
-                    (Some(path), None) => std::fs::read_to_string(path)
-                        .map_err(|error| invalid("file", format!("{}: {error}", path.display())))?,
-                    (None, Some(var)) => env(var).ok_or_else(|| {
-                        invalid("env", format!("the environment variable {var} is not set"))
-                    })?,
-                    _ => return Err(invalid(
-                        "file",
-                        "set exactly one of file and env (tokens never come from the command line)"
-                            .into(),
-                    )),
-                };
-            // A file written with `echo` ends with a newline that is not part of the token.
-            let secret = secret.trim();
-            if secret.len() < MIN_TOKEN_LEN {
-                return Err(invalid(
-                    if token.file.is_some() { "file" } else { "env" },
-                    format!("the token is shorter than {MIN_TOKEN_LEN} characters"),
-                ));
-            }
-            if token.scopes.is_empty() {
-                return Err(invalid(
-                    "scopes",
-                    "name at least one of \"push\", \"read\"".into(),
-                ));
-            }
-            if let Some(pattern) = token.sources.iter().find(|p| p.is_empty()) {
-                return Err(invalid(
-                    "sources",
-                    format!("{pattern:?} is an empty pattern"),
-                ));
-            }
-            entries.push(Entry {
-                digest: digest(secret.as_bytes()),
-                scopes: token.scopes.clone(),
-                grant: Grant {
-                    sources: (!token.sources.is_empty()).then(|| token.sources.clone().into()),
-                },
-            });
-        }
-        Ok(Some(Arc::new(Self { entries })))
+        let stamps = Self::files_stamps(config);
+        let entries = read(config, &env)?;
+        Ok(Some(Arc::new(Self {
+            config: config.clone(),
+            entries: RwLock::new(entries),
+            stamps: Mutex::new(stamps),
+        })))
+    }
+
+    fn files_stamps(config: &AuthConfig) -> Vec<Option<SystemTime>> {
+        super::reload::stamps(config.tokens.iter().filter_map(|t| t.file.as_deref()))
     }
 
     /// Checks `presented` for `scope`. Every entry is compared, so the time taken does not
@@ -203,8 +178,13 @@ impl Tokens {
             "a bearer token is required (Authorization: Bearer TOKEN)",
         ))?;
         let presented = digest(presented);
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut found = None;
-        for entry in &self.entries {
+        for entry in entries.iter() {
             if bool::from(entry.digest.ct_eq(&presented)) {
                 found = Some(entry);
             }
@@ -216,6 +196,63 @@ impl Tokens {
             Err(Denied::Forbidden(scope))
         }
     }
+}
+
+/// Reads every token of `config` (variables from `env`); errors name the config key.
+fn read(
+    config: &AuthConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<[Entry]>, ConfigError> {
+    let mut entries = Vec::with_capacity(config.tokens.len());
+    for (index, token) in config.tokens.iter().enumerate() {
+        let key = |field: &str| format!("auth.tokens[{index}].{field}");
+        let invalid = |field: &str, problem: String| ConfigError::Invalid {
+            key: key(field),
+            problem,
+        };
+        let secret = match (&token.file, &token.env) {
+            (Some(path), None) => std::fs::read_to_string(path)
+                .map_err(|error| invalid("file", format!("{}: {error}", path.display())))?,
+            (None, Some(var)) => env(var).ok_or_else(|| {
+                invalid("env", format!("the environment variable {var} is not set"))
+            })?,
+            _ => {
+                return Err(invalid(
+                    "file",
+                    "set exactly one of file and env (tokens never come from the command line)"
+                        .into(),
+                ))
+            }
+        };
+        // A file written with `echo` ends with a newline that is not part of the token.
+        let secret = secret.trim();
+        if secret.len() < MIN_TOKEN_LEN {
+            return Err(invalid(
+                if token.file.is_some() { "file" } else { "env" },
+                format!("the token is shorter than {MIN_TOKEN_LEN} characters"),
+            ));
+        }
+        if token.scopes.is_empty() {
+            return Err(invalid(
+                "scopes",
+                "name at least one of \"push\", \"read\"".into(),
+            ));
+        }
+        if let Some(pattern) = token.sources.iter().find(|p| p.is_empty()) {
+            return Err(invalid(
+                "sources",
+                format!("{pattern:?} is an empty pattern"),
+            ));
+        }
+        entries.push(Entry {
+            digest: digest(secret.as_bytes()),
+            scopes: token.scopes.clone(),
+            grant: Grant {
+                sources: (!token.sources.is_empty()).then(|| token.sources.clone().into()),
+            },
+        });
+    }
+    Ok(entries.into())
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -247,6 +284,27 @@ pub fn presented(headers: &HeaderMap, cookie_allowed: bool) -> Option<&[u8]> {
             pair.strip_prefix(TOKEN_COOKIE.as_bytes())?
                 .strip_prefix(b"=")
         })
+}
+
+impl Reloadable for Tokens {
+    fn reload(&self, forced: bool) {
+        let stamps = Self::files_stamps(&self.config);
+        let mut seen = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        if !forced && *seen == stamps {
+            return;
+        }
+        // A broken file is reported once, not at every check.
+        *seen = stamps;
+        match read(&self.config, &|var| std::env::var(var).ok()) {
+            Ok(entries) => {
+                *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+                tracing::info!(tokens = self.config.tokens.len(), "auth tokens reloaded");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "auth token reload failed: the tokens in use stay");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,7 +347,7 @@ mod tests {
             ],
         };
         let env = |var: &str| Some(format!("{var}-token-0123456789"));
-        Tokens::load(&config, env).unwrap().unwrap()
+        Tokens::load_with(&config, env).unwrap().unwrap()
     }
 
     #[test]
@@ -329,12 +387,12 @@ mod tests {
                 ..TokenConfig::default()
             }],
         };
-        let error = Tokens::load(&short, |_| Some("short".into())).unwrap_err();
+        let error = Tokens::load_with(&short, |_| Some("short".into())).unwrap_err();
         assert!(error.to_string().contains("auth.tokens[0].env"), "{error}");
         let both = AuthConfig {
             tokens: vec![TokenConfig::default()],
         };
-        let error = Tokens::load(&both, |_| None).unwrap_err();
+        let error = Tokens::load_with(&both, |_| None).unwrap_err();
         assert!(error.to_string().contains("auth.tokens[0].file"), "{error}");
     }
 

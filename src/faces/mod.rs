@@ -10,6 +10,7 @@ pub mod http;
 pub mod listener;
 pub mod mcp;
 pub mod probe_port;
+pub mod reload;
 pub mod tls;
 
 use std::sync::Arc;

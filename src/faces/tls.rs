@@ -1,12 +1,12 @@
 //! TLS for the gRPC and HTTP listeners (rustls, ring): certificate and key files, an optional
-//! client CA for mTLS, re-read when the files change or on SIGHUP so that a rotation
-//! (cert-manager renewing a Secret) needs no restart. A bad file at start is an error naming its
+//! client CA for mTLS, re-read when the files change or on SIGHUP ([`super::reload`]) so that a
+//! rotation (cert-manager renewing a Secret) needs no restart. A bad file at start is an error naming its
 //! config key; a bad file at a reload keeps the certificates in use and logs why.
 
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 use rustls::{
@@ -16,6 +16,7 @@ use rustls::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::reload::Reloadable;
 use crate::config::ConfigError;
 
 /// `[tls]`: off while `cert` is unset.
@@ -29,9 +30,6 @@ pub struct TlsConfig {
     /// PEM CA certificates: when set, clients must present a certificate signed by one (mTLS).
     pub client_ca: Option<PathBuf>,
 }
-
-/// How often the files are checked for a change (SIGHUP checks at once).
-const RELOAD_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Which protocols a listener offers in ALPN.
 #[derive(Clone, Copy, Debug)]
@@ -88,11 +86,8 @@ impl Files {
             .map(PathBuf::as_path)
     }
 
-    /// Modification times: a change in any of them means a reload.
     fn stamps(&self) -> Vec<Option<SystemTime>> {
-        self.paths()
-            .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
-            .collect()
+        super::reload::stamps(self.paths())
     }
 }
 
@@ -130,35 +125,7 @@ impl Certificates {
         }
     }
 
-    /// Reloads the files whenever they change or the process gets SIGHUP, until the runtime
-    /// ends. Spawned by the app.
-    pub async fn reload_on_change(self) {
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(signal) => Some(signal),
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGHUP: certificates reload on file changes only");
-                None
-            }
-        };
-        let mut every = tokio::time::interval(RELOAD_CHECK_EVERY);
-        loop {
-            let forced = tokio::select! {
-                _ = every.tick() => false,
-                Some(()) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-            };
-            let stamps = self.files.stamps();
-            let changed = {
-                let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-                current.stamps != stamps
-            };
-            if forced || changed {
-                self.reload(stamps);
-            }
-        }
-    }
-
-    fn reload(&self, stamps: Vec<Option<SystemTime>>) {
+    fn reload_files(&self, stamps: Vec<Option<SystemTime>>) {
         match load(&self.files) {
             Ok(loaded) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
@@ -241,4 +208,17 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
         ));
     }
     Ok(certificates)
+}
+
+impl Reloadable for Certificates {
+    fn reload(&self, forced: bool) {
+        let stamps = self.files.stamps();
+        let changed = {
+            let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+            current.stamps != stamps
+        };
+        if forced || changed {
+            self.reload_files(stamps);
+        }
+    }
 }
