@@ -30,18 +30,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".healthscore.v1.WatchHealthResponse",
             "crate::faces::grpc::proto::SystemReportEnvelope",
         );
-    for snapshot in [
-        "DatasourceSnapshot",
-        "CacheSnapshot",
-        "WatcherSnapshot",
-        "SchedulerSnapshot",
-        "ExecutorSnapshot",
-        "WebServerSnapshot",
-        "RuntimeSnapshot",
-        "PerformanceSnapshot",
-    ] {
+    // Every message of metrics.proto is a snapshot apps push.
+    let snapshots = descriptors
+        .file
+        .iter()
+        .filter(|file| file.name() == "healthscore/v1/metrics.proto")
+        .flat_map(|file| &file.message_type);
+    for snapshot in snapshots {
         builder = builder.type_attribute(
-            format!(".healthscore.v1.{snapshot}"),
+            format!(".healthscore.v1.{}", snapshot.name()),
             "#[derive(serde::Deserialize)] #[serde(rename_all = \"camelCase\", default, deny_unknown_fields)]",
         );
     }

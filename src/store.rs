@@ -14,12 +14,8 @@ use std::{
 use crate::core::{
     ingest::{FieldError, Limits, Push},
     scoring::{
-        assemble, evaluate,
-        snapshot::{
-            CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot, PerformanceSnapshot,
-            RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot, WebServerSnapshot,
-        },
-        stale, Evaluated, HealthReport, Policy, Snapshot, Staleness, Subsystem,
+        assemble, evaluate, snapshot, stale, Evaluated, HealthReport, Policy, Snapshot, Staleness,
+        Subsystem,
     },
     subsystem::for_each_subsystem,
 };
@@ -86,12 +82,12 @@ impl<S: Snapshot> Slot<S> {
 }
 
 macro_rules! slots {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident
-        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        $pushed:tt $codes:tt;)+) => {
         /// A source's slot of every subsystem; `None` where it reported nothing.
         #[derive(Debug, Default)]
         struct Slots {
-            $($field: Option<Slot<$snapshot>>,)+
+            $($field: Option<Slot<snapshot::$snapshot>>,)+
         }
 
         impl Slots {
@@ -344,7 +340,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::scoring::{Code, Status};
+    use crate::core::scoring::{
+        snapshot::{CacheSnapshot, DatasourceSnapshot},
+        Code, Status,
+    };
 
     fn push(source: &str, sequence: Option<u64>, active: u32) -> Push {
         Push {

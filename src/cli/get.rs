@@ -8,6 +8,7 @@ use crate::{
     core::{
         published::View,
         scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
+        subsystem::for_each_subsystem,
     },
     proto::v1::{self, health_reports_client::HealthReportsClient},
 };
@@ -41,8 +42,8 @@ impl Level {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A subsystem key (datasources, caches, watchers, schedulers, executors, webServer,
-    /// runtime, performance, host); the system report when left out.
+    /// A subsystem key (datasources, webServer, host, ...; a wrong one lists them all); the
+    /// system report when left out.
     #[arg(value_parser = |s: &str| s.parse::<Subsystem>())]
     subsystem: Option<Subsystem>,
     #[command(flatten)]
@@ -143,24 +144,18 @@ async fn subsystem_report(
     options: Option<v1::ReportOptions>,
 ) -> anyhow::Result<v1::HealthReport> {
     macro_rules! call {
-        ($method:ident, $request:ident) => {
-            client
-                .$method(v1::$request { options })
-                .await
-                .map(|r| r.into_inner().report)
+        ($($variant:ident $key:literal $field:ident $snapshot:ident
+            [$method:ident $request:ident $response:ident] $tool:tt $thresholds:tt $pushed:tt
+            $codes:tt;)+) => {
+            match subsystem {
+                $(Subsystem::$variant => client
+                    .$method(v1::$request { options })
+                    .await
+                    .map(|r| r.into_inner().report),)+
+            }
         };
     }
-    let report = match subsystem {
-        Subsystem::Datasources => call!(get_datasource_health, GetDatasourceHealthRequest),
-        Subsystem::Caches => call!(get_cache_health, GetCacheHealthRequest),
-        Subsystem::Watchers => call!(get_watcher_health, GetWatcherHealthRequest),
-        Subsystem::Schedulers => call!(get_scheduler_health, GetSchedulerHealthRequest),
-        Subsystem::Executors => call!(get_executor_health, GetExecutorHealthRequest),
-        Subsystem::WebServer => call!(get_web_server_health, GetWebServerHealthRequest),
-        Subsystem::Runtime => call!(get_runtime_health, GetRuntimeHealthRequest),
-        Subsystem::Performance => call!(get_performance_health, GetPerformanceHealthRequest),
-        Subsystem::Host => call!(get_host_health, GetHostHealthRequest),
-    };
+    let report = for_each_subsystem!(call);
     report
         .with_context(|| format!("reading the {subsystem} report failed"))?
         .context("the server sent no report")

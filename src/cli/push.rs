@@ -44,8 +44,8 @@ pub struct Args {
 }
 
 macro_rules! snapshot_file {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident
-        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        [$(pushed $wire:ident $fields:tt)?] $codes:tt;)+) => {
         /// The snapshot lists of a ReportMetricsRequest, as JSON.
         #[derive(Debug, Default, Deserialize)]
         #[serde(rename_all = "camelCase", default, deny_unknown_fields)]

@@ -11,13 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    scoring::snapshot::{
-        CacheSnapshot, DatasourceSnapshot, ExecutorSnapshot, HostSnapshot, PerformanceSnapshot,
-        RuntimeSnapshot, SchedulerSnapshot, WatcherSnapshot, WebServerSnapshot,
-    },
-    subsystem::for_each_subsystem,
-};
+use super::{scoring::snapshot, subsystem::for_each_subsystem};
 
 /// Why an input was refused: the request is malformed; or it is valid but a limit of the
 /// server's (sources, entities, pushes a second) is full; or its token may not write there.
@@ -73,8 +67,8 @@ impl FieldError {
 pub const HOST_SOURCE: &str = "host";
 
 macro_rules! push_struct {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident
-        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        $pushed:tt $codes:tt;)+) => {
         /// One source's validated snapshots. A `None` list leaves that subsystem of the source
         /// untouched; a `Some` list replaces it.
         #[derive(Clone, Debug, Default, PartialEq)]
@@ -88,7 +82,7 @@ macro_rules! push_struct {
             pub sequence: Option<u64>,
             /// `None` uses the configured default.
             pub ttl: Option<Duration>,
-            $(pub $field: Option<Vec<$snapshot>>,)+
+            $(pub $field: Option<Vec<snapshot::$snapshot>>,)+
         }
 
         impl Push {

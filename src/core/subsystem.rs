@@ -1,6 +1,8 @@
-//! The one list of subsystems. Everything that enumerates them (the `Subsystem` enum, the
-//! snapshot lists of a push, the store's slots, the wire conversions, the report RPCs, the CLI's
-//! JSON) expands [`for_each_subsystem!`], so a new subsystem is one row here plus its rules file.
+//! The one list of subsystems. Everything that enumerates them expands [`for_each_subsystem!`]:
+//! the `Subsystem` enum, the catalog's codes, the thresholds in config, the snapshot types and
+//! the lists of a push, the store's slots, the wire conversions of pushes and scrapes, the
+//! report RPCs, the MCP tools and the CLI. A new subsystem is one row here, its rules file in
+//! `scoring/rules/` and its line in `scoring/rules/mod.rs`.
 //!
 //! Pure: no I/O, no clock.
 
@@ -8,46 +10,272 @@ use std::{fmt, str::FromStr};
 
 use serde::{Serialize, Serializer};
 
-/// Calls `$then!` with every subsystem's row:
+/// Calls `$then!` with every subsystem's row, in report order:
 ///
-/// `Variant "key" field Snapshot rpc(Request) -> Response [pushed as wire_field];`
+/// `Variant "key" field Snapshot [rpc Request Response] [tool "about"]
+///  [thresholds_field module::Thresholds] [pushed field { name: kind, ... }] [codes];`
 ///
 /// - `key`: the name in maps, issue-code prefixes and grpc.health.v1 service names;
-/// - `field`: the name of its list in a push and in the store;
+/// - `field`: the name of its list in a push and in the store (and in `ReportMetricsRequest`);
 /// - `Snapshot`: the core snapshot type (in `core::scoring::snapshot`); for pushed subsystems
 ///   also the name of the wire message in `healthscore.v1`;
 /// - `rpc(Request) -> Response`: its report RPC in `healthscore.v1.HealthReports`;
-/// - `pushed as wire_field`: apps send it in `ReportMetricsRequest.<wire_field>` (the host
-///   subsystem is sampled, not pushed).
+/// - `tool`: its MCP tool, and what the tool tells an agent;
+/// - `thresholds`: its key under `[thresholds]` and its type, in its rules module (none when
+///   its rules have nothing to configure);
+/// - `pushed`: the snapshot's fields, when apps send it (the host is sampled, not pushed).
+///   Kinds: `flag` (an `optional bool`, absent = the normal state, `true`), `u32` and `u64`
+///   (counts; counters are `u64` and cumulative), or a core enum. `or unknown` / `or
+///   unbounded` marks a capacity where 0 means that, as does a negative value in a scrape;
+/// - `codes`: its catalog rows, `Code => "NAME", Severity, "trigger", "suggested action"`.
 macro_rules! for_each_subsystem {
     ($then:ident) => {
-        $then! {
-            Datasources "datasources" datasources DatasourceSnapshot
-                get_datasource_health(GetDatasourceHealthRequest) -> GetDatasourceHealthResponse pushed as datasources;
-            Caches "caches" caches CacheSnapshot
-                get_cache_health(GetCacheHealthRequest) -> GetCacheHealthResponse pushed as caches;
-            Watchers "watchers" watchers WatcherSnapshot
-                get_watcher_health(GetWatcherHealthRequest) -> GetWatcherHealthResponse pushed as watchers;
-            Schedulers "schedulers" schedulers SchedulerSnapshot
-                get_scheduler_health(GetSchedulerHealthRequest) -> GetSchedulerHealthResponse pushed as schedulers;
-            Executors "executors" executors ExecutorSnapshot
-                get_executor_health(GetExecutorHealthRequest) -> GetExecutorHealthResponse pushed as executors;
-            WebServer "webServer" web_servers WebServerSnapshot
-                get_web_server_health(GetWebServerHealthRequest) -> GetWebServerHealthResponse pushed as web_servers;
-            Runtime "runtime" runtimes RuntimeSnapshot
-                get_runtime_health(GetRuntimeHealthRequest) -> GetRuntimeHealthResponse pushed as runtimes;
-            Performance "performance" performance PerformanceSnapshot
-                get_performance_health(GetPerformanceHealthRequest) -> GetPerformanceHealthResponse pushed as performance;
-            Host "host" host HostSnapshot
-                get_host_health(GetHostHealthRequest) -> GetHostHealthResponse;
+        $crate::core::subsystem::normalize! { $then
+            Datasources "datasources" datasources: DatasourceSnapshot {
+                report: get_datasource_health(GetDatasourceHealthRequest) -> GetDatasourceHealthResponse,
+                tool: datasource_get_health "Database connection pools: pools that did not start, utilization (active/max) and saturation, threads waiting for a connection.",
+                thresholds: datasources: datasources::DatasourceThresholds,
+                pushed: {
+                    started: flag,
+                    active: u32,
+                    idle: u32,
+                    max: u32 or unknown,
+                    threads_awaiting: u32,
+                },
+                codes: {
+                    DsPoolNotStarted => "DS_POOL_NOT_STARTED", Warning,
+                        "pool not started",
+                        "Check the datasource configuration and startup logs; the pool never started";
+                    DsPoolHighUtilization => "DS_POOL_HIGH_UTILIZATION", Warning,
+                        "active/max > 80%",
+                        "Monitor pool utilization and consider increasing pool size";
+                    DsPoolSaturated => "DS_POOL_SATURATED", Critical,
+                        "active/max >= 95%",
+                        "Increase the pool size or find the slow or leaked connections holding it";
+                    DsPoolThreadsAwaiting => "DS_POOL_THREADS_AWAITING", Warning,
+                        "threads waiting for a connection > 0",
+                        "Increase the pool size or shorten the transactions that hold connections";
+                },
+            }
+            Caches "caches" caches: CacheSnapshot {
+                report: get_cache_health(GetCacheHealthRequest) -> GetCacheHealthResponse,
+                tool: cache_get_health "Caches: disabled caches, the hit rate over the window, and evictions that show thrashing.",
+                thresholds: caches: caches::CacheThresholds,
+                pushed: {
+                    enabled: flag,
+                    hits: u64,
+                    misses: u64,
+                    evictions: u64,
+                    size: u64,
+                    max_size: u64 or unbounded,
+                },
+                codes: {
+                    CacheDisabled => "CACHE_DISABLED", Warning,
+                        "cache not enabled",
+                        "Enable the cache or remove it from the configuration";
+                    CacheLowHitRate => "CACHE_LOW_HIT_RATE", Warning,
+                        "hit rate < 30% over at least 100 lookups",
+                        "Review cache TTL settings or increase cache size";
+                    CacheHighEvictions => "CACHE_HIGH_EVICTIONS", Warning,
+                        "evictions in the window >= cache size (thrashing)",
+                        "Increase the cache's maximum size or narrow what it holds; it is thrashing";
+                },
+            }
+            Watchers "watchers" watchers: WatcherSnapshot {
+                report: get_watcher_health(GetWatcherHealthRequest) -> GetWatcherHealthResponse,
+                tool: watcher_get_health "File and resource watchers: watchers that stopped, and consecutive errors.",
+                thresholds: watchers: watchers::WatcherThresholds,
+                pushed: {
+                    running: flag,
+                    consecutive_errors: u32,
+                },
+                codes: {
+                    WatcherStopped => "WATCHER_STOPPED", Warning,
+                        "watcher not running",
+                        "Restart the watcher and check its logs for why it stopped";
+                    WatcherErrors => "WATCHER_ERRORS", Warning,
+                        "consecutive errors > 0",
+                        "Check the watcher's logs and the resource it watches";
+                    WatcherHighErrors => "WATCHER_HIGH_ERRORS", Critical,
+                        "consecutive errors >= 10",
+                        "The watcher keeps failing: fix the resource it watches or restart it";
+                },
+            }
+            Schedulers "schedulers" schedulers: SchedulerSnapshot {
+                report: get_scheduler_health(GetSchedulerHealthRequest) -> GetSchedulerHealthResponse,
+                tool: scheduler_get_health "Task schedulers: schedulers that did not start, and those whose every task is paused.",
+                pushed: {
+                    started: flag,
+                    tasks: u32,
+                    paused_tasks: u32,
+                },
+                codes: {
+                    SchedulerNotStarted => "SCHEDULER_NOT_STARTED", Warning,
+                        "scheduler not started",
+                        "Start the scheduler and check its configuration";
+                    SchedulerAllTasksPaused => "SCHEDULER_ALL_TASKS_PAUSED", Warning,
+                        "has tasks and all are paused",
+                        "Resume the paused tasks if the pause was not intended";
+                },
+            }
+            Executors "executors" executors: ExecutorSnapshot {
+                report: get_executor_health(GetExecutorHealthRequest) -> GetExecutorHealthResponse,
+                tool: executor_get_health "Thread pools and executors: unhealthy or degraded states, thread and queue use near saturation, and a queue backlog.",
+                thresholds: executors: executors::ExecutorThresholds,
+                pushed: {
+                    state: ExecutorState,
+                    active: u32,
+                    max_threads: u32 or unknown,
+                    queued: u32,
+                    queue_capacity: u32 or unbounded,
+                },
+                codes: {
+                    ExecutorUnhealthy => "EXECUTOR_UNHEALTHY", Critical,
+                        "state shutdown, terminated or critical",
+                        "Restart the executor or the service; it no longer runs tasks";
+                    ExecutorDegraded => "EXECUTOR_DEGRADED", Warning,
+                        "state degraded, draining or idle",
+                        "Check why the executor is not running normally";
+                    ExecutorNearSaturation => "EXECUTOR_NEAR_SATURATION", Warning,
+                        "max(active/max threads, queued/queue capacity) >= 90%",
+                        "Scale up the executor's threads or queue, or reduce the work submitted";
+                    ExecutorQueueBacklog => "EXECUTOR_QUEUE_BACKLOG", Warning,
+                        "queued tasks > 50",
+                        "Scale up process pool or optimize task processing";
+                },
+            }
+            WebServer "webServer" web_servers: WebServerSnapshot {
+                report: get_web_server_health(GetWebServerHealthRequest) -> GetWebServerHealthResponse,
+                tool: undertow_get_health "The web server (Undertow and the like): busy workers against the maximum, the request queue, the error rate over the window, connections per worker.",
+                thresholds: web_server: web_server::WebServerThresholds,
+                pushed: {
+                    busy_workers: u32,
+                    max_workers: u32 or unknown,
+                    queued: u32,
+                    queue_capacity: u32 or unknown,
+                    requests: u64,
+                    errors: u64,
+                    connections: u32,
+                },
+                codes: {
+                    WebWorkerSaturated => "WEB_WORKER_SATURATED", Critical,
+                        "busy workers >= max workers",
+                        "Add workers or instances; every worker is busy and requests will queue";
+                    WebWorkerHighLoad => "WEB_WORKER_HIGH_LOAD", Warning,
+                        "busy/max workers >= 80%",
+                        "Plan more workers or instances before the pool saturates";
+                    WebQueueHigh => "WEB_QUEUE_HIGH", Critical,
+                        "queued > 50% of queue capacity",
+                        "Scale out or shed load; requests are waiting for workers";
+                    WebListenerHighErrorRate => "WEB_LISTENER_HIGH_ERROR_RATE", Warning,
+                        "errors/requests in the window > 5%",
+                        "Check the application logs for the failing requests";
+                    WebHighConnectionRatio => "WEB_HIGH_CONNECTION_RATIO", Info,
+                        "connections > 10 x max workers",
+                        "Check keep-alive settings and idle clients holding connections";
+                },
+            }
+            Runtime "runtime" runtimes: RuntimeSnapshot {
+                report: get_runtime_health(GetRuntimeHealthRequest) -> GetRuntimeHealthResponse,
+                tool: runtime_get_health "The language runtime: heap use against its maximum, and blocked threads.",
+                thresholds: runtime: runtime::RuntimeThresholds,
+                pushed: {
+                    heap_used_bytes: u64,
+                    heap_max_bytes: u64 or unknown,
+                    blocked_threads: u32,
+                },
+                codes: {
+                    JvmHeapCritical => "JVM_HEAP_CRITICAL", Critical,
+                        "heap used/max > 95%",
+                        "Increase the heap or find the leak now; out-of-memory errors are imminent";
+                    JvmHeapPressure => "JVM_HEAP_PRESSURE", Warning,
+                        "heap used/max > 85%",
+                        "Review memory use and garbage collection; consider a larger heap";
+                    JvmBlockedThreads => "JVM_BLOCKED_THREADS", Warning,
+                        "blocked threads > 0",
+                        "Take a thread dump and look for lock contention";
+                },
+            }
+            Performance "performance" performance: PerformanceSnapshot {
+                report: get_performance_health(GetPerformanceHealthRequest) -> GetPerformanceHealthResponse,
+                tool: performance_get_health "Slow calls: slow queries, slow requests and slow outbound HTTP calls counted in the window.",
+                pushed: {
+                    slow_queries: u64,
+                    slow_requests: u64,
+                    slow_http_calls: u64,
+                },
+                codes: {
+                    PerfSlowQueries => "PERF_SLOW_QUERIES", Info,
+                        "slow queries in the window > 0",
+                        "Review the slow query log and add indexes or cache results";
+                    PerfSlowRequests => "PERF_SLOW_REQUESTS", Info,
+                        "slow requests in the window > 0",
+                        "Profile the slow endpoints";
+                    PerfSlowHttp => "PERF_SLOW_HTTP", Info,
+                        "slow outbound HTTP calls in the window > 0",
+                        "Check the remote services' latency and set timeouts";
+                },
+            }
+            Host "host" host: HostSnapshot {
+                report: get_host_health(GetHostHealthRequest) -> GetHostHealthResponse,
+                tool: host_get_health "The host: CPU (averaged over a window), memory and each disk of the machine healthscore runs on, and of the nodes it scrapes.",
+                thresholds: host: host::HostThresholds,
+                codes: {
+                    HostCpuCritical => "HOST_CPU_CRITICAL", Critical,
+                        "CPU > 95% averaged over the window",
+                        "Reduce concurrent processes, scale out or move to a larger machine now";
+                    HostCpuHigh => "HOST_CPU_HIGH", Warning,
+                        "CPU > 80% averaged over the window",
+                        "Consider reducing concurrent processes or upgrading CPU";
+                    HostMemoryCritical => "HOST_MEMORY_CRITICAL", Critical,
+                        "memory > 95%",
+                        "Free memory now (stop processes, clear caches) or the kernel will start killing them";
+                    HostMemoryHigh => "HOST_MEMORY_HIGH", Warning,
+                        "memory > 85%",
+                        "Clear caches or increase available memory";
+                    HostDiskCritical => "HOST_DISK_CRITICAL", Critical,
+                        "a mount > 98% full",
+                        "Free space on this filesystem now; writes are about to fail";
+                    HostDiskHigh => "HOST_DISK_HIGH", Warning,
+                        "a mount > 90% full",
+                        "Clean up old files and logs or grow the filesystem";
+                    HostCollectorError => "HOST_COLLECTOR_ERROR", Warning,
+                        "the host sampler failed to read a value",
+                        "Check healthscore's permissions and logs; host values may be missing";
+                },
+            }
         }
     };
 }
 pub(crate) use for_each_subsystem;
 
+/// Reads the table as it is written and hands it on with every part in one bracketed group, so
+/// that an expansion names only the parts it uses (`$tool:tt` for one it skips).
+macro_rules! normalize {
+    ($then:ident $(
+        $variant:ident $key:literal $field:ident: $snapshot:ident {
+            report: $rpc:ident($request:ident) -> $response:ident,
+            tool: $tool:ident $about:literal,
+            $(thresholds: $thresholds:ident: $module:ident::$thresholds_type:ident,)?
+            $(pushed: { $($fields:tt)* },)?
+            codes: { $($codes:tt)* },
+        }
+    )+) => {
+        $then! { $(
+            $variant $key $field $snapshot
+                [$rpc $request $response]
+                [$tool $about]
+                [$($thresholds $module $thresholds_type)?]
+                [$(pushed $field { $($fields)* })?]
+                [$($codes)*];
+        )+ }
+    };
+}
+pub(crate) use normalize;
+
 macro_rules! subsystem_enum {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident
-        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        $pushed:tt $codes:tt;)+) => {
         /// The subsystems a report can be about.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Subsystem { $($variant),+ }

@@ -37,6 +37,7 @@ use crate::{
     core::{
         published::View,
         scoring::{Severity, Subsystem},
+        subsystem::for_each_subsystem,
     },
     history,
 };
@@ -104,20 +105,18 @@ pub trait Reports: Clone + Send + Sync + 'static {
     fn changes(&self, subsystem: Option<Subsystem>) -> impl Future<Output = Changes> + Send;
 }
 
-/// The tools: the seed's names (`undertow_get_health` for the web server), then the
-/// subsystems the seed did not have.
-const TOOLS: [(&str, Option<Subsystem>, &str); 10] = [
-    ("system_get_health", None, "The whole service: overall status and 0-100 score (the weakest subsystem's), every subsystem's status and score, and all current issues worst first, each with a code, a message and a suggested action. Start here, then call a subsystem's tool for its entities."),
-    ("datasource_get_health", Some(Subsystem::Datasources), "Database connection pools: utilization, threads waiting for a connection, saturation. Issues suggest raising pool sizes or finding slow queries and leaks."),
-    ("cache_get_health", Some(Subsystem::Caches), "Caches: hit rate, evictions, fill. Issues suggest resizing, TTL changes or key-pattern fixes."),
-    ("watcher_get_health", Some(Subsystem::Watchers), "File and resource watchers: stopped watchers, error counts, event backlog."),
-    ("scheduler_get_health", Some(Subsystem::Schedulers), "Task schedulers: missed or failing runs, overdue tasks, stopped schedulers."),
-    ("executor_get_health", Some(Subsystem::Executors), "Thread pools and executors: queue depth, active versus maximum threads, rejections, shut-down pools."),
-    ("undertow_get_health", Some(Subsystem::WebServer), "The web server (Undertow and the like): worker threads busy, request queue, errors."),
-    ("runtime_get_health", Some(Subsystem::Runtime), "The language runtime: heap use, garbage collection time, thread counts and deadlocks."),
-    ("performance_get_health", Some(Subsystem::Performance), "Slow calls: slow-request counts and latency against their thresholds."),
-    ("host_get_health", Some(Subsystem::Host), "The host: CPU, memory and disk use of the machine healthscore runs on."),
-];
+macro_rules! tools {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt
+        [$tool:ident $about:literal] $thresholds:tt $pushed:tt $codes:tt;)+) => {
+        /// The tools: the seed's names (`undertow_get_health` for the web server, from the
+        /// subsystem table), then the subsystems the seed did not have.
+        const TOOLS: &[(&str, Option<Subsystem>, &str)] = &[
+            ("system_get_health", None, "The whole service: overall status and 0-100 score (the weakest subsystem's), every subsystem's status and score, and all current issues worst first, each with a code, a message and a suggested action. Start here, then call a subsystem's tool for its entities."),
+            $((stringify!($tool), Some(Subsystem::$variant), $about),)+
+        ];
+    };
+}
+for_each_subsystem!(tools);
 
 const HISTORY_TOOL: &str = "health_get_history";
 const HISTORY_DESCRIPTION: &str = "When and how health changed: the status transitions of the system and each subsystem, newest first (time, from, to, score, issue codes added and removed), and the share of the last hour and day each spent healthy, warning and critical. Use it to tell a new problem from a flapping one.";
@@ -128,7 +127,10 @@ fn history_schema() -> Map<String, Value> {
         "properties": {
             "subsystem": {
                 "type": "string",
-                "description": "A subsystem key (datasources, caches, watchers, schedulers, executors, webServer, runtime, performance, host) or \"system\". Default: every name."
+                "description": format!(
+                    "A subsystem key ({}) or \"system\". Default: every name.",
+                    Subsystem::ALL.map(Subsystem::key).join(", ")
+                )
             },
             "since": {
                 "type": "string",

@@ -12,6 +12,7 @@ use crate::{
     core::{
         ingest::FieldError,
         scoring::snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+        subsystem::for_each_subsystem,
     },
     proto::v1,
     sources::host::is_real_mount,
@@ -35,79 +36,103 @@ pub struct Row {
     pub entity: Option<String>,
 }
 
-/// The fields a row may set, by subsystem key (the snapshots' wire fields, plus executors'
-/// `queue_remaining`, added to `queued` for the queue's capacity).
-const FIELDS: &[(&str, &[&str])] = &[
-    (
-        "datasources",
-        &["active", "idle", "max", "threads_awaiting", "started"],
-    ),
-    (
-        "caches",
-        &["hits", "misses", "evictions", "size", "max_size", "enabled"],
-    ),
-    ("watchers", &["running", "consecutive_errors"]),
-    ("schedulers", &["started", "tasks", "paused_tasks"]),
-    (
-        "executors",
-        &[
-            "active",
-            "max_threads",
-            "queued",
-            "queue_capacity",
-            "queue_remaining",
-        ],
-    ),
-    (
-        "webServer",
-        &[
-            "busy_workers",
-            "max_workers",
-            "queued",
-            "queue_capacity",
-            "requests",
-            "errors",
-            "connections",
-        ],
-    ),
-    (
-        "runtime",
-        &["heap_used_bytes", "heap_max_bytes", "blocked_threads"],
-    ),
-    (
-        "performance",
-        &["slow_queries", "slow_requests", "slow_http_calls"],
-    ),
-];
+/// Whether a sample's value can set a snapshot field of this kind (an enum cannot).
+macro_rules! from_samples {
+    (flag) => {
+        true
+    };
+    (u32) => {
+        true
+    };
+    (u64) => {
+        true
+    };
+    ($enum:ident) => {
+        false
+    };
+}
 
-/// Fields whose negative values mean "unknown" (Micrometer writes -1 for an unbounded pool).
-const UNKNOWN_WHEN_NEGATIVE: &[&str] = &[
-    "max",
-    "max_size",
-    "max_threads",
-    "max_workers",
-    "queue_capacity",
-    "heap_max_bytes",
-];
+/// `$field`; the marker only says that the field is a capacity where 0 means unknown.
+macro_rules! capacity {
+    ($marker:ident $field:expr) => {
+        $field
+    };
+}
+
+macro_rules! snapshot_fields {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        [$(pushed $wire:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?]
+        $codes:tt;)+) => {
+        /// The fields of each pushed snapshot, by subsystem key, and whether a row may set it.
+        const SNAPSHOT_FIELDS: &[(&str, &[(&str, bool)])] = &[
+            $($(($key, &[$((stringify!($name), from_samples!($kind)),)*]),)?)+
+        ];
+
+        /// The capacities (subsystem key, field) where 0 means unknown or unbounded: a negative
+        /// value there means the same (Micrometer writes -1 for an unbounded pool).
+        const UNKNOWN_WHEN_NEGATIVE: &[(&str, &str)] = &[
+            $($($($(capacity!($zero ($key, stringify!($name))),)?)*)?)+
+        ];
+
+        impl Fields {
+            /// Every entity as the wire snapshot of its subsystem.
+            fn request(mut self) -> Result<v1::ReportMetricsRequest, FieldError> {
+                self.fill_sole_entities();
+                self.add_queue_remaining();
+                let mut request = v1::ReportMetricsRequest::default();
+                for ((subsystem, name), fields) in &self.0 {
+                    let e = Entity {
+                        subsystem,
+                        name,
+                        fields,
+                    };
+                    match subsystem.as_str() {
+                        $($($key => request.$wire.push(v1::$snapshot {
+                            name: name.clone(),
+                            $($name: FromSamples::read(&e, stringify!($name))?,)*
+                        }),)?)+
+                        other => unreachable!("rows are validated against SNAPSHOT_FIELDS, {other} is not there"),
+                    }
+                }
+                Ok(request)
+            }
+        }
+    };
+}
+for_each_subsystem!(snapshot_fields);
+
+/// Fields a row may set beyond the snapshots' own: executors' `queue_remaining`, added to
+/// `queued` for the queue's capacity.
+const DERIVED_FIELDS: &[(&str, &str)] = &[("executors", "queue_remaining")];
+
+/// The fields a row of `subsystem` may set, or `None` when no row may set that subsystem.
+fn settable(subsystem: &str) -> Option<Vec<&'static str>> {
+    let (_, fields) = SNAPSHOT_FIELDS.iter().find(|(key, _)| *key == subsystem)?;
+    let own = fields
+        .iter()
+        .filter(|(_, settable)| *settable)
+        .map(|(field, _)| *field);
+    let derived = DERIVED_FIELDS
+        .iter()
+        .filter(|(key, _)| *key == subsystem)
+        .map(|(_, field)| *field);
+    Some(own.chain(derived).collect())
+}
 
 impl Row {
     /// Checks a row from config; `key` names it (`scrape[0].mappings[2]`).
     pub fn validate(&self, key: &str) -> Result<(), FieldError> {
-        let fields = FIELDS
-            .iter()
-            .find(|(subsystem, _)| *subsystem == self.subsystem)
-            .map(|(_, fields)| *fields)
-            .ok_or_else(|| {
-                let keys: Vec<&str> = FIELDS.iter().map(|(k, _)| *k).collect();
-                FieldError::new(
-                    format!("{key}.subsystem"),
-                    format!(
-                        "{:?} is not a subsystem rows can set (one of {})",
-                        self.subsystem,
-                        keys.join(", ")
-                    ),
-                )
-            })?;
+        let fields = settable(&self.subsystem).ok_or_else(|| {
+            let keys: Vec<&str> = SNAPSHOT_FIELDS.iter().map(|(k, _)| *k).collect();
+            FieldError::new(
+                format!("{key}.subsystem"),
+                format!(
+                    "{:?} is not a subsystem rows can set (one of {})",
+                    self.subsystem,
+                    keys.join(", ")
+                ),
+            )
+        })?;
         if !fields.contains(&self.field.as_str()) {
             return Err(FieldError::new(
                 format!("{key}.field"),
@@ -516,7 +541,8 @@ impl Mapping {
                     ));
                 }
                 if sample.value < 0.0 {
-                    if UNKNOWN_WHEN_NEGATIVE.contains(&row.field.as_str()) {
+                    if UNKNOWN_WHEN_NEGATIVE.contains(&(row.subsystem.as_str(), row.field.as_str()))
+                    {
                         continue;
                     }
                     return Err(FieldError::new(
@@ -584,87 +610,53 @@ impl Entity<'_> {
     }
 }
 
+/// A wire snapshot field, read from the samples that landed on it.
+trait FromSamples: Sized {
+    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError>;
+}
+
+/// A state flag: absent (no sample) is the normal state.
+impl FromSamples for Option<bool> {
+    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
+        Ok(entity.flag(field))
+    }
+}
+
+impl FromSamples for u32 {
+    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
+        entity.u32(field)
+    }
+}
+
+impl FromSamples for u64 {
+    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
+        entity.u64(field)
+    }
+}
+
+/// The wire's enums (an executor's state): no row sets them, so they stay unspecified.
+impl FromSamples for i32 {
+    fn read(_: &Entity, _: &str) -> Result<Self, FieldError> {
+        Ok(0)
+    }
+}
+
 impl Fields {
-    fn request(mut self) -> Result<v1::ReportMetricsRequest, FieldError> {
-        self.fill_sole_entities();
-        let mut request = v1::ReportMetricsRequest::default();
-        for ((subsystem, name), fields) in &self.0 {
-            let e = Entity {
-                subsystem,
-                name,
-                fields,
-            };
-            let name = name.clone();
-            match subsystem.as_str() {
-                "datasources" => request.datasources.push(v1::DatasourceSnapshot {
-                    name,
-                    started: e.flag("started"),
-                    active: e.u32("active")?,
-                    idle: e.u32("idle")?,
-                    max: e.u32("max")?,
-                    threads_awaiting: e.u32("threads_awaiting")?,
-                }),
-                "caches" => request.caches.push(v1::CacheSnapshot {
-                    name,
-                    enabled: e.flag("enabled"),
-                    hits: e.u64("hits")?,
-                    misses: e.u64("misses")?,
-                    evictions: e.u64("evictions")?,
-                    size: e.u64("size")?,
-                    max_size: e.u64("max_size")?,
-                }),
-                "watchers" => request.watchers.push(v1::WatcherSnapshot {
-                    name,
-                    running: e.flag("running"),
-                    consecutive_errors: e.u32("consecutive_errors")?,
-                }),
-                "schedulers" => request.schedulers.push(v1::SchedulerSnapshot {
-                    name,
-                    started: e.flag("started"),
-                    tasks: e.u32("tasks")?,
-                    paused_tasks: e.u32("paused_tasks")?,
-                }),
-                "executors" => {
-                    let queued = e.u32("queued")?;
-                    let capacity = match e.fields.get("queue_remaining") {
-                        Some(_) => queued.saturating_add(e.u32("queue_remaining")?),
-                        None => e.u32("queue_capacity")?,
-                    };
-                    request.executors.push(v1::ExecutorSnapshot {
-                        name,
-                        state: 0,
-                        active: e.u32("active")?,
-                        max_threads: e.u32("max_threads")?,
-                        queued,
-                        queue_capacity: capacity,
-                    });
-                }
-                "webServer" => request.web_servers.push(v1::WebServerSnapshot {
-                    name,
-                    busy_workers: e.u32("busy_workers")?,
-                    max_workers: e.u32("max_workers")?,
-                    queued: e.u32("queued")?,
-                    queue_capacity: e.u32("queue_capacity")?,
-                    requests: e.u64("requests")?,
-                    errors: e.u64("errors")?,
-                    connections: e.u32("connections")?,
-                }),
-                "runtime" => request.runtimes.push(v1::RuntimeSnapshot {
-                    name,
-                    heap_used_bytes: e.u64("heap_used_bytes")?,
-                    heap_max_bytes: e.u64("heap_max_bytes")?,
-                    blocked_threads: e.u32("blocked_threads")?,
-                }),
-                "performance" => request.performance.push(v1::PerformanceSnapshot {
-                    name,
-                    slow_queries: e.u64("slow_queries")?,
-                    slow_requests: e.u64("slow_requests")?,
-                    slow_http_calls: e.u64("slow_http_calls")?,
-                }),
-                other => unreachable!("rows are validated against FIELDS, {other} is not there"),
+    /// Sets each executor's `queue_capacity` to `queued + queue_remaining` where a row read the
+    /// remaining capacity.
+    fn add_queue_remaining(&mut self) {
+        for ((subsystem, _), fields) in &mut self.0 {
+            if subsystem != "executors" {
+                continue;
+            }
+            if let Some(remaining) = fields.remove("queue_remaining") {
+                let queued = fields.get("queued").copied().unwrap_or(0.0);
+                fields.insert(
+                    "queue_capacity".to_owned(),
+                    (queued + remaining).min(f64::from(u32::MAX)),
+                );
             }
         }
-        Ok(request)
     }
 
     /// Moves the fields of `*` entities onto their subsystem's only named entity, or names them

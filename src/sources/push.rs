@@ -10,30 +10,16 @@ use std::{
 use crate::{
     core::{
         ingest::{self, name, FieldError, Limits, Push, HOST_SOURCE},
-        scoring::snapshot as core,
+        scoring::{snapshot as core, Snapshot},
         subsystem::for_each_subsystem,
     },
     proto::v1,
 };
 
-/// A wire snapshot the core has a type for.
-trait FromWire: Sized {
-    type Core;
-
-    fn name(&self) -> &str;
-
-    /// The core snapshot, or the first field that cannot be accepted; `path(key)` names a
-    /// field of this snapshot in errors.
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError>;
-}
-
 macro_rules! push_from_wire {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident
-        $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        [$(pushed $wire:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?]
+        $codes:tt;)+) => {
         /// Validates a request: names, numbers, the entity count (before any per-entity work),
         /// TTL bounds and `started_at` against `now`. Limits that depend on the state (sources)
         /// are the store's to check.
@@ -67,23 +53,74 @@ macro_rules! push_from_wire {
                 ..Push::default()
             };
             $($(
-                push.$field = snapshots(request.$wire, stringify!($wire), limits.max_name_bytes)?;
+                push.$field = snapshots(
+                    request.$wire,
+                    stringify!($wire),
+                    limits.max_name_bytes,
+                    |wire| &wire.name,
+                    |wire, name, path| {
+                        Ok(core::$snapshot {
+                            name,
+                            $($name: WireField::from_wire(wire.$name, || path(stringify!($name)))?,)*
+                        })
+                    },
+                )?;
             )?)+
             Ok(push)
+        }
+
+        /// Entities a request carries, counted before any is converted.
+        pub fn entity_count(request: &v1::ReportMetricsRequest) -> usize {
+            0 $($(+ request.$wire.len())?)+
         }
     };
 }
 for_each_subsystem!(push_from_wire);
 
-/// Entities a request carries, counted before any is converted.
-pub fn entity_count(request: &v1::ReportMetricsRequest) -> usize {
-    macro_rules! count {
-        ($($variant:ident $key:literal $field:ident $snapshot:ident
-            $rpc:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {
-            0 $($(+ request.$wire.len())?)+
-        };
+/// A snapshot field's core value from its wire value; `path` names the field in errors.
+trait WireField<W>: Sized {
+    fn from_wire(wire: W, path: impl FnOnce() -> String) -> Result<Self, FieldError>;
+}
+
+/// A state flag: absent is the normal state.
+impl WireField<Option<bool>> for bool {
+    fn from_wire(wire: Option<bool>, _: impl FnOnce() -> String) -> Result<Self, FieldError> {
+        Ok(wire.unwrap_or(true))
     }
-    for_each_subsystem!(count)
+}
+
+impl WireField<u32> for u32 {
+    fn from_wire(wire: u32, _: impl FnOnce() -> String) -> Result<Self, FieldError> {
+        Ok(wire)
+    }
+}
+
+impl WireField<u64> for u64 {
+    fn from_wire(wire: u64, _: impl FnOnce() -> String) -> Result<Self, FieldError> {
+        Ok(wire)
+    }
+}
+
+/// Unspecified is running: a client that never sets the state is not reported as stopped.
+impl WireField<i32> for core::ExecutorState {
+    fn from_wire(wire: i32, path: impl FnOnce() -> String) -> Result<Self, FieldError> {
+        use v1::ExecutorState as Wire;
+        Ok(match Wire::try_from(wire) {
+            Ok(Wire::Unspecified | Wire::Running) => Self::Running,
+            Ok(Wire::Idle) => Self::Idle,
+            Ok(Wire::Degraded) => Self::Degraded,
+            Ok(Wire::Draining) => Self::Draining,
+            Ok(Wire::Critical) => Self::Critical,
+            Ok(Wire::Shutdown) => Self::Shutdown,
+            Ok(Wire::Terminated) => Self::Terminated,
+            Err(_) => {
+                return Err(FieldError::new(
+                    path(),
+                    format!("unknown executor state {wire}"),
+                ))
+            }
+        })
+    }
 }
 
 /// A TTL: positive, with seconds and nanos of one sign and nanos within a second, as the
@@ -124,12 +161,15 @@ fn timestamp(at: prost_types::Timestamp) -> Result<SystemTime, FieldError> {
     SystemTime::try_from(at).map_err(|_| invalid())
 }
 
-/// Converts one repeated snapshot field, checking names (valid, unique) and each snapshot.
-fn snapshots<W: FromWire>(
+/// Converts one repeated snapshot field, checking names (valid, unique) and each snapshot's
+/// values (`Snapshot::check`).
+fn snapshots<W, C: Snapshot>(
     list: Vec<W>,
     field: &str,
     max_name_bytes: usize,
-) -> Result<Option<Vec<W::Core>>, FieldError> {
+    name_of: impl Fn(&W) -> &str,
+    convert: impl Fn(W, Arc<str>, &dyn Fn(&str) -> String) -> Result<C, FieldError>,
+) -> Result<Option<Vec<C>>, FieldError> {
     if list.is_empty() {
         return Ok(None);
     }
@@ -138,7 +178,7 @@ fn snapshots<W: FromWire>(
     for (index, snapshot) in list.into_iter().enumerate() {
         let name = name(
             &format!("{field}[{index}].name"),
-            snapshot.name(),
+            name_of(&snapshot),
             max_name_bytes,
         )?;
         if !seen.insert(name.clone()) {
@@ -148,257 +188,14 @@ fn snapshots<W: FromWire>(
             ));
         }
         let path = |key: &str| format!("{field}[{index}] {name:?}.{key}");
-        out.push(snapshot.into_core(name.clone(), &path)?);
+        let snapshot = convert(snapshot, name.clone(), &path)?;
+        snapshot.check().map_err(|error| FieldError {
+            field: path(&error.field),
+            ..error
+        })?;
+        out.push(snapshot);
     }
     Ok(Some(out))
-}
-
-/// `value <= max`, unless `max` is 0 (unknown).
-fn at_most(
-    path: &dyn Fn(&str) -> String,
-    key: &str,
-    value: u64,
-    max_key: &str,
-    max: u64,
-) -> Result<(), FieldError> {
-    if max > 0 && value > max {
-        Err(FieldError::new(
-            path(key),
-            format!("{value} is above {max_key} ({max})"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-impl FromWire for v1::DatasourceSnapshot {
-    type Core = core::DatasourceSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        at_most(path, "active", self.active.into(), "max", self.max.into())?;
-        Ok(core::DatasourceSnapshot {
-            name,
-            started: self.started.unwrap_or(true),
-            active: self.active,
-            idle: self.idle,
-            max: self.max,
-            threads_awaiting: self.threads_awaiting,
-        })
-    }
-}
-
-impl FromWire for v1::CacheSnapshot {
-    type Core = core::CacheSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        at_most(path, "size", self.size, "max_size", self.max_size)?;
-        Ok(core::CacheSnapshot {
-            name,
-            enabled: self.enabled.unwrap_or(true),
-            hits: self.hits,
-            misses: self.misses,
-            evictions: self.evictions,
-            size: self.size,
-            max_size: self.max_size,
-        })
-    }
-}
-
-impl FromWire for v1::WatcherSnapshot {
-    type Core = core::WatcherSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        _: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        Ok(core::WatcherSnapshot {
-            name,
-            running: self.running.unwrap_or(true),
-            consecutive_errors: self.consecutive_errors,
-        })
-    }
-}
-
-impl FromWire for v1::SchedulerSnapshot {
-    type Core = core::SchedulerSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        if self.paused_tasks > self.tasks {
-            return Err(FieldError::new(
-                path("paused_tasks"),
-                format!("{} is above tasks ({})", self.paused_tasks, self.tasks),
-            ));
-        }
-        Ok(core::SchedulerSnapshot {
-            name,
-            started: self.started.unwrap_or(true),
-            tasks: self.tasks,
-            paused_tasks: self.paused_tasks,
-        })
-    }
-}
-
-impl FromWire for v1::ExecutorSnapshot {
-    type Core = core::ExecutorSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        at_most(
-            path,
-            "active",
-            self.active.into(),
-            "max_threads",
-            self.max_threads.into(),
-        )?;
-        let state = match v1::ExecutorState::try_from(self.state) {
-            Ok(v1::ExecutorState::Unspecified | v1::ExecutorState::Running) => {
-                core::ExecutorState::Running
-            }
-            Ok(v1::ExecutorState::Idle) => core::ExecutorState::Idle,
-            Ok(v1::ExecutorState::Degraded) => core::ExecutorState::Degraded,
-            Ok(v1::ExecutorState::Draining) => core::ExecutorState::Draining,
-            Ok(v1::ExecutorState::Critical) => core::ExecutorState::Critical,
-            Ok(v1::ExecutorState::Shutdown) => core::ExecutorState::Shutdown,
-            Ok(v1::ExecutorState::Terminated) => core::ExecutorState::Terminated,
-            Err(_) => {
-                return Err(FieldError::new(
-                    path("state"),
-                    format!("unknown executor state {}", self.state),
-                ))
-            }
-        };
-        Ok(core::ExecutorSnapshot {
-            name,
-            state,
-            active: self.active,
-            max_threads: self.max_threads,
-            queued: self.queued,
-            queue_capacity: self.queue_capacity,
-        })
-    }
-}
-
-impl FromWire for v1::WebServerSnapshot {
-    type Core = core::WebServerSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        at_most(
-            path,
-            "busy_workers",
-            self.busy_workers.into(),
-            "max_workers",
-            self.max_workers.into(),
-        )?;
-        if self.errors > self.requests {
-            return Err(FieldError::new(
-                path("errors"),
-                format!("{} is above requests ({})", self.errors, self.requests),
-            ));
-        }
-        Ok(core::WebServerSnapshot {
-            name,
-            busy_workers: self.busy_workers,
-            max_workers: self.max_workers,
-            queued: self.queued,
-            queue_capacity: self.queue_capacity,
-            requests: self.requests,
-            errors: self.errors,
-            connections: self.connections,
-        })
-    }
-}
-
-impl FromWire for v1::RuntimeSnapshot {
-    type Core = core::RuntimeSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        path: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        at_most(
-            path,
-            "heap_used_bytes",
-            self.heap_used_bytes,
-            "heap_max_bytes",
-            self.heap_max_bytes,
-        )?;
-        Ok(core::RuntimeSnapshot {
-            name,
-            heap_used_bytes: self.heap_used_bytes,
-            heap_max_bytes: self.heap_max_bytes,
-            blocked_threads: self.blocked_threads,
-        })
-    }
-}
-
-impl FromWire for v1::PerformanceSnapshot {
-    type Core = core::PerformanceSnapshot;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn into_core(
-        self,
-        name: Arc<str>,
-        _: &dyn Fn(&str) -> String,
-    ) -> Result<Self::Core, FieldError> {
-        Ok(core::PerformanceSnapshot {
-            name,
-            slow_queries: self.slow_queries,
-            slow_requests: self.slow_requests,
-            slow_http_calls: self.slow_http_calls,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{catalog::Code, model::Severity};
+use super::{catalog::Code, model::Severity, rules};
+use crate::core::subsystem::for_each_subsystem;
 
 /// Everything the rules and the scorer read besides the snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,263 +46,59 @@ pub struct PolicyError {
     pub problem: String,
 }
 
-fn percent(key: &str, value: f64) -> Result<(), PolicyError> {
-    if value.is_finite() && (0.0..=100.0).contains(&value) {
+/// Checks that each `(name, value)` under `key` is a percentage.
+pub fn percentages(key: &str, values: &[(&str, f64)]) -> Result<(), PolicyError> {
+    for &(name, value) in values {
+        if !(value.is_finite() && (0.0..=100.0).contains(&value)) {
+            return Err(PolicyError {
+                key: format!("{key}.{name}"),
+                problem: format!("{value} is not a percentage between 0 and 100"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the warning threshold `(name, value)` under `key` is below the critical one.
+pub fn ordered(key: &str, warning: (&str, f64), critical: (&str, f64)) -> Result<(), PolicyError> {
+    if warning.1 < critical.1 {
         Ok(())
     } else {
         Err(PolicyError {
-            key: key.to_owned(),
-            problem: format!("{value} is not a percentage between 0 and 100"),
+            key: format!("{key}.{}", warning.0),
+            problem: format!(
+                "{} must be below {key}.{} ({})",
+                warning.1, critical.0, critical.1
+            ),
         })
     }
 }
 
-fn ordered(
-    warning_key: &str,
-    warning: f64,
-    critical_key: &str,
-    critical: f64,
-) -> Result<(), PolicyError> {
-    if warning < critical {
-        Ok(())
-    } else {
-        Err(PolicyError {
-            key: warning_key.to_owned(),
-            problem: format!("{warning} must be below {critical_key} ({critical})"),
-        })
-    }
+/// What a subsystem's thresholds (in its rules module) must do to be in config.
+pub trait Validate {
+    /// Checks every value; `key` is the table's (`thresholds.datasources`).
+    fn validate(&self, key: &str) -> Result<(), PolicyError>;
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Thresholds {
-    pub datasources: DatasourceThresholds,
-    pub caches: CacheThresholds,
-    pub watchers: WatcherThresholds,
-    pub web_server: WebServerThresholds,
-    pub executors: ExecutorThresholds,
-    pub runtime: RuntimeThresholds,
-    pub host: HostThresholds,
-}
-
-impl Thresholds {
-    fn validate(&self) -> Result<(), PolicyError> {
-        let t = self;
-        for (key, value) in [
-            (
-                "thresholds.datasources.high_utilization",
-                t.datasources.high_utilization,
-            ),
-            ("thresholds.datasources.saturated", t.datasources.saturated),
-            ("thresholds.caches.low_hit_rate", t.caches.low_hit_rate),
-            ("thresholds.web_server.high_load", t.web_server.high_load),
-            ("thresholds.web_server.queue_high", t.web_server.queue_high),
-            ("thresholds.web_server.error_rate", t.web_server.error_rate),
-            (
-                "thresholds.executors.near_saturation",
-                t.executors.near_saturation,
-            ),
-            ("thresholds.runtime.heap_pressure", t.runtime.heap_pressure),
-            ("thresholds.runtime.heap_critical", t.runtime.heap_critical),
-            ("thresholds.host.cpu_high", t.host.cpu_high),
-            ("thresholds.host.cpu_critical", t.host.cpu_critical),
-            ("thresholds.host.memory_high", t.host.memory_high),
-            ("thresholds.host.memory_critical", t.host.memory_critical),
-            ("thresholds.host.disk_high", t.host.disk_high),
-            ("thresholds.host.disk_critical", t.host.disk_critical),
-        ] {
-            percent(key, value)?;
+macro_rules! thresholds {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt
+        [$($name:ident $module:ident $type:ident)?] $pushed:tt $codes:tt;)+) => {
+        /// Every subsystem's rule thresholds, under `[thresholds.<name>]`.
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Thresholds {
+            $($(pub $name: rules::$module::$type,)?)+
         }
-        let ratio = t.web_server.connection_ratio;
-        if !(ratio.is_finite() && ratio > 0.0) {
-            return Err(PolicyError {
-                key: "thresholds.web_server.connection_ratio".into(),
-                problem: format!("{ratio} must be a positive number"),
-            });
+
+        impl Thresholds {
+            fn validate(&self) -> Result<(), PolicyError> {
+                $($(self.$name.validate(concat!("thresholds.", stringify!($name)))?;)?)+
+                Ok(())
+            }
         }
-        if t.watchers.high_errors == 0 {
-            return Err(PolicyError {
-                key: "thresholds.watchers.high_errors".into(),
-                problem: "must be at least 1".into(),
-            });
-        }
-        for (warning_key, warning, critical_key, critical) in [
-            (
-                "thresholds.datasources.high_utilization",
-                t.datasources.high_utilization,
-                "thresholds.datasources.saturated",
-                t.datasources.saturated,
-            ),
-            (
-                "thresholds.runtime.heap_pressure",
-                t.runtime.heap_pressure,
-                "thresholds.runtime.heap_critical",
-                t.runtime.heap_critical,
-            ),
-            (
-                "thresholds.host.cpu_high",
-                t.host.cpu_high,
-                "thresholds.host.cpu_critical",
-                t.host.cpu_critical,
-            ),
-            (
-                "thresholds.host.memory_high",
-                t.host.memory_high,
-                "thresholds.host.memory_critical",
-                t.host.memory_critical,
-            ),
-            (
-                "thresholds.host.disk_high",
-                t.host.disk_high,
-                "thresholds.host.disk_critical",
-                t.host.disk_critical,
-            ),
-        ] {
-            ordered(warning_key, warning, critical_key, critical)?;
-        }
-        Ok(())
-    }
+    };
 }
-
-/// Connection pools.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatasourceThresholds {
-    /// DS_POOL_HIGH_UTILIZATION when active/max is above this percentage.
-    pub high_utilization: f64,
-    /// DS_POOL_SATURATED when active/max is at or above this percentage.
-    pub saturated: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheThresholds {
-    /// CACHE_LOW_HIT_RATE when the window's hit rate is below this percentage...
-    pub low_hit_rate: f64,
-    /// ...over at least this many lookups, so a cold cache is not flagged.
-    pub min_lookups: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WatcherThresholds {
-    /// WATCHER_HIGH_ERRORS (instead of WATCHER_ERRORS) at this many consecutive errors.
-    pub high_errors: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebServerThresholds {
-    /// WEB_WORKER_HIGH_LOAD when busy/max workers is at or above this percentage.
-    pub high_load: f64,
-    /// WEB_QUEUE_HIGH when queued/capacity is above this percentage.
-    pub queue_high: f64,
-    /// WEB_LISTENER_HIGH_ERROR_RATE when the window's errors/requests is above this percentage.
-    pub error_rate: f64,
-    /// WEB_HIGH_CONNECTION_RATIO when connections exceed this many times max workers.
-    pub connection_ratio: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ExecutorThresholds {
-    /// EXECUTOR_NEAR_SATURATION when thread or queue use is at or above this percentage.
-    pub near_saturation: f64,
-    /// EXECUTOR_QUEUE_BACKLOG when more tasks than this are queued.
-    pub queue_backlog: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RuntimeThresholds {
-    /// JVM_HEAP_PRESSURE when heap used/max is above this percentage.
-    pub heap_pressure: f64,
-    /// JVM_HEAP_CRITICAL when heap used/max is above this percentage.
-    pub heap_critical: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HostThresholds {
-    /// HOST_CPU_HIGH when the windowed CPU use is above this percentage.
-    pub cpu_high: f64,
-    /// HOST_CPU_CRITICAL when the windowed CPU use is above this percentage.
-    pub cpu_critical: f64,
-    /// HOST_MEMORY_HIGH when memory use is above this percentage.
-    pub memory_high: f64,
-    /// HOST_MEMORY_CRITICAL when memory use is above this percentage.
-    pub memory_critical: f64,
-    /// HOST_DISK_HIGH when a filesystem is fuller than this percentage.
-    pub disk_high: f64,
-    /// HOST_DISK_CRITICAL when a filesystem is fuller than this percentage.
-    pub disk_critical: f64,
-}
-
-impl Default for DatasourceThresholds {
-    fn default() -> Self {
-        Self {
-            high_utilization: 80.0,
-            saturated: 95.0,
-        }
-    }
-}
-
-impl Default for CacheThresholds {
-    fn default() -> Self {
-        Self {
-            low_hit_rate: 30.0,
-            min_lookups: 100,
-        }
-    }
-}
-
-impl Default for WatcherThresholds {
-    fn default() -> Self {
-        Self { high_errors: 10 }
-    }
-}
-
-impl Default for WebServerThresholds {
-    fn default() -> Self {
-        Self {
-            high_load: 80.0,
-            queue_high: 50.0,
-            error_rate: 5.0,
-            connection_ratio: 10.0,
-        }
-    }
-}
-
-impl Default for ExecutorThresholds {
-    fn default() -> Self {
-        Self {
-            near_saturation: 90.0,
-            queue_backlog: 50,
-        }
-    }
-}
-
-impl Default for RuntimeThresholds {
-    fn default() -> Self {
-        Self {
-            heap_pressure: 85.0,
-            heap_critical: 95.0,
-        }
-    }
-}
-
-impl Default for HostThresholds {
-    fn default() -> Self {
-        Self {
-            cpu_high: 80.0,
-            cpu_critical: 95.0,
-            memory_high: 85.0,
-            memory_critical: 95.0,
-            disk_high: 90.0,
-            disk_critical: 98.0,
-        }
-    }
-}
+for_each_subsystem!(thresholds);
 
 /// Points deducted per issue: by severity, or per code where `codes` says so.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::core::{ingest::FieldError, subsystem::for_each_subsystem};
+
 use super::{
     catalog::Code,
     model::{Metrics, Subsystem},
@@ -19,6 +21,12 @@ pub trait Snapshot {
     /// Runs the subsystem's rules. `previous` is this entity's snapshot before this one, for
     /// counter windows; `None` on the first snapshot, whose totals are the window.
     fn evaluate(&self, previous: Option<&Self>, thresholds: &Thresholds) -> Evaluation;
+
+    /// Whether the values agree with each other (no more active than the maximum, say). The
+    /// error's field is this snapshot's field name; the input prefixes it with its path.
+    fn check(&self) -> Result<(), FieldError> {
+        Ok(())
+    }
 }
 
 /// What the rules found in one entity.
@@ -71,62 +79,58 @@ pub fn window(current: u64, previous: Option<u64>) -> u64 {
     }
 }
 
+/// `value <= bound`, or an error on `field` naming `bound_field`.
+pub fn not_above(field: &str, value: u64, bound_field: &str, bound: u64) -> Result<(), FieldError> {
+    if value > bound {
+        Err(FieldError::new(
+            field,
+            format!("{value} is above {bound_field} ({bound})"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// `value <= max`, unless `max` is 0 (unknown or unbounded).
+pub fn at_most(field: &str, value: u64, max_field: &str, max: u64) -> Result<(), FieldError> {
+    if max == 0 {
+        return Ok(());
+    }
+    not_above(field, value, max_field, max)
+}
+
 /// `part / whole` as a percentage rounded to one decimal, or `None` when `whole` is zero.
 pub fn percent(part: f64, whole: f64) -> Option<f64> {
     (whole > 0.0).then(|| (part / whole * 1000.0).round() / 10.0)
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct DatasourceSnapshot {
-    pub name: Arc<str>,
-    pub started: bool,
-    pub active: u32,
-    pub idle: u32,
-    /// 0 when unknown.
-    pub max: u32,
-    pub threads_awaiting: u32,
+/// The type a snapshot field of this kind has in the core (see `for_each_subsystem!`).
+macro_rules! field_type {
+    (flag) => {
+        bool
+    };
+    ($kind:ident) => {
+        $kind
+    };
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct CacheSnapshot {
-    pub name: Arc<str>,
-    pub enabled: bool,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-    pub size: u64,
-    /// 0 when unbounded.
-    pub max_size: u64,
+macro_rules! pushed_snapshots {
+    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
+        [$(pushed $wire:ident {
+            $($name:ident: $kind:ident $(or $zero:ident)?,)*
+        })?] $codes:tt;)+) => {$($(
+        #[doc = concat!("One entity of `", $key, "` as its source pushed it (`", stringify!($wire), "`).")]
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $snapshot {
+            pub name: Arc<str>,
+            $(
+                $(#[doc = concat!("0 when ", stringify!($zero), ".")])?
+                pub $name: field_type!($kind),
+            )*
+        }
+    )?)+};
 }
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct WatcherSnapshot {
-    pub name: Arc<str>,
-    pub running: bool,
-    pub consecutive_errors: u32,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SchedulerSnapshot {
-    pub name: Arc<str>,
-    pub started: bool,
-    pub tasks: u32,
-    pub paused_tasks: u32,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct WebServerSnapshot {
-    pub name: Arc<str>,
-    pub busy_workers: u32,
-    /// 0 when unknown.
-    pub max_workers: u32,
-    pub queued: u32,
-    /// 0 when unknown.
-    pub queue_capacity: u32,
-    pub requests: u64,
-    pub errors: u64,
-    pub connections: u32,
-}
+for_each_subsystem!(pushed_snapshots);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutorState {
@@ -151,35 +155,6 @@ impl ExecutorState {
             Self::Terminated => "terminated",
         }
     }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExecutorSnapshot {
-    pub name: Arc<str>,
-    pub state: ExecutorState,
-    pub active: u32,
-    /// 0 when unknown.
-    pub max_threads: u32,
-    pub queued: u32,
-    /// 0 when unbounded.
-    pub queue_capacity: u32,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RuntimeSnapshot {
-    pub name: Arc<str>,
-    pub heap_used_bytes: u64,
-    /// 0 when unknown.
-    pub heap_max_bytes: u64,
-    pub blocked_threads: u32,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct PerformanceSnapshot {
-    pub name: Arc<str>,
-    pub slow_queries: u64,
-    pub slow_requests: u64,
-    pub slow_http_calls: u64,
 }
 
 /// One entity of the host subsystem, as the host sampler read it.

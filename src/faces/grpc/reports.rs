@@ -113,8 +113,8 @@ type HealthReportStream =
 /// The per-subsystem reads, written out as `async_trait` would expand them (it cannot see
 /// inside a macro's output).
 macro_rules! subsystem_rpcs {
-    ($($subsystem:ident $key:literal $field:ident $snapshot:ident
-        $method:ident($request:ident) -> $response:ident $(pushed as $wire:ident)?;)+) => {$(
+    ($($subsystem:ident $key:literal $field:ident $snapshot:ident [$method:ident $request:ident $response:ident]
+        $tool:tt $thresholds:tt $pushed:tt $codes:tt;)+) => {$(
         fn $method<'life0, 'async_trait>(
             &'life0 self,
             request: Request<v1::$request>,

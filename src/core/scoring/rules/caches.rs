@@ -3,18 +3,51 @@
 
 use std::sync::Arc;
 
-use crate::core::scoring::{
-    catalog::Code,
-    model::Subsystem,
-    policy::Thresholds,
-    snapshot::{percent, window, CacheSnapshot, Evaluation, Snapshot},
+use serde::{Deserialize, Serialize};
+
+use crate::core::{
+    ingest::FieldError,
+    scoring::{
+        catalog::Code,
+        model::Subsystem,
+        policy::{percentages, PolicyError, Thresholds, Validate},
+        snapshot::{at_most, percent, window, CacheSnapshot, Evaluation, Snapshot},
+    },
 };
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheThresholds {
+    /// CACHE_LOW_HIT_RATE when the window's hit rate is below this percentage...
+    pub low_hit_rate: f64,
+    /// ...over at least this many lookups, so a cold cache is not flagged.
+    pub min_lookups: u64,
+}
+
+impl Default for CacheThresholds {
+    fn default() -> Self {
+        Self {
+            low_hit_rate: 30.0,
+            min_lookups: 100,
+        }
+    }
+}
+
+impl Validate for CacheThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        percentages(key, &[("low_hit_rate", self.low_hit_rate)])
+    }
+}
 
 impl Snapshot for CacheSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::Caches;
 
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        at_most("size", self.size, "max_size", self.max_size)
     }
 
     fn evaluate(&self, previous: Option<&Self>, t: &Thresholds) -> Evaluation {

@@ -2,18 +2,57 @@
 
 use std::sync::Arc;
 
-use crate::core::scoring::{
-    catalog::Code,
-    model::Subsystem,
-    policy::Thresholds,
-    snapshot::{percent, DatasourceSnapshot, Evaluation, Snapshot},
+use serde::{Deserialize, Serialize};
+
+use crate::core::{
+    ingest::FieldError,
+    scoring::{
+        catalog::Code,
+        model::Subsystem,
+        policy::{ordered, percentages, PolicyError, Thresholds, Validate},
+        snapshot::{at_most, percent, DatasourceSnapshot, Evaluation, Snapshot},
+    },
 };
+
+/// Connection pools.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasourceThresholds {
+    /// DS_POOL_HIGH_UTILIZATION when active/max is above this percentage.
+    pub high_utilization: f64,
+    /// DS_POOL_SATURATED when active/max is at or above this percentage.
+    pub saturated: f64,
+}
+
+impl Default for DatasourceThresholds {
+    fn default() -> Self {
+        Self {
+            high_utilization: 80.0,
+            saturated: 95.0,
+        }
+    }
+}
+
+impl Validate for DatasourceThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        let (high, saturated) = (
+            ("high_utilization", self.high_utilization),
+            ("saturated", self.saturated),
+        );
+        percentages(key, &[high, saturated])?;
+        ordered(key, high, saturated)
+    }
+}
 
 impl Snapshot for DatasourceSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::Datasources;
 
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        at_most("active", self.active.into(), "max", self.max.into())
     }
 
     fn evaluate(&self, _previous: Option<&Self>, t: &Thresholds) -> Evaluation {

@@ -2,18 +2,56 @@
 
 use std::sync::Arc;
 
-use crate::core::scoring::{
-    catalog::Code,
-    model::Subsystem,
-    policy::Thresholds,
-    snapshot::{percent, Evaluation, ExecutorSnapshot, ExecutorState, Snapshot},
+use serde::{Deserialize, Serialize};
+
+use crate::core::{
+    ingest::FieldError,
+    scoring::{
+        catalog::Code,
+        model::Subsystem,
+        policy::{percentages, PolicyError, Thresholds, Validate},
+        snapshot::{at_most, percent, Evaluation, ExecutorSnapshot, ExecutorState, Snapshot},
+    },
 };
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorThresholds {
+    /// EXECUTOR_NEAR_SATURATION when thread or queue use is at or above this percentage.
+    pub near_saturation: f64,
+    /// EXECUTOR_QUEUE_BACKLOG when more tasks than this are queued.
+    pub queue_backlog: u32,
+}
+
+impl Default for ExecutorThresholds {
+    fn default() -> Self {
+        Self {
+            near_saturation: 90.0,
+            queue_backlog: 50,
+        }
+    }
+}
+
+impl Validate for ExecutorThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        percentages(key, &[("near_saturation", self.near_saturation)])
+    }
+}
 
 impl Snapshot for ExecutorSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::Executors;
 
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        at_most(
+            "active",
+            self.active.into(),
+            "max_threads",
+            self.max_threads.into(),
+        )
     }
 
     fn evaluate(&self, _previous: Option<&Self>, t: &Thresholds) -> Evaluation {

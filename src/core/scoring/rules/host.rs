@@ -3,12 +3,70 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
+use serde::{Deserialize, Serialize};
+
 use crate::core::scoring::{
     catalog::Code,
     model::Subsystem,
-    policy::Thresholds,
+    policy::{ordered, percentages, PolicyError, Thresholds, Validate},
     snapshot::{percent, Evaluation, HostSnapshot, Snapshot},
 };
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostThresholds {
+    /// HOST_CPU_HIGH when the windowed CPU use is above this percentage.
+    pub cpu_high: f64,
+    /// HOST_CPU_CRITICAL when the windowed CPU use is above this percentage.
+    pub cpu_critical: f64,
+    /// HOST_MEMORY_HIGH when memory use is above this percentage.
+    pub memory_high: f64,
+    /// HOST_MEMORY_CRITICAL when memory use is above this percentage.
+    pub memory_critical: f64,
+    /// HOST_DISK_HIGH when a filesystem is fuller than this percentage.
+    pub disk_high: f64,
+    /// HOST_DISK_CRITICAL when a filesystem is fuller than this percentage.
+    pub disk_critical: f64,
+}
+
+impl Default for HostThresholds {
+    fn default() -> Self {
+        Self {
+            cpu_high: 80.0,
+            cpu_critical: 95.0,
+            memory_high: 85.0,
+            memory_critical: 95.0,
+            disk_high: 90.0,
+            disk_critical: 98.0,
+        }
+    }
+}
+
+impl Validate for HostThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        let pairs = [
+            (
+                ("cpu_high", self.cpu_high),
+                ("cpu_critical", self.cpu_critical),
+            ),
+            (
+                ("memory_high", self.memory_high),
+                ("memory_critical", self.memory_critical),
+            ),
+            (
+                ("disk_high", self.disk_high),
+                ("disk_critical", self.disk_critical),
+            ),
+        ];
+        for (high, critical) in pairs {
+            percentages(key, &[high, critical])?;
+        }
+        for (high, critical) in pairs {
+            ordered(key, high, critical)?;
+        }
+        Ok(())
+    }
+}
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 

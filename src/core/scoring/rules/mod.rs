@@ -1,12 +1,13 @@
-//! One module per subsystem: its `Snapshot` implementation, i.e. the catalog's rules for it.
-//! Where two rules read the same measure, only the stronger fires.
+//! One module per subsystem: its `Snapshot` implementation (the catalog's rules for it, and the
+//! checks its values must pass) and its thresholds. Where two rules read the same measure, only
+//! the stronger fires.
 
-mod caches;
-mod datasources;
-mod executors;
+pub mod caches;
+pub mod datasources;
+pub mod executors;
 pub mod host;
-mod performance;
-mod runtime;
-mod schedulers;
-mod watchers;
-mod web_server;
+pub mod performance;
+pub mod runtime;
+pub mod schedulers;
+pub mod watchers;
+pub mod web_server;

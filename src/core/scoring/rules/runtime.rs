@@ -2,20 +2,61 @@
 
 use std::sync::Arc;
 
-use crate::core::scoring::{
-    catalog::Code,
-    model::Subsystem,
-    policy::Thresholds,
-    snapshot::{percent, Evaluation, RuntimeSnapshot, Snapshot},
+use serde::{Deserialize, Serialize};
+
+use crate::core::{
+    ingest::FieldError,
+    scoring::{
+        catalog::Code,
+        model::Subsystem,
+        policy::{ordered, percentages, PolicyError, Thresholds, Validate},
+        snapshot::{at_most, percent, Evaluation, RuntimeSnapshot, Snapshot},
+    },
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeThresholds {
+    /// JVM_HEAP_PRESSURE when heap used/max is above this percentage.
+    pub heap_pressure: f64,
+    /// JVM_HEAP_CRITICAL when heap used/max is above this percentage.
+    pub heap_critical: f64,
+}
+
+impl Default for RuntimeThresholds {
+    fn default() -> Self {
+        Self {
+            heap_pressure: 85.0,
+            heap_critical: 95.0,
+        }
+    }
+}
+
+impl Validate for RuntimeThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        let pressure = ("heap_pressure", self.heap_pressure);
+        let critical = ("heap_critical", self.heap_critical);
+        percentages(key, &[pressure, critical])?;
+        ordered(key, pressure, critical)
+    }
+}
 
 impl Snapshot for RuntimeSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::Runtime;
 
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        at_most(
+            "heap_used_bytes",
+            self.heap_used_bytes,
+            "heap_max_bytes",
+            self.heap_max_bytes,
+        )
     }
 
     fn evaluate(&self, _previous: Option<&Self>, t: &Thresholds) -> Evaluation {

@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use crate::core::scoring::{
-    catalog::Code,
-    model::Subsystem,
-    policy::Thresholds,
-    snapshot::{Evaluation, SchedulerSnapshot, Snapshot},
+use crate::core::{
+    ingest::FieldError,
+    scoring::{
+        catalog::Code,
+        model::Subsystem,
+        policy::Thresholds,
+        snapshot::{not_above, Evaluation, SchedulerSnapshot, Snapshot},
+    },
 };
 
 impl Snapshot for SchedulerSnapshot {
@@ -14,6 +17,15 @@ impl Snapshot for SchedulerSnapshot {
 
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        not_above(
+            "paused_tasks",
+            self.paused_tasks.into(),
+            "tasks",
+            self.tasks.into(),
+        )
     }
 
     fn evaluate(&self, _previous: Option<&Self>, _t: &Thresholds) -> Evaluation {

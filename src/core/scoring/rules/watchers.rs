@@ -2,12 +2,39 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::core::scoring::{
     catalog::Code,
     model::Subsystem,
-    policy::Thresholds,
+    policy::{PolicyError, Thresholds, Validate},
     snapshot::{Evaluation, Snapshot, WatcherSnapshot},
 };
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatcherThresholds {
+    /// WATCHER_HIGH_ERRORS (instead of WATCHER_ERRORS) at this many consecutive errors.
+    pub high_errors: u32,
+}
+
+impl Default for WatcherThresholds {
+    fn default() -> Self {
+        Self { high_errors: 10 }
+    }
+}
+
+impl Validate for WatcherThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        if self.high_errors == 0 {
+            return Err(PolicyError {
+                key: format!("{key}.high_errors"),
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
 
 impl Snapshot for WatcherSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::Watchers;

@@ -2,18 +2,78 @@
 
 use std::sync::Arc;
 
-use crate::core::scoring::{
-    catalog::Code,
-    model::Subsystem,
-    policy::Thresholds,
-    snapshot::{percent, window, Evaluation, Snapshot, WebServerSnapshot},
+use serde::{Deserialize, Serialize};
+
+use crate::core::{
+    ingest::FieldError,
+    scoring::{
+        catalog::Code,
+        model::Subsystem,
+        policy::{percentages, PolicyError, Thresholds, Validate},
+        snapshot::{at_most, not_above, percent, window, Evaluation, Snapshot, WebServerSnapshot},
+    },
 };
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebServerThresholds {
+    /// WEB_WORKER_HIGH_LOAD when busy/max workers is at or above this percentage.
+    pub high_load: f64,
+    /// WEB_QUEUE_HIGH when queued/capacity is above this percentage.
+    pub queue_high: f64,
+    /// WEB_LISTENER_HIGH_ERROR_RATE when the window's errors/requests is above this percentage.
+    pub error_rate: f64,
+    /// WEB_HIGH_CONNECTION_RATIO when connections exceed this many times max workers.
+    pub connection_ratio: f64,
+}
+
+impl Default for WebServerThresholds {
+    fn default() -> Self {
+        Self {
+            high_load: 80.0,
+            queue_high: 50.0,
+            error_rate: 5.0,
+            connection_ratio: 10.0,
+        }
+    }
+}
+
+impl Validate for WebServerThresholds {
+    fn validate(&self, key: &str) -> Result<(), PolicyError> {
+        percentages(
+            key,
+            &[
+                ("high_load", self.high_load),
+                ("queue_high", self.queue_high),
+                ("error_rate", self.error_rate),
+            ],
+        )?;
+        let ratio = self.connection_ratio;
+        if !(ratio.is_finite() && ratio > 0.0) {
+            return Err(PolicyError {
+                key: format!("{key}.connection_ratio"),
+                problem: format!("{ratio} must be a positive number"),
+            });
+        }
+        Ok(())
+    }
+}
 
 impl Snapshot for WebServerSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::WebServer;
 
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        at_most(
+            "busy_workers",
+            self.busy_workers.into(),
+            "max_workers",
+            self.max_workers.into(),
+        )?;
+        not_above("errors", self.errors, "requests", self.requests)
     }
 
     fn evaluate(&self, previous: Option<&Self>, t: &Thresholds) -> Evaluation {
