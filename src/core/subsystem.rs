@@ -10,24 +10,26 @@ use std::{fmt, str::FromStr};
 
 use serde::{Serialize, Serializer};
 
-/// Calls `$then!` with every subsystem's row, in report order:
-///
-/// `Variant "key" field Snapshot [rpc Request Response] [tool "about"]
-///  [thresholds_field module::Thresholds] [pushed field { name: kind, ... }] [codes];`
+/// Calls `$then!` with every subsystem's row, in report order. A new row goes at the end: the
+/// history journal names a subsystem by its place here. A row is
+/// `Variant "key" field: Snapshot { report, tool, thresholds, pushed, codes }`:
 ///
 /// - `key`: the name in maps, issue-code prefixes and grpc.health.v1 service names;
-/// - `field`: the name of its list in a push and in the store (and in `ReportMetricsRequest`);
+/// - `field`: the name of its list in a push, in the store and in `ReportMetricsRequest`;
 /// - `Snapshot`: the core snapshot type (in `core::scoring::snapshot`); for pushed subsystems
 ///   also the name of the wire message in `healthscore.v1`;
-/// - `rpc(Request) -> Response`: its report RPC in `healthscore.v1.HealthReports`;
-/// - `tool`: its MCP tool, and what the tool tells an agent;
-/// - `thresholds`: its key under `[thresholds]` and its type, in its rules module (none when
-///   its rules have nothing to configure);
-/// - `pushed`: the snapshot's fields, when apps send it (the host is sampled, not pushed).
-///   Kinds: `flag` (an `optional bool`, absent = the normal state, `true`), `u32` and `u64`
-///   (counts; counters are `u64` and cumulative), or a core enum. `or unknown` / `or
-///   unbounded` marks a capacity where 0 means that, as does a negative value in a scrape;
+/// - `report: rpc(Request) -> Response`: its report RPC in `healthscore.v1.HealthReports`;
+/// - `tool: name "about"`: its MCP tool, and what the tool tells an agent;
+/// - `thresholds: name: module::Type`: its table under `[thresholds]` and its type, in its
+///   rules module; left out when its rules have nothing to configure;
+/// - `pushed: { field: kind, ... }`: the snapshot's fields, when apps send it (the host is
+///   sampled, not pushed). Kinds: `flag` (an `optional bool` whose absence is the normal state,
+///   `true`), `u32` and `u64` (counts; counters are `u64` and cumulative), or a core enum.
+///   `or unknown` / `or unbounded` marks a capacity where 0 means that, as does a negative
+///   value in a scrape;
 /// - `codes`: its catalog rows, `Code => "NAME", Severity, "trigger", "suggested action"`.
+///
+/// `$then!` receives each row with every part in one bracketed group (see `normalize!`).
 macro_rules! for_each_subsystem {
     ($then:ident) => {
         $crate::core::subsystem::normalize! { $then

@@ -186,7 +186,9 @@ fn record_at(bytes: &[u8], offset: usize) -> Option<(&[u8], usize)> {
 }
 
 /// `[at ms i64][name u8][from u8][to u8][score u8][added u8][removed u8]` then each code as
-/// `[length u8][name]`: codes by name, so a catalog that grows keeps old files readable.
+/// `[length u8][name]`: codes by name, so a catalog that grows keeps old files readable; the
+/// name as 0 (the system) or 1 + the subsystem's place in the table, which new subsystems
+/// keep by joining the table at its end (`positions_of_subsystems_never_move`).
 fn encode(transition: &Transition) -> Vec<u8> {
     let millis = match transition.at.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
@@ -280,6 +282,27 @@ mod tests {
             &[Code::DsPoolSaturated],
             &[],
         )
+    }
+
+    #[test]
+    fn positions_of_subsystems_never_move() {
+        let written_by_earlier_versions = [
+            "datasources",
+            "caches",
+            "watchers",
+            "schedulers",
+            "executors",
+            "webServer",
+            "runtime",
+            "performance",
+            "host",
+        ];
+        let keys: Vec<&str> = Subsystem::ALL.iter().map(|s| s.key()).collect();
+        assert_eq!(
+            keys[..written_by_earlier_versions.len()],
+            written_by_earlier_versions,
+            "journals name subsystems by position: add new subsystems at the end of the table"
+        );
     }
 
     fn temp(name: &str) -> PathBuf {
