@@ -4,6 +4,7 @@
 mod common;
 
 use common::{http_send, pool, push_pools, TestServer};
+use healthscore::core::scoring::Subsystem;
 use http_body_util::Full;
 use serde_json::{json, Value};
 
@@ -85,7 +86,8 @@ async fn tools_read_the_reports_and_bad_arguments_are_named() {
         names.contains(&"health_get_history".to_owned()),
         "{names:?}"
     );
-    assert_eq!(names.len(), 11, "{names:?}");
+    // One tool per subsystem, the system's and the history's.
+    assert_eq!(names.len(), Subsystem::ALL.len() + 2, "{names:?}");
 
     let call = |id: u32, name: &str, arguments: Value| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
