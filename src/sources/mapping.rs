@@ -78,7 +78,7 @@ macro_rules! snapshot_fields {
             /// Every entity as the wire snapshot of its subsystem.
             fn request(mut self) -> Result<v1::ReportMetricsRequest, FieldError> {
                 self.fill_sole_entities();
-                self.add_queue_remaining();
+                self.add_queue_remaining()?;
                 let mut request = v1::ReportMetricsRequest::default();
                 for ((subsystem, name), fields) in &self.0 {
                     let e = Entity {
@@ -643,20 +643,22 @@ impl FromSamples for i32 {
 
 impl Fields {
     /// Sets each executor's `queue_capacity` to `queued + queue_remaining` where a row read the
-    /// remaining capacity.
-    fn add_queue_remaining(&mut self) {
-        for ((subsystem, _), fields) in &mut self.0 {
-            if subsystem != "executors" {
+    /// remaining capacity; either count above a `u32` is refused, as any field's is.
+    fn add_queue_remaining(&mut self) -> Result<(), FieldError> {
+        for ((subsystem, name), fields) in &mut self.0 {
+            if subsystem != "executors" || !fields.contains_key("queue_remaining") {
                 continue;
             }
-            if let Some(remaining) = fields.remove("queue_remaining") {
-                let queued = fields.get("queued").copied().unwrap_or(0.0);
-                fields.insert(
-                    "queue_capacity".to_owned(),
-                    (queued + remaining).min(f64::from(u32::MAX)),
-                );
-            }
+            let e = Entity {
+                subsystem,
+                name,
+                fields,
+            };
+            let capacity = e.u32("queued")?.saturating_add(e.u32("queue_remaining")?);
+            fields.remove("queue_remaining");
+            fields.insert("queue_capacity".to_owned(), f64::from(capacity));
         }
+        Ok(())
     }
 
     /// Moves the fields of `*` entities onto their subsystem's only named entity, or names them
@@ -868,6 +870,12 @@ process_uptime_seconds 12.0
         assert!(Mapping::micrometer().apply(&inf).is_err());
         let negative = parse("hikaricp_connections_active{pool=\"p\"} -3").expect("parses");
         assert!(Mapping::micrometer().apply(&negative).is_err());
+        let remaining = parse(
+            "executor_queued_tasks{name=\"e\"} 1\nexecutor_queue_remaining_tasks{name=\"e\"} 1e10",
+        )
+        .expect("parses");
+        let error = Mapping::micrometer().apply(&remaining).unwrap_err();
+        assert_eq!(error.field, "executors \"e\".queue_remaining");
         let unmapped = parse("some_gauge NaN").expect("parses");
         assert_eq!(
             Mapping::micrometer().apply(&unmapped).expect("ignored").1,
