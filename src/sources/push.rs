@@ -89,14 +89,9 @@ impl WireField<Option<bool>> for bool {
     }
 }
 
-impl WireField<u32> for u32 {
-    fn from_wire(wire: u32, _: impl FnOnce() -> String) -> Result<Self, FieldError> {
-        Ok(wire)
-    }
-}
-
-impl WireField<u64> for u64 {
-    fn from_wire(wire: u64, _: impl FnOnce() -> String) -> Result<Self, FieldError> {
+/// A count: the same on the wire as in the core.
+impl<T> WireField<T> for T {
+    fn from_wire(wire: T, _: impl FnOnce() -> String) -> Result<Self, FieldError> {
         Ok(wire)
     }
 }

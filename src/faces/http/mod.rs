@@ -188,11 +188,8 @@ fn json_response(status: StatusCode, body: Bytes) -> Response {
 /// `/v1/watch`, tested in a real browser by `.ci/dashboard.sh`. It lists the subsystems in the
 /// table's order, written into the page once.
 static DASHBOARD: LazyLock<String> = LazyLock::new(|| {
-    let keys: Vec<String> = Subsystem::ALL
-        .iter()
-        .map(|subsystem| format!("{:?}", subsystem.key()))
-        .collect();
-    include_str!("dashboard.html").replace("[/* subsystems */]", &format!("[{}]", keys.join(", ")))
+    let keys = serde_json::to_string(&Subsystem::ALL).expect("subsystem keys serialize");
+    include_str!("dashboard.html").replace("[/* subsystems */]", &keys)
 });
 
 /// Everything from healthscore itself; inline styles and script are the page's own. `data:`
