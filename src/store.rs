@@ -255,7 +255,16 @@ impl Store {
             .entry(name.clone())
             .or_insert_with(|| Source::new(now, ttl));
         match source.order(push.started_at, push.sequence) {
-            Order::Old => return Ok(Applied::OldSequence),
+            // Not applied, but the source is alive (an app restarted without `started_at`,
+            // a duplicate): it counts as a heartbeat, so it does not go stale.
+            Order::Old => {
+                source.last_seen = now;
+                if std::mem::replace(&mut source.stale, false) {
+                    source.slots.refresh();
+                    return Ok(Applied::Changed(source.slots.subsystems()));
+                }
+                return Ok(Applied::OldSequence);
+            }
             Order::Restart => {
                 source.started_at = push.started_at;
                 source.sequence = push.sequence;
@@ -385,6 +394,38 @@ mod tests {
         );
         let report = store.report(Subsystem::Datasources);
         assert_eq!(report.status, Status::Critical);
+    }
+
+    #[test]
+    fn an_old_push_keeps_its_source_fresh_without_applying_it() {
+        let mut store = store(Limits::default());
+        let start = Instant::now();
+        store.apply(push("a", Some(5), 99), start).expect("valid");
+        // The app restarted without started_at: its sequence starts again from 1.
+        let ttl = Duration::from_secs(Limits::default().default_ttl_secs);
+        let later = start + ttl - Duration::from_secs(1);
+        assert_eq!(
+            store.apply(push("a", Some(1), 1), later),
+            Ok(Applied::OldSequence)
+        );
+        assert!(store
+            .expire(start + ttl + Duration::from_secs(1))
+            .is_empty());
+        assert_eq!(
+            first_code(&store.report(Subsystem::Datasources)),
+            Some(Code::DsPoolSaturated)
+        );
+        // A stale source that hears an old push is fresh again.
+        let stale_at = later + ttl + Duration::from_secs(1);
+        assert!(!store.expire(stale_at).is_empty());
+        assert_eq!(
+            store.apply(push("a", Some(2), 1), stale_at),
+            Ok(Applied::Changed(vec![Subsystem::Datasources]))
+        );
+        assert_eq!(
+            first_code(&store.report(Subsystem::Datasources)),
+            Some(Code::DsPoolSaturated)
+        );
     }
 
     #[test]
