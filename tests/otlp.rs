@@ -264,3 +264,78 @@ async fn bad_resources_are_rejected_with_their_points_and_change_nothing() {
         415
     );
 }
+
+/// Delta points of cache `c1`'s hits, as Micrometer's OTLP registry exports them, and its size.
+fn hits(deltas: &[f64], size: Option<f64>) -> ResourceMetrics {
+    let mut metrics = vec![Metric {
+        name: "cache.gets".into(),
+        data: Some(Data::Sum(Sum {
+            data_points: deltas
+                .iter()
+                .map(|&delta| point(delta, &[("cache", "c1"), ("result", "hit")]))
+                .collect(),
+            aggregation_temporality: 1,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }];
+    if let Some(size) = size {
+        metrics.push(gauge("cache.size", vec![point(size, &[("cache", "c1")])]));
+    }
+    resource(&[("service.instance.id", "deltas-1")], metrics)
+}
+
+/// The hits in cache `c1`'s last window, as the report shows them.
+async fn window_hits(server: &TestServer) -> f64 {
+    let report = report(server, "caches").await;
+    report["entities"][0]["metrics"]["hits"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no hits in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_deltas_do_not_count_and_a_nan_delta_is_refused_alone() {
+    let server = TestServer::start().await;
+    let client = MetricsServiceClient::new(server.channel.clone());
+    let export = |resource| {
+        let mut client = client.clone();
+        async move {
+            client
+                .export(ExportMetricsServiceRequest {
+                    resource_metrics: vec![resource],
+                })
+                .await
+                .map(|answer| answer.into_inner().partial_success)
+        }
+    };
+    assert_eq!(
+        export(hits(&[10.0], Some(5.0))).await.expect("applied"),
+        None
+    );
+    assert_eq!(window_hits(&server).await, 10.0);
+    // Refused whole (a NaN size where a rule reads): its 1000 hits must not count later.
+    export(hits(&[1000.0], Some(f64::NAN)))
+        .await
+        .expect_err("a NaN size refuses the resource");
+    assert_eq!(
+        export(hits(&[5.0], Some(5.0))).await.expect("applied"),
+        None
+    );
+    assert_eq!(window_hits(&server).await, 5.0, "the refused delta counted");
+    // A NaN delta is refused alone (the series' other point counts), and poisons nothing after.
+    let partial = export(hits(&[f64::NAN, 3.0], Some(5.0)))
+        .await
+        .expect("the rest of the resource is applied")
+        .expect("the NaN point is reported");
+    assert_eq!(partial.rejected_data_points, 1, "{partial:?}");
+    assert!(
+        partial.error_message.contains("cache_gets_total"),
+        "{partial:?}"
+    );
+    assert_eq!(window_hits(&server).await, 3.0);
+    assert_eq!(
+        export(hits(&[7.0], Some(5.0))).await.expect("applied"),
+        None
+    );
+    assert_eq!(window_hits(&server).await, 7.0);
+}

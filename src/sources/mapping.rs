@@ -505,6 +505,11 @@ impl Mapping {
         Self::of(self.rows)
     }
 
+    /// Whether some row reads the metric `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.by_metric.contains_key(name)
+    }
+
     /// The snapshots `samples` describe, as a request of their lists (no source, TTL or
     /// sequence); the number of samples no row read is returned too.
     pub fn apply(

@@ -3,16 +3,19 @@
 //! `service.name`, with `@host.name` when set). Names and attribute keys are read the way
 //! Prometheus reads OTLP (dots to underscores, units and `_total` appended), so the semantic
 //! conventions and Micrometer's names map through the same rows as a scrape. Delta sums and
-//! histogram counts are added up into the cumulative counters the rules expect.
+//! histogram counts of the series a row reads are added up into the cumulative counters the
+//! rules expect; a delta counts only once its resource is applied, and the running totals are
+//! bounded and forgotten with their source.
 //!
 //! A resource is all or nothing: bad data (no service name, NaN or negative values where a rule
-//! reads them, too many entities) rejects that resource's points and is reported back; points
-//! of metrics no row reads are ignored and counted.
+//! reads them, too many entities) rejects that resource's points and is reported back; a delta
+//! point that is not a finite number is refused alone. Points of metrics no row reads are
+//! ignored and counted.
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use opentelemetry_proto::tonic::{
@@ -41,6 +44,19 @@ pub struct Exported {
 }
 
 impl Exported {
+    fn reject(
+        &mut self,
+        points: u64,
+        refusal: Refusal,
+        errors: Vec<String>,
+        telemetry: &Telemetry,
+    ) {
+        self.rejected += points;
+        telemetry.otlp_points(PointResult::rejected, points);
+        self.errors.extend(errors);
+        self.refusal = self.refusal.max(Some(refusal));
+    }
+
     /// The OTLP answer: a partial success naming what was rejected, or, when every point was
     /// rejected, the heaviest refusal and the reasons as an error (the client retries only an
     /// exhausted one).
@@ -58,14 +74,86 @@ impl Exported {
     }
 }
 
-/// The receiver's state: the running totals of delta series, by source and series.
+/// Delta series whose running totals are kept, over every source: beyond it a new series'
+/// points count from zero in each export (and a warning says so).
+const MAX_DELTA_SERIES: usize = 100_000;
+
+/// The receiver's state: the running totals of delta series.
 pub struct Otlp {
     engine: Engine,
     limits: Limits,
     ttl: Duration,
     telemetry: Arc<Telemetry>,
     mapping: Mapping,
-    totals: Mutex<HashMap<(String, String), f64>>,
+    totals: Mutex<Totals>,
+}
+
+/// The running totals of delta series, by source and series, with when each source last had
+/// an export applied: a source silent for its TTL and `limits.forget_after_secs` is forgotten
+/// by the engine, and its totals here.
+#[derive(Default)]
+struct Totals {
+    sources: HashMap<String, SourceTotals>,
+    series: usize,
+    last_pruned: Option<Instant>,
+}
+
+struct SourceTotals {
+    series: HashMap<String, f64>,
+    applied: Instant,
+}
+
+impl Totals {
+    fn get(&self, source: &str, series: &str) -> f64 {
+        self.sources
+            .get(source)
+            .and_then(|totals| totals.series.get(series))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Adds an applied export's deltas to its source's totals; the series that did not fit.
+    fn commit(&mut self, source: &str, deltas: HashMap<String, f64>, now: Instant) -> usize {
+        let mut left_out = 0;
+        let totals = self
+            .sources
+            .entry(source.to_owned())
+            .or_insert_with(|| SourceTotals {
+                series: HashMap::new(),
+                applied: now,
+            });
+        totals.applied = now;
+        for (series, delta) in deltas {
+            match totals.series.get_mut(&series) {
+                Some(total) => *total += delta,
+                None if self.series < MAX_DELTA_SERIES => {
+                    totals.series.insert(series, delta);
+                    self.series += 1;
+                }
+                None => left_out += 1,
+            }
+        }
+        left_out
+    }
+
+    /// Forgets the sources with nothing applied for `keep`; at most once a minute.
+    fn prune(&mut self, keep: Duration, now: Instant) {
+        if self
+            .last_pruned
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_pruned = Some(now);
+        let series = &mut self.series;
+        self.sources.retain(|_, totals| {
+            let kept = now.duration_since(totals.applied) < keep;
+            if !kept {
+                *series -= totals.series.len();
+            }
+            kept
+        });
+    }
 }
 
 impl std::fmt::Debug for Otlp {
@@ -76,11 +164,14 @@ impl std::fmt::Debug for Otlp {
     }
 }
 
-/// One resource's points, read: its source, its samples, and how many points it had.
+/// One resource's points, read: its source, its samples, how many points it had, the deltas
+/// to add to its totals once applied, and the points refused alone.
 struct Resource {
     source: String,
     samples: Vec<Sample>,
     points: u64,
+    deltas: HashMap<String, f64>,
+    refused: Vec<String>,
 }
 
 impl Otlp {
@@ -91,7 +182,7 @@ impl Otlp {
             ttl,
             telemetry,
             mapping: Mapping::otlp(),
-            totals: Mutex::new(HashMap::new()),
+            totals: Mutex::default(),
         }
     }
 
@@ -103,20 +194,25 @@ impl Otlp {
     ) -> Exported {
         let mut exported = Exported::default();
         for resource_metrics in request.resource_metrics {
-            let points = count_points(&resource_metrics);
+            let mut points = count_points(&resource_metrics);
             exported.points += points;
             let outcome = match self.read(resource_metrics) {
-                Ok(resource) => match admit.admit(&resource.source).await {
-                    Ok(()) => self.apply(resource).await,
-                    Err(error) => Err((error.refusal, format!("{}: {error}", resource.source))),
-                },
+                Ok(mut resource) => {
+                    let refused = std::mem::take(&mut resource.refused);
+                    if !refused.is_empty() {
+                        let count = refused.len() as u64;
+                        points -= count;
+                        exported.reject(count, Refusal::Invalid, refused, &self.telemetry);
+                    }
+                    match admit.admit(&resource.source).await {
+                        Ok(()) => self.apply(resource).await,
+                        Err(error) => Err((error.refusal, format!("{}: {error}", resource.source))),
+                    }
+                }
                 Err(error) => Err((Refusal::Invalid, error)),
             };
             if let Err((refusal, error)) = outcome {
-                exported.rejected += points;
-                self.telemetry.otlp_points(PointResult::rejected, points);
-                exported.errors.push(error);
-                exported.refusal = exported.refusal.max(Some(refusal));
+                exported.reject(points, refusal, vec![error], &self.telemetry);
             }
         }
         exported
@@ -142,6 +238,7 @@ impl Otlp {
         match self.engine.push(push).await {
             Ok(_) => {
                 self.telemetry.otlp_points(PointResult::applied, read);
+                self.commit(&resource.source, resource.deltas);
                 Ok(())
             }
             Err(EngineError::Invalid(error)) => Err(invalid(error)),
@@ -151,7 +248,28 @@ impl Otlp {
         }
     }
 
-    /// A resource's samples, named as Prometheus reads OTLP; delta series added up.
+    /// Adds an applied resource's deltas to its source's running totals.
+    fn commit(&self, source: &str, deltas: HashMap<String, f64>) {
+        if deltas.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let keep = self.ttl + Duration::from_secs(self.limits.forget_after_secs);
+        let mut totals = self.totals.lock().expect("no panic holds this lock");
+        totals.prune(keep, now);
+        let left_out = totals.commit(source, deltas, now);
+        if left_out > 0 {
+            tracing::warn!(
+                source,
+                left_out,
+                max = MAX_DELTA_SERIES,
+                "too many OTLP delta series to keep running totals: these count from zero in each export"
+            );
+        }
+    }
+
+    /// A resource's samples, named as Prometheus reads OTLP; delta series the mapping reads
+    /// added to their running totals (committed by `apply`).
     fn read(&self, resource_metrics: ResourceMetrics) -> Result<Resource, String> {
         let attributes = resource_metrics
             .resource
@@ -174,7 +292,9 @@ impl Otlp {
         };
         let mut series: BTreeMap<(String, Vec<(String, String)>), f64> = BTreeMap::new();
         let mut points = 0;
-        let mut totals = self.totals.lock().expect("no panic holds this lock");
+        let mut deltas: HashMap<String, f64> = HashMap::new();
+        let mut refused = Vec::new();
+        let totals = self.totals.lock().expect("no panic holds this lock");
         for metric in resource_metrics
             .scope_metrics
             .into_iter()
@@ -217,14 +337,21 @@ impl Otlp {
                 _ => (base, false, Vec::new()),
             };
             points += values.len() as u64;
+            let delta = delta && self.mapping.reads(&name);
             for (point_attributes, value) in values {
                 let mut labels: Vec<(String, String)> = attributes_of(point_attributes);
                 labels.sort();
                 let value = if delta {
-                    let key = (source.clone(), format!("{name}{labels:?}"));
-                    let total = totals.entry(key).or_default();
-                    *total += value;
-                    *total
+                    if !value.is_finite() {
+                        refused.push(format!(
+                            "{source}: metric {name} {labels:?}: a delta of {value} is not a finite number; the point is refused"
+                        ));
+                        continue;
+                    }
+                    let key = format!("{name}{labels:?}");
+                    let pending = deltas.entry(key.clone()).or_default();
+                    *pending += value;
+                    totals.get(&source, &key) + *pending
                 } else {
                     value
                 };
@@ -244,7 +371,9 @@ impl Otlp {
         Ok(Resource {
             source,
             samples,
-            points,
+            points: points - refused.len() as u64,
+            deltas,
+            refused,
         })
     }
 }
