@@ -284,3 +284,35 @@ async fn a_killed_server_keeps_its_journal() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_used_leaves_the_history_in_memory() {
+    let dir = std::env::temp_dir().join(format!("healthscore-garbage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("not-a-journal");
+    std::fs::write(&garbage, "someone else's file\n").unwrap();
+    // A file that is not a journal (left untouched), and a path that is a directory.
+    for path in [garbage.clone(), dir.clone()] {
+        let mut config = config();
+        config.history.path = Some(path.clone());
+        let server = TestServer::start_with(config).await;
+        server
+            .reports()
+            .report_metrics(saturated())
+            .await
+            .expect("the server serves without its journal");
+        let answer = server
+            .reports()
+            .get_history(GetHistoryRequest::default())
+            .await
+            .expect("GetHistory")
+            .into_inner();
+        assert_eq!(answer.transitions.len(), 2, "{path:?}: {answer:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&garbage).unwrap(),
+        "someone else's file\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,15 +2,20 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use crate::config::Config;
+use crate::{
+    config::Config,
+    faces::{auth::Tokens, tls::Certificates},
+    history::journal,
+};
 
 /// The default configuration with every key commented; a test keeps it equal to the defaults.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Check a config file (and HEALTHSCORE_* variables): exit 0 if usable, 1 with the key and
-    /// line of the first problem otherwise.
+    /// Check a config file (and HEALTHSCORE_* variables), and the TLS, token and journal files
+    /// it names: exit 0 if usable, 1 with the key and line of the first problem otherwise. A
+    /// journal that cannot be used is a warning: `serve` runs without it.
     Check {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -22,7 +27,17 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { file } => {
-            Config::load(Some(&file), std::env::vars())?;
+            let config = Config::load(Some(&file), std::env::vars())?;
+            Certificates::load(&config.tls)?;
+            Tokens::load(&config.auth)?;
+            if let Some(path) = &config.history.path {
+                if let Err(error) = journal::check(path) {
+                    eprintln!(
+                        "warning: history.path: {}: {error} (serve keeps the history in memory only)",
+                        path.display()
+                    );
+                }
+            }
             println!("{}: ok", file.display());
         }
         Command::Default => print!("{DEFAULT_CONFIG}"),

@@ -2,8 +2,11 @@
 //! each `[length u32][CRC-32 u32][payload]` and synced to disk before the next. A crash mid-write
 //! (kill -9, power loss) leaves at most one torn record at the end: reading stops at the last
 //! whole record, warns, and cuts the file there, so the file is never corrupt for the next
-//! append. When the file holds twice the records the history keeps, it is rewritten (a new
-//! file renamed over the old one, so a crash then leaves one or the other whole).
+//! append. A damaged record inside the file (a flipped bit) is skipped: reading resumes at the
+//! next whole record. A failed append (a full disk) is cut off again at once, so the records
+//! after it stay readable. When the file holds twice the records the history keeps, it is
+//! rewritten (a new file renamed over the old one, so a crash then leaves one or the other
+//! whole).
 
 use std::{
     fs::{File, OpenOptions},
@@ -28,13 +31,23 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the journal at `path`: the transitions it holds, and the journal to
-    /// append to. `keep` is the history's `max_transitions`.
-    pub fn open(path: &Path, keep: usize) -> io::Result<(Vec<Transition>, Journal)> {
+    /// append to, `None` (with a warning) when the file can be read but not written. `keep` is
+    /// the history's `max_transitions`. An error means nothing could be read: a file that is
+    /// not a journal, or that cannot be read or created.
+    pub fn open(path: &Path, keep: usize) -> io::Result<(Vec<Transition>, Option<Journal>)> {
         let (transitions, records) = read(path)?;
+        let file = match OpenOptions::new().append(true).open(path) {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "the history journal cannot be written: its transitions are restored, new ones are kept in memory only");
+                return Ok((transitions, None));
+            }
+        };
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
             path: path.to_owned(),
-            file: OpenOptions::new().append(true).open(path)?,
+            length: file.metadata()?.len(),
+            file,
             records,
             keep,
             recent: transitions
@@ -48,7 +61,7 @@ impl Journal {
         std::thread::Builder::new()
             .name("history-journal".into())
             .spawn(move || writer.run(receiver))?;
-        Ok((transitions, Journal { records: sender }))
+        Ok((transitions, Some(Journal { records: sender })))
     }
 
     /// Queues `transition` for the file.
@@ -61,9 +74,40 @@ impl Journal {
     }
 }
 
+/// Whether `path` can serve as the journal, changing nothing: an existing file must be a
+/// journal that can be appended to; a missing one needs its directory.
+pub fn check(path: &Path) -> io::Result<()> {
+    match File::open(path) {
+        Ok(mut file) => {
+            let mut magic = [0u8; MAGIC.len()];
+            if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not a healthscore history journal",
+                ));
+            }
+            OpenOptions::new().append(true).open(path).map(drop)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            match dir.map(std::fs::metadata) {
+                Some(Ok(meta)) if !meta.is_dir() => Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "its directory is not a directory",
+                )),
+                Some(Err(error)) => Err(error),
+                _ => Ok(()),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
 struct Writer {
     path: PathBuf,
     file: File,
+    /// The file's length after its last whole record.
+    length: u64,
     /// Records in the file.
     records: usize,
     keep: usize,
@@ -75,14 +119,18 @@ impl Writer {
     fn run(mut self, transitions: mpsc::Receiver<Transition>) {
         for transition in transitions {
             let payload = encode(&transition);
+            let record = frame(&payload);
             let written = self
                 .file
-                .write_all(&frame(&payload))
+                .write_all(&record)
                 .and_then(|()| self.file.sync_data());
             if let Err(error) = written {
-                tracing::warn!(path = %self.path.display(), %error, "cannot append to the history journal");
+                // Cut off what part of the record made it, so later records follow whole ones.
+                let cut = self.file.set_len(self.length);
+                tracing::warn!(path = %self.path.display(), %error, cut_off = cut.is_ok(), "cannot append to the history journal: this transition is kept in memory only");
                 continue;
             }
+            self.length += record.len() as u64;
             self.records += 1;
             self.recent.push_back(payload);
             if self.recent.len() > self.keep {
@@ -110,6 +158,7 @@ impl Writer {
             File::open(dir)?.sync_all()?;
         }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.length = self.file.metadata()?.len();
         self.records = self.recent.len();
         Ok(())
     }
@@ -128,7 +177,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// The transitions in the file at `path` (created if missing), and how many records it has;
-/// a torn tail is cut off with a warning.
+/// a damaged record is skipped and a torn tail cut off, with a warning.
 fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
     let mut bytes = Vec::new();
     match File::open(path) {
@@ -153,16 +202,31 @@ fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
     let (mut transitions, mut records) = (Vec::new(), 0);
     while offset < bytes.len() {
         let Some((payload, next)) = record_at(&bytes, offset) else {
+            if let Some(resume) =
+                (offset + 1..bytes.len()).find(|&at| record_at(&bytes, at).is_some())
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    offset,
+                    skipped_bytes = resume - offset,
+                    "the history journal has a damaged record: skipping it"
+                );
+                offset = resume;
+                continue;
+            }
             tracing::warn!(
                 path = %path.display(),
                 offset,
                 records,
                 "the history journal ends in a torn record (a crash mid-write): reading up to the last whole record"
             );
-            OpenOptions::new()
+            let cut = OpenOptions::new()
                 .write(true)
-                .open(path)?
-                .set_len(offset as u64)?;
+                .open(path)
+                .and_then(|file| file.set_len(offset as u64));
+            if let Err(error) = cut {
+                tracing::warn!(path = %path.display(), %error, "cannot cut the torn record off");
+            }
             break;
         };
         records += 1;
@@ -175,7 +239,7 @@ fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
 
 /// The payload of the record at `offset` and where the next starts, if it is whole.
 fn record_at(bytes: &[u8], offset: usize) -> Option<(&[u8], usize)> {
-    let header = bytes.get(offset..offset + 8)?;
+    let header = bytes.get(offset..offset.checked_add(8)?)?;
     let length = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
     if length > MAX_RECORD {
@@ -328,6 +392,7 @@ mod tests {
     fn a_reopened_journal_has_every_transition() {
         let path = temp("reopen");
         let (first, journal) = Journal::open(&path, 100).unwrap();
+        let journal = journal.unwrap();
         assert!(first.is_empty());
         let kept = [
             transition(1, Status::Critical),
@@ -344,7 +409,7 @@ mod tests {
     #[test]
     fn a_file_cut_mid_record_is_read_to_the_last_whole_record_and_repaired() {
         let path = temp("torn");
-        let (_, journal) = Journal::open(&path, 100).unwrap();
+        let journal = Journal::open(&path, 100).unwrap().1.unwrap();
         for secs in 0..3 {
             journal.append(&transition(secs, Status::Critical));
         }
@@ -358,6 +423,7 @@ mod tests {
             .set_len(length - 5)
             .unwrap();
         let (read_back, journal) = Journal::open(&path, 100).unwrap();
+        let journal = journal.unwrap();
         assert_eq!(
             read_back,
             vec![
@@ -376,7 +442,7 @@ mod tests {
     #[test]
     fn the_journal_is_compacted_to_what_the_history_keeps() {
         let path = temp("compact");
-        let (_, journal) = Journal::open(&path, 4).unwrap();
+        let journal = Journal::open(&path, 4).unwrap().1.unwrap();
         for secs in 0..40 {
             journal.append(&transition(secs, Status::Critical));
         }
@@ -393,6 +459,29 @@ mod tests {
         let (records, count) = read(&path).unwrap();
         assert!(count <= 16 + 1, "{count} records after compaction");
         assert_eq!(records.last(), Some(&last));
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_and_the_others_are_kept() {
+        let path = temp("flipped");
+        let journal = Journal::open(&path, 100).unwrap().1.unwrap();
+        for secs in 0..3 {
+            journal.append(&transition(secs, Status::Critical));
+        }
+        written(&path, 3);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // One flipped bit in the first record's payload, then one in the second's length.
+        bytes[MAGIC.len() + 8 + 3] ^= 0x10;
+        let second = MAGIC.len() + 8 + encode(&transition(0, Status::Critical)).len();
+        bytes[second] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let (read_back, _) = Journal::open(&path, 100).unwrap();
+        assert_eq!(read_back, vec![transition(2, Status::Critical)]);
+        assert_eq!(
+            std::fs::read(&path).unwrap().len(),
+            bytes.len(),
+            "nothing was cut"
+        );
     }
 
     #[test]
