@@ -146,3 +146,41 @@ async fn tools_read_the_reports_and_bad_arguments_are_named() {
     let system: Value = serde_json::from_str(&text).expect("the resource is JSON");
     assert_eq!(system["status"], "critical");
 }
+
+#[tokio::test]
+async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
+    let mut config = healthscore::config::Config::default();
+    config.host.enabled = false;
+    config.server.shutdown_grace_secs = 0;
+    config.mcp.max_sessions = 1;
+    let server = TestServer::start_with(config).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (session, _) = post(&server, None, initialize.clone()).await;
+    let session = session.expect("a session id");
+    let second = hyper::Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::from(initialize.to_string()))
+        .expect("request");
+    let refused = common::read_answer(http_send(server.http, second).await).await;
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert!(refused.body.contains("mcp.max_sessions"), "{refused:?}");
+    // The first session still works.
+    let (_, answer) = post(
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    assert!(answer.expect("an answer")["result"]["tools"].is_array());
+    // Ending it frees the slot.
+    let close = hyper::Request::delete("/mcp")
+        .header("mcp-session-id", &session)
+        .body(Full::default())
+        .expect("request");
+    http_send(server.http, close).await;
+    let (again, _) = post(&server, None, initialize).await;
+    assert!(again.is_some(), "no session after the first one ended");
+}

@@ -34,6 +34,11 @@ async fn exposition(State(answer): State<Shared>) -> (StatusCode, String) {
 
 /// A target on 127.0.0.1:0 answering what `set` last put in.
 async fn target(body: &str) -> (SocketAddr, Shared) {
+    target_on("127.0.0.1:0", body).await
+}
+
+/// A target on `bind` answering what `set` last put in.
+async fn target_on(bind: &str, body: &str) -> (SocketAddr, Shared) {
     let shared: Shared = Arc::new(Mutex::new(Answer {
         status: StatusCode::OK,
         body: Arc::new(body.to_owned()),
@@ -42,9 +47,7 @@ async fn target(body: &str) -> (SocketAddr, Shared) {
     let app = Router::new()
         .route("/actuator/prometheus", get(exposition))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, shared)
@@ -134,6 +137,14 @@ async fn micrometer_series_are_scored_and_a_silent_target_goes_stale() {
         metrics.contains("healthscore_scrapes_total{target=\"orders\",result=\"failed\"}"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ipv6_target_is_scraped() {
+    let (addr, _shared) = target_on("[::1]:0", &pool(5)).await;
+    let server = server_scraping(addr, 1).await;
+    let report = eventually(&server, 5, |r| r["available"] == true).await;
+    assert_eq!(report["entities"][0]["source"], "scrape:orders");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,6 +53,9 @@ pub struct McpConfig {
     /// Browser `Origin`s accepted (`https://app.example.com:443`, `http://localhost:*`); empty
     /// accepts requests without one and refuses every browser origin.
     pub allowed_origins: Vec<String>,
+    /// Sessions open at once; a client that starts one more is refused with 429 until one
+    /// ends (a client's DELETE, or five idle minutes).
+    pub max_sessions: usize,
 }
 
 impl Default for McpConfig {
@@ -61,6 +64,7 @@ impl Default for McpConfig {
             enabled: true,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
+            max_sessions: 100,
         }
     }
 }
@@ -71,18 +75,77 @@ pub fn http_service(
     engine: crate::engine::Engine,
     config: &McpConfig,
     stop: tokio_util::sync::CancellationToken,
-) -> StreamableHttpService<HealthTools<local::Local>, LocalSessionManager> {
+) -> McpHttp {
     let settings = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_allowed_origins(config.allowed_origins.clone())
         .enforce_origin_validation()
         .with_cancellation_token(stop);
     let reports = local::Local(engine);
-    StreamableHttpService::new(
-        move || Ok(HealthTools::new(reports.clone())),
-        Arc::default(),
-        settings,
-    )
+    let sessions = Arc::new(LocalSessionManager::default());
+    McpHttp {
+        service: StreamableHttpService::new(
+            move || Ok(HealthTools::new(reports.clone())),
+            sessions.clone(),
+            settings,
+        ),
+        sessions,
+        max_sessions: config.max_sessions,
+    }
+}
+
+/// `/mcp`: rmcp's streamable HTTP service, and a cap on its sessions (each holds a task and its
+/// subscriptions until it ends).
+#[derive(Clone)]
+pub struct McpHttp {
+    service: StreamableHttpService<HealthTools<local::Local>, LocalSessionManager>,
+    sessions: Arc<LocalSessionManager>,
+    max_sessions: usize,
+}
+
+impl McpHttp {
+    /// Whether every session slot is taken.
+    async fn full(&self) -> bool {
+        self.sessions.sessions.read().await.len() >= self.max_sessions
+    }
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for McpHttp {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<
+        Box<dyn Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        use axum::response::IntoResponse;
+        let mut this = self.clone();
+        // A POST without a session id starts a session.
+        let starts = request.method() == http::Method::POST
+            && !request.headers().contains_key("mcp-session-id");
+        Box::pin(async move {
+            if starts && this.full().await {
+                let body = json!({
+                    "error": "too many MCP sessions are open (mcp.max_sessions); retry later"
+                });
+                return Ok((
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response());
+            }
+            let response = this.service.call(request).await?;
+            Ok(response.map(axum::body::Body::new))
+        })
+    }
 }
 
 /// A stream of ticks, one per change of the followed reports.

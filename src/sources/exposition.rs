@@ -8,7 +8,7 @@
 //! regex and chrono for what is a line format.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::{Hash, Hasher},
 };
 
@@ -41,9 +41,19 @@ pub struct ParseError {
 
 /// Every sample of `text`; the first malformed line or repeated series is an error.
 pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
+    parse_kept(text, |_| true)
+}
+
+/// The samples of `text` whose metric name `keep` accepts. The others are read as strictly (a
+/// malformed line or a repeated series is an error) but only their series' hash is kept, so a
+/// large exposition costs what is read of it, not its size many times over.
+pub fn parse_kept(text: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<Sample>, ParseError> {
     let mut samples: Vec<Sample> = Vec::new();
-    // Series by the hash of their name and sorted labels; a hit is compared in full.
+    // Kept series by the hash of their name and sorted labels; a hit is compared in full.
     let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    // The hashes of the series not kept: a hit is taken as a repeat (a 64-bit collision
+    // between two series of one exposition is not a practical concern).
+    let mut unkept: HashSet<u64> = HashSet::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -58,7 +68,17 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
         labels.sort();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (&sample.name, &labels).hash(&mut hasher);
-        let same = seen.entry(hasher.finish()).or_default();
+        let hash = hasher.finish();
+        if !keep(&sample.name) {
+            if !unkept.insert(hash) {
+                return Err(ParseError {
+                    line,
+                    problem: format!("series {} is repeated", series(&sample)),
+                });
+            }
+            continue;
+        }
+        let same = seen.entry(hash).or_default();
         if same
             .iter()
             .any(|&index| same_series(&samples[index], &sample))

@@ -224,12 +224,16 @@ impl ScrapeSource {
             .await
             .map_err(|_| ScrapeError::Timeout(timeout))??;
         let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText)?;
-        let samples = exposition::parse(text)?;
+        let node = self.target.profile == Some(Profile::Node);
+        // Only what a row (or the node profile) reads is kept of a large exposition.
+        let samples = exposition::parse_kept(text, |name| {
+            self.mapping.reads(name) || (node && name.starts_with("node_"))
+        })?;
         let (mut request, _unread) = self.mapping.apply(&samples)?;
         request.source = self.target.source();
         let mut push = push::from_wire(request, &self.limits, SystemTime::now())?;
         push.ttl = Some(self.ttl);
-        if self.target.profile == Some(Profile::Node) {
+        if node {
             let (host, times) = node_host(&samples, *cpu);
             *cpu = times;
             push.host = Some(host);
@@ -245,7 +249,12 @@ impl ScrapeSource {
             .host()
             .expect("Target::validate accepted the URL's host");
         let port = uri.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((host, port))
+        // An IPv6 literal is bracketed in a URL (and the Host header), not in a socket address.
+        let address = host
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(host);
+        let stream = tokio::net::TcpStream::connect((address, port))
             .await
             .map_err(ScrapeError::Connect)?;
         let (mut sender, connection) =

@@ -1,23 +1,33 @@
 //! `/v1/health`, `/v1/health/{subsystem}` (the seeds' JSON, 200 when serving and 503 when not)
 //! and `/v1/watch` (Server-Sent Events with WatchHealth's semantics).
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     extract::{rejection::QueryRejection, Path, Query, State},
-    http::StatusCode,
-    response::{
-        sse::{Event, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
 };
-use tokio_stream::{wrappers::WatchStream, StreamExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body::Frame;
+use tokio_stream::wrappers::WatchStream;
 
 use super::{json_answer, query, query::Params, status_code, to_json, Face};
-use crate::core::{
-    json,
-    published::{Follow, Rendition, View},
-    scoring::Subsystem,
+use crate::{
+    core::{
+        json,
+        published::{Follow, Published, Rendition, View},
+        scoring::Subsystem,
+    },
+    faces::WatchSlot,
 };
 
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -63,7 +73,7 @@ pub async fn subsystem(
     })
 }
 
-/// How often an idle event stream sends a comment, so proxies do not close it.
+/// How often an event stream sends a comment, so proxies do not close an idle one.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `report` events: the current state at once, then one each time the followed reports'
@@ -87,27 +97,83 @@ pub async fn watch(State(face): State<Face>, query: QueryPairs) -> Response {
         Ok(slot) => slot,
         Err(full) => return super::error(StatusCode::TOO_MANY_REQUESTS, full.to_string(), None),
     };
-    let mut follow = Follow::new(subsystems, view.min_severity);
-    let events = WatchStream::new(face.engine.subscribe()).filter_map(move |state| {
-        // Held as long as the stream is.
-        let _slot = &slot;
-        if !follow.is_news(&state) {
-            return None;
-        }
-        let data = match follow.partial(&state) {
-            Some(partial) => serde_json::to_string(&json::system(&partial, view)),
-            None => serde_json::to_string(&json::system(&state.system, view)),
-        }
-        .expect("reports always serialize to JSON");
-        let event = Event::default()
-            .event("report")
-            .id(state.stamp.revision.to_string())
-            .data(data);
-        Some(Ok::<_, Infallible>(event))
-    });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    let events = Events {
+        states: WatchStream::new(face.engine.subscribe()),
+        follow: Follow::new(subsystems, view.min_severity),
+        view,
+        pending: VecDeque::new(),
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        _slot: slot,
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::new(events),
+    )
         .into_response()
+}
+
+/// An event stream's body. An event is written as three chunks: its `event:`, `id:` and
+/// `data:` prefix, the report's JSON and the blank line; in the default view the JSON is the
+/// state's shared rendition, so a reader (a stalled one too) holds a reference to it, not a
+/// copy.
+struct Events {
+    states: WatchStream<Arc<Published>>,
+    follow: Follow,
+    view: View,
+    /// The chunks of the event being written.
+    pending: VecDeque<Bytes>,
+    keep_alive: tokio::time::Interval,
+    /// Held as long as the stream is.
+    _slot: WatchSlot,
+}
+
+impl Events {
+    fn event(&self, state: &Published) -> [Bytes; 3] {
+        let view = self.view;
+        let data = match self.follow.partial(state) {
+            Some(partial) => to_json(&json::system(&partial, view)),
+            None if view == View::default() => state.rendition(Rendition::JsonSystem, |state| {
+                to_json(&json::system(&state.system, view))
+            }),
+            None => to_json(&json::system(&state.system, view)),
+        };
+        // Compact JSON has no line breaks, so it is one `data:` line.
+        let head = format!("event: report\nid: {}\ndata: ", state.stamp.revision);
+        [head.into(), data, Bytes::from_static(b"\n\n")]
+    }
+}
+
+impl http_body::Body for Events {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            match self.states.poll_next_unpin(cx) {
+                Poll::Ready(Some(state)) => {
+                    if self.follow.is_news(&state) {
+                        let event = self.event(&state);
+                        self.pending.extend(event);
+                        self.keep_alive.reset();
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    ready!(self.keep_alive.poll_tick(cx));
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b":\n\n")))));
+                }
+            }
+        }
+    }
 }
 
 /// `/v1/history`: status transitions (newest first) and uptime shares.

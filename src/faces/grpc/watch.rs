@@ -1,0 +1,204 @@
+//! WatchHealth served below tonic's codec. tonic encodes each message of a stream into a buffer
+//! of that stream's own, so every watcher, a stalled one too, would hold its own copy of the
+//! report; here a message is written as its small prefix and the state's shared encoding (the
+//! `Envelope`), so a watcher holds a reference to the bytes every other one sends. The other
+//! methods of `healthscore.v1.HealthReports` go to the generated server.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::{BodyExt, Limited};
+use prost::{
+    encoding::{encode_key, encode_varint, encoded_len_varint, WireType},
+    Message,
+};
+use tokio_stream::Stream;
+use tonic::{body::Body, server::NamedService, Status};
+use tower::Service;
+
+use super::{
+    proto::{
+        v1::{
+            self,
+            health_reports_server::{HealthReports, HealthReportsServer},
+        },
+        Envelope, SystemReportEnvelope,
+    },
+    reports::Reports,
+};
+
+const WATCH_HEALTH: &str = "/healthscore.v1.HealthReports/WatchHealth";
+/// A WatchHealthRequest names a few subsystems; a longer body is not one.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// `healthscore.v1.HealthReports`: WatchHealth here, the rest by the generated server.
+#[derive(Clone)]
+pub struct HealthReportsService {
+    generated: HealthReportsServer<Reports>,
+    reports: Arc<Reports>,
+}
+
+impl HealthReportsService {
+    pub fn new(reports: Reports) -> Self {
+        let reports = Arc::new(reports);
+        Self {
+            generated: HealthReportsServer::from_arc(reports.clone()),
+            reports,
+        }
+    }
+}
+
+impl NamedService for HealthReportsService {
+    const NAME: &'static str = v1::health_reports_server::SERVICE_NAME;
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+impl Service<http::Request<Body>> for HealthReportsService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Answer {
+        if request.uri().path() != WATCH_HEALTH {
+            return self.generated.call(request);
+        }
+        let reports = self.reports.clone();
+        Box::pin(async move {
+            Ok(watch(&reports, request)
+                .await
+                .unwrap_or_else(Status::into_http))
+        })
+    }
+}
+
+/// Reads the request, then answers with the stream of `Reports::watch_health`.
+async fn watch(
+    reports: &Reports,
+    request: http::Request<Body>,
+) -> Result<http::Response<Body>, Status> {
+    let compressed = request
+        .headers()
+        .get("grpc-encoding")
+        .is_some_and(|encoding| encoding != "identity");
+    if compressed {
+        return Err(Status::unimplemented(
+            "compressed requests are not supported (grpc-encoding)",
+        ));
+    }
+    let body = Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|error| Status::invalid_argument(format!("cannot read the request: {error}")))?
+        .to_bytes();
+    let message = match (body.first(), body.get(1..5), body.get(5..)) {
+        (Some(0), Some(length), Some(message))
+            if u32::from_be_bytes(length.try_into().expect("four bytes")) as usize
+                == message.len() =>
+        {
+            message
+        }
+        _ => {
+            return Err(Status::invalid_argument(
+                "the request is not one length-prefixed message",
+            ))
+        }
+    };
+    let request = v1::WatchHealthRequest::decode(message)
+        .map_err(|error| Status::invalid_argument(format!("WatchHealthRequest: {error}")))?;
+    let stream = reports
+        .watch_health(tonic::Request::new(request))
+        .await?
+        .into_inner();
+    let body = Messages {
+        stream,
+        pending: VecDeque::new(),
+        ended: false,
+    };
+    Ok(http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .body(Body::new(body))
+        .expect("a static header is valid"))
+}
+
+/// A WatchHealth response body: each message as its prefix and its shared encoding, then the
+/// trailers.
+struct Messages<S> {
+    stream: S,
+    /// The chunks of the message being written.
+    pending: VecDeque<Bytes>,
+    ended: bool,
+}
+
+impl<S> http_body::Body for Messages<S>
+where
+    S: Stream<Item = Result<SystemReportEnvelope, Status>> + Unpin,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(chunk) = self.pending.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let status = match Pin::new(&mut self.stream).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(message))) => {
+                let [head, rest] = chunks(&message);
+                self.pending.push_back(rest);
+                return Poll::Ready(Some(Ok(Frame::data(head))));
+            }
+            Poll::Ready(Some(Err(status))) => status,
+            Poll::Ready(None) => Status::ok(""),
+        };
+        self.ended = true;
+        let mut trailers = http::HeaderMap::new();
+        if status.add_header(&mut trailers).is_err() {
+            // Only a message that is not a valid header value fails: keep the code.
+            trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+        }
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+}
+
+/// `message` framed for gRPC: the 5-byte prefix and, for a shared report, the field's key and
+/// length, then the report's bytes (shared, not copied).
+fn chunks(message: &SystemReportEnvelope) -> [Bytes; 2] {
+    let length = |len: usize| u32::try_from(len).expect("a report is far below 4 GiB");
+    match message {
+        Envelope::Encoded(report) => {
+            let mut head = Vec::with_capacity(16);
+            head.push(0);
+            let field = 1 + encoded_len_varint(report.len() as u64) + report.len();
+            head.extend_from_slice(&length(field).to_be_bytes());
+            encode_key(1, WireType::LengthDelimited, &mut head);
+            encode_varint(report.len() as u64, &mut head);
+            [head.into(), report.clone()]
+        }
+        Envelope::Built(_) => {
+            let body = message.encode_to_vec();
+            let mut head = Vec::with_capacity(5);
+            head.push(0);
+            head.extend_from_slice(&length(body.len()).to_be_bytes());
+            [head.into(), body.into()]
+        }
+    }
+}
