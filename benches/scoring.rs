@@ -83,9 +83,7 @@ fn engine_push(c: &mut Criterion) {
     let engine = runtime.block_on(async {
         Engine::start(
             Store::new(Limits::default(), Policy::default()),
-            Config::default()
-                .engine()
-                .expect("the default engine settings"),
+            Config::default().engine(),
         )
     });
     let push = Push {

@@ -3,7 +3,8 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, ConfigError},
@@ -35,8 +36,6 @@ pub enum AppError {
     Source(#[from] SourceError),
     #[error("the gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
-    #[error("the HTTP server failed: {0}")]
-    Http(#[source] std::io::Error),
 }
 
 /// The sockets the faces serve on, bound by the caller (so that errors name its flags).
@@ -68,12 +67,11 @@ pub async fn run(
     if let Some(tokens) = &tokens {
         secrets.push(tokens.clone());
     }
-    if !secrets.is_empty() {
-        tokio::spawn(faces::reload::run(secrets));
-    }
+    // Always, and before serving: without a handler, SIGHUP's default action ends the process.
+    tokio::spawn(faces::reload::run(secrets, faces::reload::hangups()));
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
-        config.engine()?,
+        config.engine(),
     );
     if config.host.enabled {
         HostSource::new(&config.host, &config.limits)
@@ -86,7 +84,18 @@ pub async fn run(
             .start(&engine)
             .await?;
     }
-    let watch_slots = WatchSlots::new(config.server.max_watch_streams, telemetry.clone());
+    let watch_slots = WatchSlots::new(
+        config.server.max_watch_streams,
+        "server.max_watch_streams",
+        telemetry.clone(),
+    );
+    // grpc.health.v1 Watch needs no token: its own slots, so anonymous probes cannot take the
+    // token holders' ones.
+    let probe_watch_slots = WatchSlots::new(
+        config.server.max_probe_watch_streams,
+        "server.max_probe_watch_streams",
+        telemetry.clone(),
+    );
     let admission = Arc::new(Admission::new(
         config.server.max_concurrent_requests,
         &config.limits,
@@ -99,44 +108,37 @@ pub async fn run(
             telemetry.clone(),
         ))
     });
-    let (drain, draining) = watch::channel(false);
-    let drained = move || {
-        let mut draining = draining.clone();
-        async move {
-            // An error means the sender is gone: the sequence ended, so drain too.
-            let _ = draining.wait_for(|started| *started).await;
-        }
-    };
+    let drain = CancellationToken::new();
+    let incoming = |listener| Incoming::new(listener, config.accepting(), drain.clone());
     let grpc = faces::grpc::serve(
-        Incoming::new(listeners.grpc, config.accepting())
-            .with_tls(certificates.clone(), Alpn::Grpc),
+        incoming(listeners.grpc).with_tls(certificates.clone(), Alpn::Grpc),
         engine.clone(),
         faces::grpc::Settings {
             limits: config.limits.clone(),
             max_concurrent_streams: config.server.max_concurrent_streams,
             watch_slots: watch_slots.clone(),
+            probe_watch_slots: probe_watch_slots.clone(),
             answers: Budget::new(config.server.max_answer_bytes_in_flight, ANSWER_WAIT),
             telemetry: telemetry.clone(),
             otlp: otlp.clone(),
             tokens: tokens.clone(),
             admission: admission.clone(),
         },
-        drained(),
+        drain.clone().cancelled_owned(),
     );
     let probes = listeners.probes.map(|listener| {
         faces::probe_port::serve(
-            Incoming::new(listener, config.accepting()),
+            incoming(listener),
             engine.clone(),
-            watch_slots.clone(),
-            drained(),
+            probe_watch_slots,
+            drain.clone().cancelled_owned(),
         )
     });
     let http_engine = engine.clone();
-    // MCP's event streams end when draining starts, as the other faces' do with the engine.
-    let mcp_stop = tokio_util::sync::CancellationToken::new();
-    let mcp_stopper = mcp_stop.clone();
+    let http_incoming = listeners.http.map(incoming);
+    let http_drain = drain.clone();
     let http = async move {
-        let Some(listener) = listeners.http else {
+        let Some(incoming) = http_incoming else {
             return Ok(());
         };
         let settings = faces::http::Settings {
@@ -149,16 +151,24 @@ pub async fn run(
             mcp: config
                 .mcp
                 .enabled
-                .then(|| faces::mcp::http_service(http_engine.clone(), &config.mcp, mcp_stop)),
+                // MCP's event streams end when draining starts, as the other faces' do with
+                // the engine.
+                .then(|| {
+                    faces::mcp::http_service(http_engine.clone(), &config.mcp, http_drain.clone())
+                }),
         };
         faces::http::serve(
-            Incoming::new(listener, config.accepting()).with_tls(certificates, Alpn::Http),
+            incoming.with_tls(certificates, Alpn::Http),
             http_engine,
             settings,
-            drained(),
+            faces::http::Timeouts {
+                header: Duration::from_secs(config.server.handshake_timeout_secs),
+                body: Duration::from_secs(config.server.body_timeout_secs),
+            },
+            http_drain,
         )
-        .await
-        .map_err(AppError::Http)
+        .await;
+        Ok(())
     };
     let probes = async {
         match probes {
@@ -169,10 +179,7 @@ pub async fn run(
     let servers = async {
         tokio::try_join!(async { grpc.await.map_err(AppError::from) }, http, probes).map(drop)
     };
-    let sequence = async move {
-        shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain).await;
-        mcp_stopper.cancel();
-    };
+    let sequence = shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain);
     serve_until_drained(servers, sequence, config.drain_timeout()).await
 }
 
@@ -182,7 +189,7 @@ async fn shutdown_sequence(
     engine: Engine,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
-    drain: watch::Sender<bool>,
+    drain: CancellationToken,
 ) {
     shutdown.await;
     tracing::info!(?grace, "shutting down: every health name is NOT_SERVING");
@@ -191,7 +198,7 @@ async fn shutdown_sequence(
     tokio::time::sleep(grace).await;
     engine.stop().await;
     tracing::info!("grace period over: draining connections");
-    drain.send_replace(true);
+    drain.cancel();
 }
 
 /// Runs `servers` to their end, but no longer than `deadline` after `sequence` has told them to

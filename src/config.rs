@@ -51,13 +51,30 @@ pub struct ServerConfig {
     /// Connections open at once; more are closed as soon as they are accepted. Keep it below the
     /// process's file descriptor limit.
     pub max_connections: usize,
-    /// Seconds a new connection may take to send its first bytes before it is closed.
+    /// Connections beyond `max_connections` that serve probes only (grpc.health.v1, `/livez`,
+    /// `/readyz`), so that a client holding every slot does not take the probes down.
+    pub probe_connections: usize,
+    /// Connections open at once from one peer address.
+    pub max_connections_per_peer: usize,
+    /// Seconds a new connection may take to send its first bytes, and an HTTP/1.1 request its
+    /// headers (also the wait for the next request on a kept-alive connection), before it is
+    /// closed.
     pub handshake_timeout_secs: u64,
+    /// Seconds an HTTP/1.1 request's body may take to arrive whole.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may carry no request (HTTP/2 pings do not count) before it is
+    /// closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a send may wait on a peer that reads nothing before the connection is closed.
+    pub send_timeout_secs: u64,
     /// Streams one HTTP/2 connection may have open at once (its SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
     /// WatchHealth and grpc.health.v1 Watch streams open at once, over every connection; more are
     /// refused with RESOURCE_EXHAUSTED.
     pub max_watch_streams: usize,
+    /// grpc.health.v1 Watch streams (which need no token) open at once; they have their own
+    /// slots so anonymous probes cannot take the token holders' ones.
+    pub max_probe_watch_streams: usize,
     /// Bytes that report answers being sent may hold at once; an answer that finds the budget
     /// spent waits up to a second, then gets RESOURCE_EXHAUSTED.
     pub max_answer_bytes_in_flight: usize,
@@ -73,9 +90,15 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 5,
             drain_timeout_secs: 5,
             max_connections: 1_000,
+            probe_connections: 64,
+            max_connections_per_peer: 100,
             handshake_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 120,
+            send_timeout_secs: 30,
             max_concurrent_streams: 100,
             max_watch_streams: 1_000,
+            max_probe_watch_streams: 1_000,
             max_answer_bytes_in_flight: 16 << 20,
             max_concurrent_requests: 1_024,
         }
@@ -364,6 +387,17 @@ impl Config {
                 "server.max_watch_streams",
                 self.server.max_watch_streams as u64,
             ),
+            (
+                "server.max_probe_watch_streams",
+                self.server.max_probe_watch_streams as u64,
+            ),
+            (
+                "server.max_connections_per_peer",
+                self.server.max_connections_per_peer as u64,
+            ),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            ("server.send_timeout_secs", self.server.send_timeout_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
@@ -386,6 +420,21 @@ impl Config {
             (
                 "server.handshake_timeout_secs",
                 self.server.handshake_timeout_secs,
+                3_600,
+            ),
+            (
+                "server.body_timeout_secs",
+                self.server.body_timeout_secs,
+                3_600,
+            ),
+            (
+                "server.idle_timeout_secs",
+                self.server.idle_timeout_secs,
+                86_400,
+            ),
+            (
+                "server.send_timeout_secs",
+                self.server.send_timeout_secs,
                 3_600,
             ),
             ("host.interval_secs", self.host.interval_secs, 3_600),
@@ -465,21 +514,23 @@ impl Config {
     }
 
     /// The engine's settings: damping, and the history (loaded from `history.path` when set).
-    pub fn engine(&self) -> Result<engine::Settings, ConfigError> {
+    pub fn engine(&self) -> engine::Settings {
         let mut history = History::new(&self.history, std::time::SystemTime::now());
         let journal = match &self.history.path {
             None => None,
-            Some(path) => {
-                let (transitions, journal) = Journal::open(path, self.history.max_transitions)
-                    .map_err(|error| ConfigError::Invalid {
-                        key: "history.path".into(),
-                        problem: format!("{}: {error}", path.display()),
-                    })?;
-                history.restore(transitions);
-                Some(journal)
-            }
+            Some(path) => match Journal::open(path, self.history.max_transitions) {
+                Ok((transitions, journal)) => {
+                    history.restore(transitions);
+                    journal
+                }
+                // The history is worth less than the service: serve without the file.
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "cannot use the history journal (history.path): the history is kept in memory only and lost on restart");
+                    None
+                }
+            },
         };
-        Ok(engine::Settings {
+        engine::Settings {
             not_serving_at: self.health.not_serving_at,
             recover_after: self.health.recover_after.0,
             recover_after_by_name: self
@@ -490,7 +541,7 @@ impl Config {
                 .collect(),
             history,
             journal,
-        })
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -505,7 +556,11 @@ impl Config {
     pub fn accepting(&self) -> Accepting {
         Accepting {
             max_connections: self.server.max_connections,
+            probe_connections: self.server.probe_connections,
+            max_connections_per_peer: self.server.max_connections_per_peer,
             handshake_timeout: Duration::from_secs(self.server.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs(self.server.idle_timeout_secs),
+            send_timeout: Duration::from_secs(self.server.send_timeout_secs),
         }
     }
 }

@@ -477,7 +477,7 @@ mod tests {
 
     fn task(config: &Config) -> (Task, watch::Sender<Arc<Published>>, Clock) {
         let start = Now::current();
-        let mut settings = config.engine().unwrap();
+        let mut settings = config.engine();
         settings.history = History::new(&config.history, start.wall);
         let mut task = Task::new(Store::new(Limits::default(), config.policy()), settings);
         let first = task.recompute(&Subsystem::ALL, start);

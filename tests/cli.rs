@@ -363,6 +363,45 @@ fn config_check_refuses_what_serve_refuses_and_names_the_key() {
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(stderr.contains("log.level"), "{stderr}");
 
+    // The files a config names: TLS and token files as serve reads them, the journal as a
+    // warning (serve runs without it).
+    let not_a_journal = dir.join("not-a-journal");
+    std::fs::write(&not_a_journal, "someone else's file").expect("write");
+    for (name, body, code, expected) in [
+        (
+            "tls.toml",
+            "[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n".to_owned(),
+            1,
+            "tls.cert",
+        ),
+        (
+            "token.toml",
+            "[[auth.tokens]]\nfile = \"/nonexistent/token\"\nscopes = [\"read\"]\n".to_owned(),
+            1,
+            "auth.tokens",
+        ),
+        (
+            "journal.toml",
+            format!(
+                "[history]\npath = {:?}\n",
+                not_a_journal.display().to_string()
+            ),
+            0,
+            "warning: history.path",
+        ),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, body).expect("write");
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_healthscore"))
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .expect("config check");
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(code), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+
     let missing = dir.join("missing.toml");
     let serve = std::process::Command::new(env!("CARGO_BIN_EXE_healthscore"))
         .args(["serve", "--config"])

@@ -30,11 +30,9 @@ async fn watch_streams_beyond_the_cap_are_resource_exhausted_until_one_closes() 
     let server = TestServer::start_with(config).await;
     let mut client = server.reports();
     let first = client.watch_health(watch_request()).await.expect("first");
-    let mut health = server.health();
-    let _second = health
-        .watch(tonic_health::pb::HealthCheckRequest::default())
-        .await
-        .expect("second, on the other service");
+    // The second, on the other face: WatchHealth and /v1/watch share the slots.
+    let second = common::http_request(server.http, "/v1/watch", None).await;
+    assert_eq!(second.status(), 200, "second, on the HTTP face");
     let refused = client
         .watch_health(watch_request())
         .await

@@ -29,7 +29,8 @@ use tonic::{
 
 const PUSH_TOKEN: &str = "push-token-for-orders-0123456789";
 const ALL_PUSH_TOKEN: &str = "push-token-for-every-source-0123";
-const READ_TOKEN: &str = "read-token-0123456789abcdef";
+/// A base64 token: `+ / =` must pass the header and the dashboard's percent-encoded cookie.
+const READ_TOKEN: &str = "read+token/0123456789abcdef==";
 
 /// A CA and what it signs, written as PEM files into a fresh directory.
 struct Pki {
@@ -224,6 +225,42 @@ async fn a_reloaded_certificate_is_served_to_the_next_connection() {
 }
 
 #[test]
+fn an_expired_certificate_is_served_with_a_warning() {
+    let pki = Pki::new("expired");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let certificate = params.signed_by(&key, &pki.ca).expect("sign");
+    let (cert, key_path) = (pki.path("old.pem"), pki.path("old.key"));
+    std::fs::write(&cert, certificate.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_healthscore"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HEALTHSCORE_HTTP__ENABLED", "false")
+        .env("HEALTHSCORE_HOST__ENABLED", "false")
+        .env("HEALTHSCORE_TLS__CERT", &cert)
+        .env("HEALTHSCORE_TLS__KEY", &key_path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run serve");
+    let log = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let (lines, read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(log).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let warned = std::iter::from_fn(|| read.recv_timeout(Duration::from_secs(10)).ok())
+        .any(|line| line.contains("has expired") && line.contains("tls.cert"));
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(warned, "no warning about the expired certificate");
+}
+
+#[test]
 fn a_bad_certificate_at_start_names_the_config_key() {
     let dir = std::env::temp_dir().join(format!("healthscore-badcert-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -402,6 +439,18 @@ async fn http_reads_need_a_read_token_and_probes_none() {
                 "/metrics",
                 None,
                 Some(format!("a=1; healthscore_token={READ_TOKEN}"))
+            )
+            .await
+        ),
+        200
+    );
+    // The dashboard stores the token with encodeURIComponent.
+    assert_eq!(
+        status(
+            get(
+                "/v1/health",
+                None,
+                Some("healthscore_token=read%2Btoken%2F0123456789abcdef%3D%3D".into())
             )
             .await
         ),

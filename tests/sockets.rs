@@ -124,6 +124,7 @@ async fn connections_beyond_the_cap_are_closed_and_the_others_keep_working() {
     let mut config = healthscore::config::Config::default();
     config.host.enabled = false;
     config.server.max_connections = 3;
+    config.server.probe_connections = 0;
     let server = TestServer::start_with(config).await;
     let addr = server.addr;
     // The test client's connection is one; two idle ones fill the cap.

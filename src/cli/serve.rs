@@ -59,6 +59,10 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Installed before anything can be observed, so even an immediate SIGTERM drains.
     let mut signals = Termination::install().context("cannot watch SIGTERM and SIGINT")?;
+    // SIGHUP reloads secrets; its default action would end the process. Tokio keeps a handler
+    // installed for the rest of the process once one is registered, so the app's reloader
+    // (registered later) cannot miss an early one and the process never dies of it.
+    drop(crate::faces::reload::hangups());
     let listen = config.server.listen;
     let grpc = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (flag --listen, config key server.listen)")

@@ -8,6 +8,7 @@
 //! only their SHA-256 digests, compares digests in constant time, and logs neither.
 
 use std::{
+    borrow::Cow,
     path::PathBuf,
     sync::{Arc, Mutex, RwLock},
     time::SystemTime,
@@ -127,6 +128,9 @@ pub enum Denied {
     /// Every slot of `server.max_concurrent_requests` is taken: gRPC RESOURCE_EXHAUSTED,
     /// HTTP 429.
     Busy,
+    /// The connection holds a slot kept for probes (every other one was taken): gRPC
+    /// UNAVAILABLE, HTTP 503.
+    ProbesOnly,
 }
 
 impl std::fmt::Display for Denied {
@@ -138,6 +142,10 @@ impl std::fmt::Display for Denied {
             }
             Denied::Busy => f.write_str(
                 "too many requests at once (server.max_concurrent_requests); retry later",
+            ),
+            Denied::ProbesOnly => f.write_str(
+                "every connection slot is taken (server.max_connections): this connection \
+                 serves probes only; retry later",
             ),
         }
     }
@@ -263,14 +271,15 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The token of a request: `Authorization: Bearer TOKEN`, or for reads from the dashboard, its
-/// cookie.
-pub fn presented(headers: &HeaderMap, cookie_allowed: bool) -> Option<&[u8]> {
+/// cookie (percent-decoded: the page stores it with `encodeURIComponent`, so a base64 token's
+/// `+ / =` arrive as `%2B %2F %3D`).
+pub fn presented(headers: &HeaderMap, cookie_allowed: bool) -> Option<Cow<'_, [u8]>> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.as_bytes();
         return value
             .get(..7)
             .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
-            .map(|_| value[7..].trim_ascii());
+            .map(|_| Cow::Borrowed(value[7..].trim_ascii()));
     }
     if !cookie_allowed {
         return None;
@@ -284,6 +293,7 @@ pub fn presented(headers: &HeaderMap, cookie_allowed: bool) -> Option<&[u8]> {
             pair.strip_prefix(TOKEN_COOKIE.as_bytes())?
                 .strip_prefix(b"=")
         })
+        .map(|value| percent_encoding::percent_decode(value).into())
 }
 
 impl Reloadable for Tokens {
@@ -401,12 +411,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            "a=b; healthscore_token=abc".parse().unwrap(),
+            "a=b; healthscore_token=a%2Bb%2Fc%3D".parse().unwrap(),
         );
-        assert_eq!(presented(&headers, true), Some(&b"abc"[..]));
+        assert_eq!(presented(&headers, true).as_deref(), Some(&b"a+b/c="[..]));
         assert_eq!(presented(&headers, false), None);
         headers.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
-        assert_eq!(presented(&headers, true), Some(&b"xyz"[..]));
+        assert_eq!(presented(&headers, true).as_deref(), Some(&b"xyz"[..]));
         headers.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
         assert_eq!(presented(&headers, true), None);
     }

@@ -13,6 +13,8 @@ use std::{
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::listener::OpenRequest;
+
 /// The budget is counted in KiB, so that one answer's share always fits a permit count.
 const UNIT: usize = 1024;
 
@@ -25,7 +27,7 @@ pub struct Budget {
 }
 
 /// An answer's share of the budget. Put in the response's extensions by the handler;
-/// [`hold_share`] keeps it with the body until the body is gone.
+/// [`hold_until_sent`] keeps it with the body until the body is gone.
 #[derive(Clone, Debug)]
 pub struct Share {
     _units: Arc<OwnedSemaphorePermit>,
@@ -58,19 +60,21 @@ impl Budget {
     }
 }
 
-/// Moves a response's [`Share`] from its extensions (dropped once the headers are sent) into its
-/// body (dropped once the last byte is handed to the connection, or the call ends). Used as a
-/// `tower::util::MapResponseLayer` on the server, so every response passes through it without
-/// a future of its own.
-pub fn hold_share<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
+/// Moves a response's [`Share`] and its place among its connection's open requests from its
+/// extensions (dropped once the headers are sent) into its body (dropped once the last byte is
+/// handed to the connection, or the call ends). Used as a `tower::util::MapResponseLayer` on
+/// every server, so every response passes through it without a future of its own.
+pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
     let share = response.extensions_mut().remove::<Share>();
-    response.map(|body| HeldBody { body, share })
+    let open = response.extensions_mut().remove::<OpenRequest>();
+    response.map(|body| HeldBody { body, share, open })
 }
 
-/// A response body and the budget share it holds.
+/// A response body, the budget share it holds, and its request's place on its connection.
 pub struct HeldBody<B> {
     body: B,
     share: Option<Share>,
+    open: Option<OpenRequest>,
 }
 
 impl<B: Body + Unpin> Body for HeldBody<B> {
@@ -84,6 +88,7 @@ impl<B: Body + Unpin> Body for HeldBody<B> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) {
             self.share = None;
+            self.open = None;
         }
         polled
     }

@@ -1,6 +1,7 @@
 //! The one tower layer every face's server runs its requests through, before any handler:
-//! probes pass untouched; anything else needs a token with the right scope (when tokens are
-//! configured) and a slot of the requests-at-once budget, refused rather than queued when spent.
+//! probes pass untouched; anything else needs a connection that is not kept for probes, a
+//! token with the right scope (when tokens are configured) and a slot of the requests-at-once
+//! budget, refused rather than queued when spent.
 
 use std::{
     future::Future,
@@ -15,7 +16,10 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use super::auth::{presented, Denied, Scope, Tokens};
+use super::{
+    auth::{presented, Denied, Scope, Tokens},
+    listener::Peer,
+};
 
 /// What a face's requests need, and how it says no.
 pub trait Policy: Clone + Send + Sync + 'static {
@@ -82,9 +86,18 @@ where
         let Some(scope) = layer.policy.scope(&request) else {
             return Either::Left(Either::Left(self.inner.call(request)));
         };
+        if request
+            .extensions()
+            .get::<Peer>()
+            .is_some_and(Peer::probes_only)
+        {
+            return Either::Right(futures_util::future::ready(Ok(layer
+                .policy
+                .deny(Denied::ProbesOnly))));
+        }
         if let Some(tokens) = &layer.tokens {
             let token = presented(request.headers(), layer.policy.cookie_allowed(&request));
-            match tokens.check(token, scope) {
+            match tokens.check(token.as_deref(), scope) {
                 Ok(grant) => {
                     request.extensions_mut().insert(grant);
                 }

@@ -1,14 +1,23 @@
 //! Accepting connections for the network faces: TCP_NODELAY and keepalive on every socket, a
-//! cap on open connections, a deadline for a peer's first bytes, and a backoff instead of a
-//! busy loop when the process runs out of file descriptors; and TLS, when configured, with each
-//! handshake in its own task so a slow peer holds up no other.
+//! cap on open connections (with slots kept for probes, and a cap per peer address), a
+//! deadline for a peer's first bytes, idle connections and stalled sends closed, and a backoff
+//! instead of a busy loop when the process runs out of file descriptors; and TLS, when
+//! configured, with each handshake in its own task so a slow peer holds up no other.
+//!
+//! A connection knows how many requests it carries (counted by [`TrackLayer`] from a request's
+//! arrival to the end of its response body), so that "idle" means "no request open", whatever
+//! the protocol sends meanwhile (HTTP/2 pings, a half-sent header).
 
 use std::{
+    collections::HashMap,
     future::Future,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     task::{ready, Context, Poll},
     time::{Duration, Instant},
 };
@@ -22,8 +31,10 @@ use tokio::{
     time::Sleep,
 };
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
-use tokio_stream::{Stream, StreamExt};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tokio_stream::Stream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::transport::server::Connected;
+use tower::{Layer, Service};
 
 use super::tls::{Alpn, Certificates};
 
@@ -32,8 +43,18 @@ use super::tls::{Alpn, Certificates};
 pub struct Accepting {
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
-    /// How long a new connection may take to send its first bytes (the HTTP/2 preface).
+    /// Connections beyond `max_connections` that serve probes only, so that a client holding
+    /// every slot does not take the kubelet's probes down with it.
+    pub probe_connections: usize,
+    /// Connections open at once from one peer address.
+    pub max_connections_per_peer: usize,
+    /// How long a new connection may take to send its first bytes (the HTTP/2 preface), and an
+    /// HTTP/1.1 request its headers.
     pub handshake_timeout: Duration,
+    /// How long a connection may carry no request before it is closed.
+    pub idle_timeout: Duration,
+    /// How long a send may wait on a peer that reads nothing before the connection is closed.
+    pub send_timeout: Duration,
 }
 
 /// Idle time before TCP keepalive probes start, so a peer that vanished without closing is
@@ -53,6 +74,10 @@ pub struct Incoming {
     listener: TcpListener,
     settings: Accepting,
     slots: Arc<Semaphore>,
+    probe_slots: Arc<Semaphore>,
+    per_peer: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Cancelled when the faces drain: connections with no request open close at once.
+    draining: CancellationToken,
     backoff: Duration,
     pause: Option<Pin<Box<Sleep>>>,
     log: RateLimitedLog,
@@ -61,10 +86,13 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub fn new(listener: TcpListener, settings: Accepting) -> Self {
+    pub fn new(listener: TcpListener, settings: Accepting, draining: CancellationToken) -> Self {
         Self {
             listener,
             slots: Arc::new(Semaphore::new(settings.max_connections)),
+            probe_slots: Arc::new(Semaphore::new(settings.probe_connections)),
+            per_peer: Arc::default(),
+            draining,
             settings,
             backoff: Duration::from_millis(10),
             pause: None,
@@ -85,7 +113,7 @@ impl Incoming {
     fn start_handshake(&mut self, connection: Connection, certificates: &Certificates, alpn: Alpn) {
         let acceptor = TlsAcceptor::from(certificates.server_config(alpn));
         let timeout = self.settings.handshake_timeout;
-        let peer = connection.peer;
+        let peer = connection.peer.addr;
         self.handshakes.spawn(async move {
             match tokio::time::timeout(timeout, acceptor.accept(connection)).await {
                 Ok(Ok(stream)) => Some(stream),
@@ -99,6 +127,21 @@ impl Incoming {
                 }
             }
         });
+    }
+
+    /// A slot for a connection from `peer`: a general one, else one kept for probes; `None`
+    /// when the peer has its share or every slot is taken.
+    fn slots(&self, peer: IpAddr) -> Option<Slots> {
+        let peer = PeerSlot::take(&self.per_peer, peer, self.settings.max_connections_per_peer)?;
+        let (slot, probes_only) = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => (slot, false),
+            Err(_) => (self.probe_slots.clone().try_acquire_owned().ok()?, true),
+        };
+        Some(Slots {
+            _slot: slot,
+            probes_only,
+            _peer: peer,
+        })
     }
 
     fn configure(&self, stream: &TcpStream) {
@@ -130,16 +173,17 @@ impl Stream for Incoming {
             match ready!(self.listener.poll_accept(cx)) {
                 Ok((stream, peer)) => {
                     self.backoff = Duration::from_millis(10);
-                    let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                    let Some(slots) = self.slots(peer.ip()) else {
                         let max = self.settings.max_connections;
+                        let per_peer = self.settings.max_connections_per_peer;
                         self.log.warn(|suppressed| {
-                            tracing::warn!(%peer, max, suppressed, "connection limit reached (server.max_connections): closing new connections");
+                            tracing::warn!(%peer, max, per_peer, suppressed, "connection limit reached (server.max_connections, server.probe_connections or server.max_connections_per_peer): closing new connections");
                         });
                         continue;
                     };
                     self.configure(&stream);
                     let connection =
-                        Connection::new(stream, peer, slot, self.settings.handshake_timeout);
+                        Connection::new(stream, peer, slots, &self.settings, self.draining.clone());
                     match self.tls.clone() {
                         Some((certificates, alpn)) => {
                             self.start_handshake(connection, &certificates, alpn)
@@ -190,58 +234,273 @@ impl RateLimitedLog {
     }
 }
 
-/// An accepted connection. It holds its slot of `max_connections` until dropped, and fails
-/// its reads if the peer has not sent its first bytes by the handshake deadline, so that a
-/// socket that never speaks does not stay open (and keep shutdown from draining) forever.
+/// A connection's slots: one of `max_connections` or of those kept for probes (and then it
+/// serves probes only), and its place in its peer address's count.
+struct Slots {
+    _slot: OwnedSemaphorePermit,
+    probes_only: bool,
+    _peer: PeerSlot,
+}
+
+/// A connection's place in its peer address's count, given back when the connection closes.
+struct PeerSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    peer: IpAddr,
+}
+
+impl PeerSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, peer: IpAddr, max: usize) -> Option<Self> {
+        let mut map = counts
+            .lock()
+            .expect("the per-peer counts are never poisoned");
+        let count = map.entry(peer).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            counts: counts.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .counts
+            .lock()
+            .expect("the per-peer counts are never poisoned");
+        if let Some(count) = map.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// What the listener knows of a connection, shared with the requests it carries (it is the
+/// connection's `ConnectInfo`, in every request's extensions).
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    activity: Arc<Activity>,
+}
+
+#[derive(Debug)]
+struct Activity {
+    /// Requests open on the connection.
+    open: AtomicUsize,
+    /// When the last request ended (or the connection opened).
+    last_end: Mutex<tokio::time::Instant>,
+    /// The connection holds a slot kept for probes: it may carry nothing else.
+    probes_only: bool,
+}
+
+impl Peer {
+    /// Whether the connection may carry probes only (it was accepted when every general slot
+    /// was taken).
+    pub fn probes_only(&self) -> bool {
+        self.activity.probes_only
+    }
+
+    /// Counts a request as open on this connection until the returned guard is dropped.
+    fn open_request(&self) -> OpenRequest {
+        self.activity.open.fetch_add(1, Ordering::Relaxed);
+        OpenRequest {
+            _end: Arc::new(RequestEnd(self.activity.clone())),
+        }
+    }
+}
+
+/// A request open on its connection; kept by its response body until the body ends.
+#[derive(Clone, Debug)]
+pub struct OpenRequest {
+    _end: Arc<RequestEnd>,
+}
+
+#[derive(Debug)]
+struct RequestEnd(Arc<Activity>);
+
+impl Drop for RequestEnd {
+    fn drop(&mut self) {
+        *self.0.last_end.lock().expect("never poisoned") = tokio::time::Instant::now();
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts every request as open on its connection (see [`Peer`]) from its arrival until its
+/// response is dropped: the guard rides in the response's extensions, and
+/// [`super::budget::hold_until_sent`] moves it into the body.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<http::Request<B>> for Track<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let open = request.extensions().get::<Peer>().map(Peer::open_request);
+        Tracked {
+            inner: self.inner.call(request),
+            open,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future, holding its place among its connection's open requests.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        open: Option<OpenRequest>,
+    }
+}
+
+impl<F, R, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut polled = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(open)) = (&mut polled, this.open.take()) {
+            response.extensions_mut().insert(open);
+        }
+        Poll::Ready(polled)
+    }
+}
+
+/// An accepted connection. It holds its slots until dropped, and ends (its reads see the end of
+/// the stream) when the peer has not sent its first bytes by the handshake deadline, when no
+/// request has been open for the idle timeout, or, once draining starts, when no request is
+/// open; its writes fail when the peer has read nothing for the send timeout. So a socket
+/// that never speaks, idles or stops reading does not keep its slot, or shutdown, forever.
 pub struct Connection {
     stream: TcpStream,
-    peer: SocketAddr,
-    _slot: OwnedSemaphorePermit,
+    peer: Peer,
+    _slots: Slots,
     /// Bytes still expected before the deadline, and the deadline; `None` once they arrived.
     handshake: Option<(usize, Pin<Box<Sleep>>)>,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    send_timeout: Duration,
+    /// Set while a send waits on the peer.
+    stalled: Option<Pin<Box<Sleep>>>,
+    draining: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Connection {
     fn new(
         stream: TcpStream,
-        peer: SocketAddr,
-        slot: OwnedSemaphorePermit,
-        timeout: Duration,
+        addr: SocketAddr,
+        slots: Slots,
+        settings: &Accepting,
+        draining: CancellationToken,
     ) -> Self {
+        let now = tokio::time::Instant::now();
+        let probes_only = slots.probes_only;
         Self {
             stream,
-            peer,
-            _slot: slot,
-            handshake: Some((FIRST_BYTES, Box::pin(tokio::time::sleep(timeout)))),
+            peer: Peer {
+                addr,
+                activity: Arc::new(Activity {
+                    open: AtomicUsize::new(0),
+                    last_end: Mutex::new(now),
+                    probes_only,
+                }),
+            },
+            _slots: slots,
+            handshake: Some((
+                FIRST_BYTES,
+                Box::pin(tokio::time::sleep(settings.handshake_timeout)),
+            )),
+            idle_timeout: settings.idle_timeout,
+            idle: Box::pin(tokio::time::sleep_until(now + settings.idle_timeout)),
+            send_timeout: settings.send_timeout,
+            stalled: None,
+            draining: Box::pin(draining.cancelled_owned()),
         }
     }
-}
 
-/// The HTTP face serves through axum, which takes a listener rather than a stream.
-impl axum::serve::Listener for Incoming {
-    type Io = Io;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Io, SocketAddr) {
-        loop {
-            // `Incoming` never ends and handles accept errors itself.
-            if let Some(Ok(io)) = self.next().await {
-                let peer = io.connection().peer;
-                return (io, peer);
-            }
+    /// Whether the connection should end now that its peer has nothing more to read: it
+    /// carries no request and has been idle too long or the faces are draining. Otherwise the
+    /// idle timer is set to wake the reader when it is next worth asking.
+    fn should_end(&mut self, cx: &mut Context<'_>) -> bool {
+        let activity = &self.peer.activity;
+        let idle = activity.open.load(Ordering::Relaxed) == 0;
+        if self.draining.as_mut().poll(cx).is_ready() && idle {
+            return true;
         }
+        let now = tokio::time::Instant::now();
+        let deadline = if idle {
+            *activity.last_end.lock().expect("never poisoned") + self.idle_timeout
+        } else {
+            // A request is open: look again in a while (its end wakes no one).
+            now + self.idle_timeout
+        };
+        if idle && deadline <= now {
+            return true;
+        }
+        self.idle.as_mut().reset(deadline);
+        // The deadline is in the future: this registers the wakeup and is pending.
+        let _ = self.idle.as_mut().poll(cx);
+        false
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Fails a send that has waited on the peer for longer than the send timeout.
+    fn check_send<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.send_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer read nothing for server.send_timeout_secs",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
 impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = Peer;
 
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
     }
 }
 
@@ -268,6 +527,10 @@ impl AsyncRead for Connection {
                 }
             }
         }
+        if polled.is_pending() && this.should_end(cx) {
+            // The end of the stream: the protocol closes the connection as if the peer had.
+            return Poll::Ready(Ok(()));
+        }
         polled
     }
 }
@@ -278,7 +541,9 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.check_send(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -286,7 +551,9 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.check_send(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -309,6 +576,11 @@ pub enum Io {
 }
 
 impl Io {
+    /// The peer, as the requests of this connection see it.
+    pub fn peer(&self) -> &Peer {
+        &self.connection().peer
+    }
+
     fn connection(&self) -> &Connection {
         match self {
             Io::Plain(connection) => connection,
@@ -318,9 +590,9 @@ impl Io {
 }
 
 impl Connected for Io {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = Peer;
 
-    fn connect_info(&self) -> Self::ConnectInfo {
+    fn connect_info(&self) -> Peer {
         self.connection().connect_info()
     }
 }

@@ -19,11 +19,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::telemetry::{OpenStream, Telemetry};
 
-/// The watch streams every face may have open at once (WatchHealth, grpc.health.v1 Watch,
-/// `/v1/watch`), each counted in telemetry while open.
+/// Watch streams that may be open at once (one set for WatchHealth and `/v1/watch`, another for
+/// grpc.health.v1 Watch), each counted in telemetry while open.
 #[derive(Clone, Debug)]
 pub struct WatchSlots {
     slots: Arc<Semaphore>,
+    /// The config key of the cap, for the refusal's message.
+    key: &'static str,
     telemetry: Arc<Telemetry>,
 }
 
@@ -34,15 +36,17 @@ pub struct WatchSlot {
     _open: OpenStream,
 }
 
-/// Every watch slot is taken.
+/// Every watch slot is taken; the config key of the cap.
 #[derive(Debug, thiserror::Error)]
-#[error("too many watch streams are open (server.max_watch_streams); retry later")]
-pub struct NoWatchSlot;
+#[error("too many watch streams are open ({0}); retry later")]
+pub struct NoWatchSlot(&'static str);
 
 impl WatchSlots {
-    pub fn new(max: usize, telemetry: Arc<Telemetry>) -> Self {
+    /// `max` slots, set by the config key `key`.
+    pub fn new(max: usize, key: &'static str, telemetry: Arc<Telemetry>) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max)),
+            key,
             telemetry,
         }
     }
@@ -52,7 +56,7 @@ impl WatchSlots {
             .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| NoWatchSlot)?;
+            .map_err(|_| NoWatchSlot(self.key))?;
         Ok(WatchSlot {
             _permit: permit,
             _open: self.telemetry.stream_opened(),

@@ -5,8 +5,15 @@
 use std::future::Future;
 
 use tonic::{service::Routes, transport::Server};
+use tower::util::MapResponseLayer;
 
-use super::{grpc::health_service, http::probes, listener::Incoming, WatchSlots};
+use super::{
+    budget::hold_until_sent,
+    grpc::health_service,
+    http::probes,
+    listener::{Incoming, TrackLayer},
+    WatchSlots,
+};
 use crate::engine::Engine;
 
 /// Serves the probes on `incoming` until `drain` completes.
@@ -20,6 +27,8 @@ pub async fn serve(
         .add_service(health_service(engine, watch_slots));
     Server::builder()
         .accept_http1(true)
+        .layer(MapResponseLayer::new(hold_until_sent))
+        .layer(TrackLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, drain)
         .await

@@ -4,6 +4,8 @@
 
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
 /// How often the files are checked for a change.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
@@ -13,16 +15,20 @@ pub trait Reloadable: Send + Sync {
     fn reload(&self, forced: bool);
 }
 
-/// Reloads `what` on change and on SIGHUP until the runtime ends. Spawned by the app.
-pub async fn run(what: Vec<Arc<dyn Reloadable>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = match signal(SignalKind::hangup()) {
+/// Takes over SIGHUP (whose default action ends the process), before anything is served.
+pub fn hangups() -> Option<Signal> {
+    match signal(SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(error) => {
             tracing::warn!(%error, "cannot listen for SIGHUP: secrets reload on file changes only");
             None
         }
-    };
+    }
+}
+
+/// Reloads `what` on change and on each of `hangup`'s signals until the runtime ends. Spawned
+/// by the app.
+pub async fn run(what: Vec<Arc<dyn Reloadable>>, mut hangup: Option<Signal>) {
     let mut every = tokio::time::interval(CHECK_EVERY);
     loop {
         let forced = tokio::select! {

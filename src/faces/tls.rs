@@ -6,7 +6,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use rustls::{
@@ -155,9 +155,43 @@ fn invalid(key: &str, problem: &str) -> ConfigError {
 }
 
 /// Reads and checks every file; the error names the config key of the file at fault.
+/// A certificate this close to its end is warned about at every (re)load.
+const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Warns when the server certificate is not valid now, or soon will not be: it is still served
+/// (a renewal may be on its way), but clients will refuse it.
+fn warn_if_out_of_date(path: &Path, leaf: &CertificateDer<'_>, now: SystemTime) {
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(leaf) else {
+        return;
+    };
+    let validity = certificate.validity();
+    let at = |time: &x509_parser::time::ASN1Time| {
+        SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(
+                u64::try_from(time.timestamp()).unwrap_or(0),
+            ))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    };
+    let (not_before, not_after) = (at(&validity.not_before), at(&validity.not_after));
+    let path = path.display();
+    if now > not_after {
+        tracing::warn!(cert = %path, not_after = %validity.not_after, "the TLS certificate (tls.cert) has expired: clients will refuse it; renew it");
+    } else if now < not_before {
+        tracing::warn!(cert = %path, not_before = %validity.not_before, "the TLS certificate (tls.cert) is not valid yet: clients will refuse it");
+    } else if not_after
+        .duration_since(now)
+        .is_ok_and(|left| left < EXPIRY_WARNING)
+    {
+        tracing::warn!(cert = %path, not_after = %validity.not_after, "the TLS certificate (tls.cert) expires within 7 days; renew it");
+    }
+}
+
 fn load(files: &Files) -> Result<Loaded, (&'static str, String)> {
     let stamps = files.stamps();
     let chain = read_certificates(&files.cert).map_err(|problem| ("tls.cert", problem))?;
+    if let Some(leaf) = chain.first() {
+        warn_if_out_of_date(&files.cert, leaf, SystemTime::now());
+    }
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|error| ("tls.key", format!("{}: {error}", files.key.display())))?;
     let builder =

@@ -6,6 +6,7 @@ mod health;
 mod otlp;
 pub mod proto;
 mod reports;
+mod watch;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -15,20 +16,18 @@ use tower::util::MapResponseLayer;
 use super::{
     admission::Admission,
     auth::{Denied, Scope, Tokens},
-    budget::{hold_share, Budget},
+    budget::{hold_until_sent, Budget},
     gate::{GateLayer, Policy},
-    listener::Incoming,
+    listener::{Incoming, TrackLayer},
     WatchSlots,
 };
 use crate::{core::ingest::Limits, engine::Engine, sources::otlp::Otlp, telemetry::Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
-use proto::{
-    health::health_server::HealthServer, v1::health_reports_server::HealthReportsServer,
-    FILE_DESCRIPTOR_SET,
-};
+use proto::{health::health_server::HealthServer, FILE_DESCRIPTOR_SET};
 
 use health::Health;
 use reports::Reports;
+use watch::HealthReportsService;
 
 /// How often an idle connection is pinged, and how long a ping may go unanswered.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -44,6 +43,8 @@ pub struct Settings {
     pub max_concurrent_streams: u32,
     /// Watch streams open at once, shared with the other faces.
     pub watch_slots: WatchSlots,
+    /// grpc.health.v1 Watch streams open at once, shared with the probe-only listener.
+    pub probe_watch_slots: WatchSlots,
     /// Where pushes are counted.
     pub telemetry: Arc<Telemetry>,
     /// The OTLP receiver, when `otlp.enabled`.
@@ -80,13 +81,14 @@ pub async fn serve(
         // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
         .timeout(CALL_TIMEOUT)
         .max_concurrent_streams(settings.max_concurrent_streams)
-        .layer(MapResponseLayer::new(hold_share))
+        .layer(MapResponseLayer::new(hold_until_sent))
+        .layer(TrackLayer)
         .layer(GateLayer::new(
             settings.tokens,
             settings.admission.requests.clone(),
             GrpcPolicy,
         ))
-        .add_service(HealthReportsServer::new(Reports::new(
+        .add_service(HealthReportsService::new(Reports::new(
             engine.clone(),
             settings.limits,
             settings.admission.clone(),
@@ -94,7 +96,7 @@ pub async fn serve(
             settings.answers,
             settings.telemetry,
         )))
-        .add_service(health_service(engine, settings.watch_slots))
+        .add_service(health_service(engine, settings.probe_watch_slots))
         .add_optional_service(settings.otlp.map(|otlp| {
             MetricsServiceServer::new(otlp::OtlpMetrics::new(otlp, settings.admission))
         }))
@@ -139,6 +141,7 @@ impl Policy for GrpcPolicy {
             Denied::Unauthenticated(_) => tonic::Status::unauthenticated(denied.to_string()),
             Denied::Forbidden(_) => tonic::Status::permission_denied(denied.to_string()),
             Denied::Busy => tonic::Status::resource_exhausted(denied.to_string()),
+            Denied::ProbesOnly => tonic::Status::unavailable(denied.to_string()),
         };
         status.into_http()
     }

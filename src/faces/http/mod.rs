@@ -17,7 +17,10 @@ mod reports;
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::{Arc, LazyLock},
+    task::{Context, Poll},
+    time::Duration,
 };
 
 use axum::{
@@ -27,13 +30,19 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio_stream::StreamExt;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::ServiceExt;
 
 use super::{
     admission::Admission,
     auth::{Denied, Scope, Tokens},
+    budget::hold_until_sent,
     gate::{GateLayer, Policy},
-    listener::Incoming,
-    mcp::{local::Local, HealthTools},
+    listener::{Incoming, TrackLayer},
+    mcp::McpHttp,
     WatchSlots,
 };
 use crate::{
@@ -45,9 +54,6 @@ use crate::{
     engine::Engine,
     sources::otlp::Otlp,
     telemetry::Telemetry,
-};
-use rmcp::transport::streamable_http_server::{
-    session::local::LocalSessionManager, StreamableHttpService,
 };
 
 /// What the HTTP face needs beyond the engine.
@@ -67,9 +73,6 @@ pub struct Settings {
     /// MCP's streamable HTTP transport at `/mcp`, when `mcp.enabled`.
     pub mcp: Option<McpHttp>,
 }
-
-/// The `/mcp` service.
-pub type McpHttp = StreamableHttpService<HealthTools<Local>, LocalSessionManager>;
 
 /// What every handler reads.
 #[derive(Clone)]
@@ -137,6 +140,7 @@ impl Policy for HttpPolicy {
             Denied::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Denied::Forbidden(_) => StatusCode::FORBIDDEN,
             Denied::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Denied::ProbesOnly => StatusCode::SERVICE_UNAVAILABLE,
         };
         let mut response = error(status, denied.to_string(), None);
         if status == StatusCode::UNAUTHORIZED {
@@ -158,17 +162,119 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
     }
 }
 
-/// Serves the connections of `incoming` until `drain` completes, then lets the open requests
-/// and event streams finish (the app bounds that wait; event streams end with the engine).
+/// Serves the connections of `incoming` over HTTP/1.1 until `drain` is cancelled, then lets
+/// the open requests and event streams finish (the app bounds that wait; event streams end with
+/// the engine). A request's headers must arrive within `timeouts.header` (which also bounds the
+/// wait for the next request on a kept-alive connection) and its body within `timeouts.body`.
 pub async fn serve(
-    incoming: Incoming,
+    mut incoming: Incoming,
     engine: Engine,
     settings: Settings,
-    drain: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(incoming, router(engine, settings))
-        .with_graceful_shutdown(drain)
-        .await
+    timeouts: Timeouts,
+    drain: CancellationToken,
+) {
+    let service = tower::ServiceBuilder::new()
+        .map_response(hold_until_sent)
+        .layer(TrackLayer)
+        .service(router(engine, settings));
+    let connections = TaskTracker::new();
+    loop {
+        let io = tokio::select! {
+            () = drain.cancelled() => break,
+            io = incoming.next() => match io {
+                Some(Ok(io)) => io,
+                // `Incoming` handles accept errors itself and never ends.
+                _ => continue,
+            },
+        };
+        let peer = io.peer().clone();
+        let body_timeout = timeouts.body;
+        let service = service
+            .clone()
+            .map_request(move |mut request: http::Request<_>| {
+                request.extensions_mut().insert(peer.clone());
+                request.map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)))
+            });
+        let drain = drain.clone();
+        let header_timeout = timeouts.header;
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = builder.serve_connection(
+                TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(service),
+            );
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = drain.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// How long an HTTP/1.1 request's parts may take to arrive.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub body: Duration,
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that fails when it has not arrived whole by its deadline, so a peer that
+    /// sends a byte now and then does not hold a connection and a handler forever.
+    struct Deadline<B> {
+        #[pin]
+        body: B,
+        #[pin]
+        deadline: tokio::time::Sleep,
+    }
+}
+
+impl<B> Deadline<B> {
+    fn new(body: B, timeout: Duration) -> Self {
+        Self {
+            body,
+            deadline: tokio::time::sleep(timeout),
+        }
+    }
+}
+
+impl<B: HttpBody> HttpBody for Deadline<B>
+where
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = B::Data;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, axum::BoxError>>> {
+        let this = self.project();
+        match this.body.poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
+            Poll::Pending if this.deadline.poll(cx).is_ready() => Poll::Ready(Some(Err(
+                "the request body did not arrive in time (server.body_timeout_secs)".into(),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A JSON error: `{"error": "...", "parameter": "..."}` (the parameter when one is to blame).
