@@ -73,12 +73,12 @@ pub async fn run(
         Store::new(config.limits.clone(), config.policy()),
         config.engine(),
     );
+    let telemetry = Telemetry::new();
     if config.host.enabled {
-        HostSource::new(&config.host, &config.limits)
+        HostSource::new(&config.host, &config.limits, telemetry.clone())
             .start(&engine)
             .await?;
     }
-    let telemetry = Telemetry::new();
     for target in &config.scrape {
         ScrapeSource::new(target.clone(), config.limits.clone(), telemetry.clone())
             .start(&engine)

@@ -1,5 +1,5 @@
-//! healthscore's own counters: pushes, scrapes and OTLP points by result, and watch streams
-//! open. The faces that see these
+//! healthscore's own counters: pushes, host samples, scrapes and OTLP points by result, and
+//! watch streams open. The faces that see these
 //! events count them here; `/metrics` exposes them next to the reports' series.
 
 use std::sync::Arc;
@@ -95,6 +95,7 @@ pub struct Telemetry {
     pushes: Family<PushLabels, Counter>,
     scrapes: Family<ScrapeLabels, Counter>,
     otlp_points: Family<PointLabels, Counter>,
+    host_samples: Family<PushLabels, Counter>,
     watch_streams: Gauge,
 }
 
@@ -115,6 +116,7 @@ impl Telemetry {
         let watch_streams = Gauge::default();
         let scrapes = Family::<ScrapeLabels, Counter>::default();
         let otlp_points = Family::<PointLabels, Counter>::default();
+        let host_samples = Family::<PushLabels, Counter>::default();
         registry.register(
             "healthscore_scrapes",
             "Scrapes of [[scrape]] targets, by target and result",
@@ -129,6 +131,11 @@ impl Telemetry {
             "healthscore_pushes",
             "Pushes received (ReportMetrics), by result",
             pushes.clone(),
+        );
+        registry.register(
+            "healthscore_host_samples",
+            "Host sampler readings handed to the engine, by result (as pushes)",
+            host_samples.clone(),
         );
         registry.register(
             "healthscore_watch_streams",
@@ -146,6 +153,13 @@ impl Telemetry {
             drop(pushes.get_or_create(&PushLabels { result }));
         }
         for result in [
+            PushResult::accepted,
+            PushResult::invalid,
+            PushResult::exhausted,
+        ] {
+            drop(host_samples.get_or_create(&PushLabels { result }));
+        }
+        for result in [
             PointResult::applied,
             PointResult::ignored,
             PointResult::rejected,
@@ -157,12 +171,19 @@ impl Telemetry {
             pushes,
             scrapes,
             otlp_points,
+            host_samples,
             watch_streams,
         })
     }
 
     pub fn push(&self, result: PushResult) {
         self.pushes.get_or_create(&PushLabels { result }).inc();
+    }
+
+    pub fn host_sample(&self, result: PushResult) {
+        self.host_samples
+            .get_or_create(&PushLabels { result })
+            .inc();
     }
 
     pub fn scrape(&self, target: &str, result: ScrapeResult) {

@@ -79,3 +79,39 @@ async fn host_memory_and_disks_are_there_when_the_port_opens() {
         "{names:?}"
     );
 }
+
+/// The counter `healthscore_host_samples_total{result="<result>"}` in `/metrics`.
+async fn host_samples(server: &TestServer, result: &str) -> u64 {
+    let metrics = common::http_get(server.http, "/metrics", None).await;
+    let line = format!("healthscore_host_samples_total{{result=\"{result}\"}} ");
+    metrics
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in {}", metrics.body))
+}
+
+#[tokio::test]
+async fn a_refused_host_sample_is_counted_and_the_next_one_is_taken() {
+    let mut config = Config::default();
+    config.server.shutdown_grace_secs = 0;
+    config.host.interval_secs = 1;
+    // Memory plus at least the root filesystem: every sample is over this limit.
+    config.limits.max_entities_per_request = 1;
+    let server = TestServer::start_with(config).await;
+    let mut refused = host_samples(&server, "invalid").await;
+    assert!(
+        refused >= 1,
+        "the first sample is refused and serving starts"
+    );
+    for _ in 0..100 {
+        if refused >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        refused = host_samples(&server, "invalid").await;
+    }
+    assert!(refused >= 3, "the sampler kept sampling: {refused} refused");
+    assert_eq!(host_samples(&server, "accepted").await, 0);
+}

@@ -20,7 +20,8 @@ use crate::{
             snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
         },
     },
-    engine::Engine,
+    engine::{Engine, EngineError, PushOutcome},
+    telemetry::{PushResult, Telemetry},
 };
 
 /// Filesystems that hold no data of their own (kernel interfaces, memory, images, layers).
@@ -177,19 +178,36 @@ impl Sampler {
 
 /// The host sampler as a source: a thread of its own that pushes the host's entities as the
 /// source `host` every interval, with a TTL of three intervals, so a sampler that stops is
-/// reported stale.
+/// reported stale. A refused sample is logged and counted, and the next one is taken.
 pub struct HostSource {
     interval: Duration,
     cpu_window_samples: usize,
     ttl: Duration,
+    telemetry: Arc<Telemetry>,
 }
 
 impl HostSource {
-    pub fn new(config: &HostConfig, limits: &Limits) -> Self {
+    pub fn new(config: &HostConfig, limits: &Limits, telemetry: Arc<Telemetry>) -> Self {
         Self {
             interval: config.interval(),
             cpu_window_samples: config.cpu_window_samples(),
             ttl: limits.ttl_of_interval(config.interval()),
+            telemetry,
+        }
+    }
+}
+
+/// Counts what became of one sample; `Err(())` once the engine has stopped, when sampling ends.
+fn settle(result: Result<PushOutcome, EngineError>, telemetry: &Telemetry) -> Result<(), ()> {
+    telemetry.host_sample(PushResult::of(&result));
+    match result {
+        Ok(_) => Ok(()),
+        Err(EngineError::Stopped) => Err(()),
+        // The limits (max_entities_per_request, a full max_sources) can refuse a sample; the
+        // host then goes stale, and the log must say why.
+        Err(EngineError::Invalid(error)) => {
+            tracing::warn!(%error, "a host sample was refused; sampling continues");
+            Ok(())
         }
     }
 }
@@ -201,6 +219,7 @@ impl Source for HostSource {
         let runtime = tokio::runtime::Handle::current();
         let (first, first_done) = oneshot::channel();
         let engine = engine.clone();
+        let telemetry = self.telemetry.clone();
         let push = move |entities| Push {
             source: Arc::from(HOST_SOURCE),
             ttl: Some(self.ttl),
@@ -212,24 +231,27 @@ impl Source for HostSource {
             .spawn(move || {
                 let mut sampler = Sampler::new(self.cpu_window_samples);
                 let pushed = runtime.block_on(engine.push(push(sampler.memory_and_disks())));
-                let _ = first.send(pushed.map(drop));
+                let running = settle(pushed, &telemetry);
+                let _ = first.send(running);
+                if running.is_err() {
+                    return;
+                }
                 // sysinfo needs two CPU readings some time apart before usage means anything.
                 thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
-                loop {
-                    if runtime
-                        .block_on(engine.push(push(sampler.sample())))
-                        .is_err()
-                    {
-                        return;
-                    }
+                while settle(
+                    runtime.block_on(engine.push(push(sampler.sample()))),
+                    &telemetry,
+                )
+                .is_ok()
+                {
                     thread::sleep(self.interval);
                 }
             })
             .map_err(|error| SourceError::Start("host sampler", error))?;
-        first_done
-            .await
-            .map_err(|_| SourceError::Stopped("host sampler"))?
-            .map_err(|error| SourceError::Engine("host sampler", error))
+        match first_done.await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(SourceError::Stopped("host sampler")),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub mod otlp;
 pub mod push;
 pub mod scrape;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 
 /// A source that runs on its own, started once by the app.
 pub trait Source {
@@ -31,8 +31,6 @@ pub enum SourceError {
     Start(&'static str, #[source] std::io::Error),
     #[error("the {0} stopped before its first reading")]
     Stopped(&'static str),
-    #[error("the {0}'s first reading was refused: {1}")]
-    Engine(&'static str, #[source] EngineError),
 }
 
 /// What lets a request-driven source's pushes in, by source name: the face's token grant and
