@@ -83,7 +83,9 @@ fn engine_push(c: &mut Criterion) {
     let engine = runtime.block_on(async {
         Engine::start(
             Store::new(Limits::default(), Policy::default()),
-            Config::default().engine(),
+            Config::default()
+                .engine()
+                .expect("the default config is valid"),
         )
     });
     let push = Push {

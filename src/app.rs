@@ -71,7 +71,7 @@ pub async fn run(
     tokio::spawn(faces::reload::run(secrets, faces::reload::hangups()));
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
-        config.engine(),
+        config.engine()?,
     );
     let telemetry = Telemetry::new();
     if config.host.enabled {

@@ -1,7 +1,9 @@
 //! The engine: one task owns the store, recomputes the reports an input changed, and publishes
 //! an immutable state (with a revision) through a `tokio::sync::watch`. Readers never block it.
-//! As it publishes it records each status transition in the history, and damps the
-//! probe-facing statuses: NOT_SERVING at once, SERVING again only after `recover_after`.
+//! As it publishes it records each status transition in the history, and decides the
+//! probe-facing statuses by the probe policy: NOT_SERVING once a name's reports have failed for
+//! `fail_after`, SERVING again once they have served for `recover_after`, every readiness name
+//! NOT_SERVING while the startup sources have not reported and from the start of shutdown.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,10 +14,10 @@ use std::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
-    config::NotServingAt,
     core::{
         ingest::{FieldError, Push},
-        published::{verdict, Published, Serving, Stamp, LIVENESS_SERVICE},
+        probes::{matches_source, ProbeName, ProbePolicy, LIVENESS_SERVICE},
+        published::{verdict, Gate, Hold, Probes, Published, Serving, Stamp},
         scoring::{system_report, Code, HealthReport, Status, Subsystem, SystemHealthReport},
     },
     history::{journal::Journal, Answer, History, Query, Transition},
@@ -40,12 +42,8 @@ impl Now {
 
 /// How the engine publishes, beyond the store.
 pub struct Settings {
-    pub not_serving_at: NotServingAt,
-    /// How long a name's report must have been serving before its probe-facing status is
-    /// SERVING again; zero turns damping off.
-    pub recover_after: Duration,
-    /// `recover_after` for particular names (`""` is the system).
-    pub recover_after_by_name: BTreeMap<String, Duration>,
+    /// The readiness names and how each turns.
+    pub probes: ProbePolicy,
     /// The history to record into (possibly loaded from the journal).
     pub history: History,
     /// Where transitions are also kept, when `history.path` is set.
@@ -87,7 +85,7 @@ pub struct Engine {
 impl Engine {
     /// Starts the engine task on the current runtime.
     pub fn start(store: Store, settings: Settings) -> Self {
-        let mut task = Task::new(store, settings);
+        let mut task = Task::new(store, settings, Instant::now());
         let history = task.history.clone();
         let first = Arc::new(task.recompute(&Subsystem::ALL, Now::current()));
         let (publish, state) = watch::channel(first);
@@ -115,7 +113,7 @@ impl Engine {
     /// The probe-facing status of `service` in the current state, `None` if the name is
     /// unknown. Borrows the state without cloning anything: this is the probe's hot path.
     pub fn serving(&self, service: &str) -> Option<Serving> {
-        self.state.borrow().serving.get(service).copied()
+        self.state.borrow().probes.serving.get(service).copied()
     }
 
     /// A receiver that sees every new state (and skips to the newest when read slowly).
@@ -159,63 +157,91 @@ impl Engine {
 
 struct Task {
     store: Store,
-    not_serving_at: NotServingAt,
     reports: BTreeMap<Subsystem, Arc<HealthReport>>,
     verdicts: BTreeMap<Subsystem, u64>,
     revision: u64,
     shutting_down: bool,
+    /// Until the startup sources have reported, or its `max_wait` has passed.
+    starting: Option<Starting>,
     system_status: Option<Status>,
     history: Arc<Mutex<History>>,
     journal: Option<Journal>,
-    damping: Damping,
+    policy: Arc<ProbePolicy>,
+    /// One per readiness name, in the policy's order.
+    damping: Vec<Damping>,
 }
 
-/// The probe-facing statuses as last published, and since when each name that is
-/// NOT_SERVING has had a serving report.
+/// The startup gate: the source patterns no source has matched yet, and when it opens anyway.
+struct Starting {
+    waiting_for: Vec<String>,
+    deadline: Instant,
+}
+
+/// One readiness name's status as last published, and since when its reports have been
+/// failing (while they are) or serving again (while it is held NOT_SERVING).
+#[derive(Default)]
 struct Damping {
-    recover_after: Duration,
-    by_name: BTreeMap<String, Duration>,
-    published: BTreeMap<&'static str, Serving>,
-    serving_since: BTreeMap<&'static str, Instant>,
+    published: Option<Serving>,
+    failing_since: Option<Instant>,
+    serving_since: Option<Instant>,
 }
 
 impl Damping {
-    fn delay(&self, name: &str) -> Duration {
-        self.by_name
-            .get(name)
-            .copied()
-            .unwrap_or(self.recover_after)
-    }
-
-    /// The damped status of `name` whose report says `raw` at `now`.
-    fn damp(&mut self, name: &'static str, raw: Serving, now: Instant) -> Serving {
-        let was = self.published.get(name).copied().unwrap_or(raw);
-        let delay = self.delay(name);
-        let damped = match (was, raw) {
-            (_, Serving::NotServing) => Serving::NotServing,
-            (Serving::Serving, Serving::Serving) => Serving::Serving,
-            (Serving::NotServing, Serving::Serving) => {
-                let since = *self.serving_since.entry(name).or_insert(now);
-                if now.saturating_duration_since(since) >= delay {
-                    Serving::Serving
-                } else {
+    /// The status of `probe`, whose reports say `raw` at `now`.
+    fn damp(&mut self, probe: &ProbeName, raw: Serving, now: Instant) -> Serving {
+        let was = self.published.unwrap_or(raw);
+        let damped = match raw {
+            Serving::NotServing => {
+                self.serving_since = None;
+                let since = *self.failing_since.get_or_insert(now);
+                let lasted = now.saturating_duration_since(since) >= probe.fail_after;
+                if was == Serving::NotServing || lasted {
                     Serving::NotServing
+                } else {
+                    Serving::Serving
+                }
+            }
+            Serving::Serving => {
+                self.failing_since = None;
+                match was {
+                    Serving::Serving => Serving::Serving,
+                    Serving::NotServing => {
+                        let since = *self.serving_since.get_or_insert(now);
+                        if now.saturating_duration_since(since) >= probe.recover_after {
+                            self.serving_since = None;
+                            Serving::Serving
+                        } else {
+                            Serving::NotServing
+                        }
+                    }
                 }
             }
         };
-        if !(damped == Serving::NotServing && raw == Serving::Serving) {
-            self.serving_since.remove(name);
-        }
-        self.published.insert(name, damped);
+        self.published = Some(damped);
         damped
     }
 
-    /// When each recovering name turns SERVING if nothing changes.
-    fn recovering(&self) -> BTreeMap<&'static str, Instant> {
-        self.serving_since
-            .iter()
-            .map(|(name, since)| (*name, *since + self.delay(name)))
-            .collect()
+    fn hold(&self, probe: &ProbeName) -> Option<Hold> {
+        match (self.failing_since, self.serving_since) {
+            (Some(since), _) => Some(Hold::Failing {
+                since,
+                not_serving_at: since + probe.fail_after,
+            }),
+            (None, Some(since)) => Some(Hold::Recovering {
+                serving_at: since + probe.recover_after,
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// When this name turns if its reports keep saying what they say now.
+    fn turns_at(&self, probe: &ProbeName) -> Option<Instant> {
+        match self.hold(probe)? {
+            Hold::Failing { not_serving_at, .. } => {
+                (self.published == Some(Serving::Serving)).then_some(not_serving_at)
+            }
+            Hold::Recovering { serving_at } => Some(serving_at),
+        }
     }
 }
 
@@ -240,24 +266,64 @@ fn transition(
 }
 
 impl Task {
-    fn new(store: Store, settings: Settings) -> Self {
+    fn new(store: Store, settings: Settings, start: Instant) -> Self {
+        let starting = settings.probes.startup.as_ref().map(|startup| Starting {
+            waiting_for: startup.sources.clone(),
+            deadline: start + startup.max_wait,
+        });
         Self {
             store,
-            not_serving_at: settings.not_serving_at,
             reports: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             revision: 0,
             shutting_down: false,
+            starting,
             system_status: None,
             history: Arc::new(Mutex::new(settings.history)),
             journal: settings.journal,
-            damping: Damping {
-                recover_after: settings.recover_after,
-                by_name: settings.recover_after_by_name,
-                published: BTreeMap::new(),
-                serving_since: BTreeMap::new(),
-            },
+            damping: settings
+                .probes
+                .names
+                .iter()
+                .map(|_| Damping::default())
+                .collect(),
+            policy: Arc::new(settings.probes),
         }
+    }
+
+    /// When the published state changes by itself if no command comes: a source's deadline, a
+    /// name's hold running out, the startup gate's `max_wait`.
+    fn next_deadline(&self) -> Option<Instant> {
+        let holds = self
+            .policy
+            .names
+            .iter()
+            .zip(&self.damping)
+            .filter_map(|(probe, damping)| damping.turns_at(probe));
+        self.store
+            .next_deadline()
+            // The store calls a source stale strictly after its deadline.
+            .map(|d| d + Duration::from_millis(1))
+            .into_iter()
+            .chain(holds)
+            .chain(self.starting.as_ref().map(|s| s.deadline))
+            .min()
+    }
+
+    /// Notes that `source` has reported; returns whether that opened the startup gate.
+    fn reported(&mut self, source: &str) -> bool {
+        let Some(starting) = &mut self.starting else {
+            return false;
+        };
+        starting
+            .waiting_for
+            .retain(|pattern| !matches_source(pattern, source));
+        if starting.waiting_for.is_empty() {
+            tracing::info!(%source, "startup: every [health.startup] source has reported");
+            self.starting = None;
+            return true;
+        }
+        false
     }
 
     async fn run(
@@ -266,15 +332,7 @@ impl Task {
         publish: watch::Sender<Arc<Published>>,
     ) {
         loop {
-            let deadline = self
-                .store
-                .next_deadline()
-                // The store calls a source stale strictly after its deadline.
-                .map(|d| d + Duration::from_millis(1))
-                .into_iter()
-                .chain(self.damping.recovering().into_values())
-                .min()
-                .map(tokio::time::Instant::from_std);
+            let deadline = self.next_deadline().map(tokio::time::Instant::from_std);
             let expiry = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -300,9 +358,15 @@ impl Task {
     fn handle(&mut self, command: Command, publish: &watch::Sender<Arc<Published>>, now: Now) {
         match command {
             Command::Push(push, reply) => {
-                let outcome = match self.store.apply(*push, now.instant) {
+                let source = push.source.clone();
+                let result = self.store.apply(*push, now.instant);
+                let opened = result.is_ok() && self.reported(&source);
+                let outcome = match result {
                     Err(error) => Err(error),
                     Ok(Applied::OldSequence) => {
+                        if opened {
+                            publish.send_replace(Arc::new(self.recompute(&[], now)));
+                        }
                         let state = publish.borrow().clone();
                         Ok(PushOutcome {
                             applied: false,
@@ -387,12 +451,12 @@ impl Task {
             }
         }
         self.record(transitions);
-        let serving = self.serving(&system, now.instant);
+        let probes = self.probes(&system, now.instant);
         let stamp = Stamp {
             revision: self.revision,
             generated_at: now.wall,
         };
-        Published::new(stamp, system, serving, self.damping.recovering())
+        Published::new(stamp, system, probes)
     }
 
     fn record(&mut self, transitions: Vec<Transition>) {
@@ -408,31 +472,52 @@ impl Task {
         }
     }
 
-    /// The probe-facing statuses, damped.
-    fn serving(
-        &mut self,
-        system: &SystemHealthReport,
-        now: Instant,
-    ) -> BTreeMap<&'static str, Serving> {
-        let status_of = |status: Status| {
-            if !self.shutting_down && self.not_serving_at.serves(status) {
-                Serving::Serving
-            } else {
-                Serving::NotServing
-            }
+    /// The probe-facing statuses: each readiness name by its policy, then the gate over them;
+    /// the liveness name serves until the process stops listening.
+    fn probes(&mut self, system: &SystemHealthReport, now: Instant) -> Probes {
+        if self.starting.as_ref().is_some_and(|s| now >= s.deadline) {
+            tracing::warn!(
+                "startup: [health.startup] max_wait passed before every source reported; serving"
+            );
+            self.starting = None;
+        }
+        let gate = if self.shutting_down {
+            Some(Gate::ShuttingDown)
+        } else {
+            self.starting.as_ref().map(|_| Gate::Starting)
         };
-        let raw: Vec<(&'static str, Serving)> = system
-            .subsystems
-            .iter()
-            .map(|(key, report)| (*key, status_of(report.status)))
-            .chain([("", status_of(system.status))])
-            .collect();
-        let mut serving: BTreeMap<&'static str, Serving> = raw
-            .into_iter()
-            .map(|(name, raw)| (name, self.damping.damp(name, raw, now)))
-            .collect();
-        serving.insert(LIVENESS_SERVICE, status_of(Status::Healthy));
-        serving
+        let mut serving = BTreeMap::new();
+        let mut holds = BTreeMap::new();
+        for (probe, damping) in self.policy.names.iter().zip(&mut self.damping) {
+            let fails = probe.members.iter().any(|member| {
+                system
+                    .subsystems
+                    .get(member.key())
+                    .is_some_and(|report| probe.fails(report))
+            });
+            let raw = if fails {
+                Serving::NotServing
+            } else {
+                Serving::Serving
+            };
+            let damped = damping.damp(probe, raw, now);
+            if let Some(hold) = damping.hold(probe) {
+                holds.insert(probe.name.clone(), hold);
+            }
+            let status = if gate.is_some() {
+                Serving::NotServing
+            } else {
+                damped
+            };
+            serving.insert(probe.name.clone(), status);
+        }
+        serving.insert(LIVENESS_SERVICE.into(), Serving::Serving);
+        Probes {
+            serving,
+            holds,
+            gate,
+            policy: self.policy.clone(),
+        }
     }
 }
 
@@ -477,9 +562,10 @@ mod tests {
 
     fn task(config: &Config) -> (Task, watch::Sender<Arc<Published>>, Clock) {
         let start = Now::current();
-        let mut settings = config.engine();
+        let mut settings = config.engine().expect("a valid config");
         settings.history = History::new(&config.history, start.wall);
-        let mut task = Task::new(Store::new(Limits::default(), config.policy()), settings);
+        let store = Store::new(Limits::default(), config.policy());
+        let mut task = Task::new(store, settings, start.instant);
         let first = task.recompute(&Subsystem::ALL, start);
         (task, watch::channel(Arc::new(first)).0, Clock { start })
     }
@@ -542,8 +628,9 @@ mod tests {
         let mut config = Config::default();
         config.health.recover_after = crate::config::Delay(Duration::from_secs(30));
         let (mut task, publish, clock) = task(&config);
-        let serving =
-            |publish: &watch::Sender<Arc<Published>>, name: &str| publish.borrow().serving[name];
+        let serving = |publish: &watch::Sender<Arc<Published>>, name: &str| {
+            publish.borrow().probes.serving[name]
+        };
         push(&mut task, &publish, pool(10, 5), clock.at(0));
         assert_eq!(
             serving(&publish, "datasources"),
@@ -556,8 +643,9 @@ mod tests {
             Serving::NotServing,
             "held: healthy for 0 s"
         );
-        let recovering = publish.borrow().recovering[""];
-        assert_eq!(recovering, clock.at(40).instant);
+        let recovering = publish.borrow().probes.holds[""];
+        let serving_at = clock.at(40).instant;
+        assert_eq!(recovering, Hold::Recovering { serving_at });
         // A flap back to critical restarts the wait.
         push(&mut task, &publish, pool(10, 5), clock.at(20));
         push(&mut task, &publish, pool(1, 0), clock.at(30));
@@ -570,8 +658,41 @@ mod tests {
         publish.send_replace(Arc::new(task.recompute(&[], clock.at(60))));
         assert_eq!(serving(&publish, ""), Serving::Serving);
         assert_eq!(serving(&publish, "datasources"), Serving::Serving);
-        assert!(publish.borrow().recovering.is_empty());
+        assert!(publish.borrow().probes.holds.is_empty());
         // The reports themselves are never damped.
         assert_eq!(publish.borrow().system.status, Status::Healthy);
+    }
+
+    #[test]
+    fn fail_after_holds_serving_until_the_failure_has_lasted() {
+        let mut config = Config::default();
+        config.health.fail_after = crate::config::Delay(Duration::from_secs(30));
+        let (mut task, publish, clock) = task(&config);
+        let serving = |publish: &watch::Sender<Arc<Published>>| publish.borrow().probes.serving[""];
+        push(&mut task, &publish, pool(10, 5), clock.at(0));
+        assert_eq!(serving(&publish), Serving::Serving, "failing for 0 s of 30");
+        let since = clock.at(0).instant;
+        let failing = Hold::Failing {
+            since,
+            not_serving_at: clock.at(30).instant,
+        };
+        assert_eq!(publish.borrow().probes.holds[""], failing);
+        assert_eq!(task.next_deadline(), Some(clock.at(30).instant));
+        // A flap inside the window starts it again.
+        push(&mut task, &publish, pool(1, 0), clock.at(20));
+        assert!(publish.borrow().probes.holds.is_empty());
+        push(&mut task, &publish, pool(10, 5), clock.at(25));
+        publish.send_replace(Arc::new(task.recompute(&[], clock.at(50))));
+        assert_eq!(
+            serving(&publish),
+            Serving::Serving,
+            "failing for 25 s of 30"
+        );
+        publish.send_replace(Arc::new(task.recompute(&[], clock.at(55))));
+        assert_eq!(serving(&publish), Serving::NotServing);
+        assert_eq!(
+            publish.borrow().probes.serving["healthscore.v1.HealthReports"],
+            Serving::Serving
+        );
     }
 }

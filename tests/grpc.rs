@@ -448,7 +448,7 @@ async fn health_v1_follows_the_standard_for_unknown_names_and_lists_every_name()
 async fn warning_can_be_configured_to_be_not_serving() {
     let mut config = healthscore::config::Config::default();
     config.host.enabled = false;
-    config.health.not_serving_at = healthscore::config::NotServingAt::Warning;
+    config.health.not_serving_at = healthscore::core::probes::NotServingAt::Warning;
     let server = TestServer::start_with(config).await;
     server
         .reports()

@@ -54,4 +54,22 @@ mod tests {
         let parsed = Config::from_toml(DEFAULT_CONFIG, "default_config.toml").expect("valid");
         assert_eq!(parsed, Config::default());
     }
+
+    #[test]
+    fn the_commented_health_examples_are_valid() {
+        // Each example starts at a commented table header and runs to the end of its comment.
+        let mut examples = String::new();
+        let mut inside = false;
+        for line in DEFAULT_CONFIG.lines() {
+            inside = line.starts_with("# [health.") || (inside && line.starts_with("# "));
+            if inside {
+                examples.push_str(&line[2..]);
+                examples.push('\n');
+            }
+        }
+        assert!(examples.contains("[health.groups.traffic]"), "{examples}");
+        assert!(examples.contains("[health.startup]"), "{examples}");
+        let config = Config::from_toml(&examples, "examples").expect("valid examples");
+        assert!(config.health.startup.is_some());
+    }
 }

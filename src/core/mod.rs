@@ -6,6 +6,7 @@
 
 pub mod ingest;
 pub mod json;
+pub mod probes;
 pub mod published;
 pub mod scoring;
 pub mod subsystem;

@@ -15,14 +15,12 @@ use bytes::Bytes;
 
 use super::{
     ingest::FieldError,
+    probes::ProbePolicy,
     scoring::{
         issue_digest, system_report, Deduction, EntityHealth, HealthReport, Issue, Severity,
         Status, Subsystem, SystemHealthReport,
     },
 };
-
-/// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
-pub const LIVENESS_SERVICE: &str = "healthscore.v1.HealthReports";
 
 /// When a published state was computed, and its revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +34,77 @@ pub struct Stamp {
 pub enum Serving {
     Serving,
     NotServing,
+}
+
+/// Why every readiness name is NOT_SERVING whatever its reports say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Waiting for the sources of `[health.startup]`.
+    Starting,
+    /// SIGTERM: traffic is moving away.
+    ShuttingDown,
+}
+
+/// Why a readiness name's status differs, or is about to differ, from what its reports say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Its reports have been failing since `since`: NOT_SERVING from `not_serving_at`
+    /// (`fail_after` later), SERVING until then.
+    Failing {
+        since: Instant,
+        not_serving_at: Instant,
+    },
+    /// Its reports serve again: NOT_SERVING until `serving_at` (`recover_after`).
+    Recovering { serving_at: Instant },
+}
+
+/// The probe-facing side of a state: every grpc.health.v1 name's status as probes see it.
+#[derive(Debug)]
+pub struct Probes {
+    /// The status of every known name: the readiness names and the liveness one.
+    pub serving: BTreeMap<Arc<str>, Serving>,
+    /// The readiness names whose reports fail, or recover, and since when.
+    pub holds: BTreeMap<Arc<str>, Hold>,
+    pub gate: Option<Gate>,
+    /// What each readiness name reads.
+    pub policy: Arc<ProbePolicy>,
+}
+
+impl Probes {
+    /// The status of `name` in an answer that leaves the `excluded` subsystems out: as decided,
+    /// except that a name NOT_SERVING only because of members failing now that are all
+    /// excluded serves. `None` for a name not known.
+    pub fn serving_without(
+        &self,
+        name: &str,
+        excluded: &[Subsystem],
+        system: &SystemHealthReport,
+    ) -> Option<Serving> {
+        let serving = *self.serving.get(name)?;
+        if serving == Serving::Serving || excluded.is_empty() || self.gate.is_some() {
+            return Some(serving);
+        }
+        let Some(probe) = self.policy.name(name) else {
+            return Some(serving);
+        };
+        let failing: Vec<Subsystem> = probe
+            .members
+            .iter()
+            .copied()
+            .filter(|&member| {
+                system
+                    .subsystems
+                    .get(member.key())
+                    .is_some_and(|report| probe.fails(report))
+            })
+            .collect();
+        let all_excluded = !failing.is_empty() && failing.iter().all(|m| excluded.contains(m));
+        Some(if all_excluded {
+            Serving::Serving
+        } else {
+            Serving::NotServing
+        })
+    }
 }
 
 /// The encodings of a state that faces share among all its readers, each made on first use.
@@ -80,29 +149,20 @@ pub struct Published {
     pub stamp: Stamp,
     /// Every subsystem's report, under `system.subsystems`.
     pub system: SystemHealthReport,
-    /// The probe-facing status of every known service name, damped.
-    pub serving: BTreeMap<&'static str, Serving>,
-    /// The names held NOT_SERVING by damping though their reports serve, and when each turns
-    /// SERVING if nothing changes.
-    pub recovering: BTreeMap<&'static str, Instant>,
+    /// The probe-facing side, as the engine decided it.
+    pub probes: Probes,
     /// `verdict` of every subsystem with no severity filter, computed once for every watcher.
     pub system_verdict: u64,
     renditions: [OnceLock<Bytes>; Rendition::COUNT],
 }
 
 impl Published {
-    pub fn new(
-        stamp: Stamp,
-        system: SystemHealthReport,
-        serving: BTreeMap<&'static str, Serving>,
-        recovering: BTreeMap<&'static str, Instant>,
-    ) -> Self {
+    pub fn new(stamp: Stamp, system: SystemHealthReport, probes: Probes) -> Self {
         let system_verdict = verdict(system.subsystems.values(), None);
         Self {
             stamp,
             system,
-            serving,
-            recovering,
+            probes,
             system_verdict,
             renditions: Default::default(),
         }

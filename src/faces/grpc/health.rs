@@ -54,9 +54,10 @@ impl health_server::Health for Health {
         let state = self.engine.state();
         Ok(Response::new(HealthListResponse {
             statuses: state
+                .probes
                 .serving
                 .iter()
-                .map(|(name, status)| ((*name).to_owned(), response(*status)))
+                .map(|(name, status)| (name.to_string(), response(*status)))
                 .collect(),
         }))
     }
@@ -76,6 +77,7 @@ impl health_server::Health for Health {
             // Held as long as the stream is.
             let _slot = &slot;
             let status = state
+                .probes
                 .serving
                 .get(service.as_str())
                 .map_or(ServingStatus::ServiceUnknown, |&s| s.into());

@@ -38,7 +38,7 @@ impl BadParameter {
     }
 }
 
-/// A request's parameters, each allowed once.
+/// A request's parameters, each allowed once unless said otherwise.
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
@@ -47,6 +47,15 @@ impl Params {
     pub fn read(
         query: Result<Query<Vec<(String, String)>>, QueryRejection>,
         allowed: &[&str],
+    ) -> Result<Self, BadParameter> {
+        Self::read_repeating(query, allowed, &[])
+    }
+
+    /// As [`Params::read`], but the parameters in `repeating` may be given more than once.
+    pub fn read_repeating(
+        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+        allowed: &[&str],
+        repeating: &[&str],
     ) -> Result<Self, BadParameter> {
         let Query(pairs) =
             query.map_err(|rejection| BadParameter::new("query", rejection.body_text()))?;
@@ -57,7 +66,8 @@ impl Params {
                     format!("unknown parameter (expected one of {})", allowed.join(", ")),
                 ));
             }
-            if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
+            let repeated = pairs[..index].iter().any(|(earlier, _)| earlier == name);
+            if repeated && !repeating.contains(&name.as_str()) {
                 return Err(BadParameter::new(name, "given more than once"));
             }
         }
@@ -79,6 +89,14 @@ impl Params {
                     .map_err(|problem: String| BadParameter::new("min_severity", problem))
             })
             .transpose()
+    }
+
+    /// A boolean that its bare name (`?verbose`) sets, as the Kubernetes apiserver reads it.
+    pub fn switch(&self, name: &str) -> Result<bool, BadParameter> {
+        match self.get(name) {
+            Some("") => Ok(true),
+            _ => self.flag(name, false),
+        }
     }
 
     fn flag(&self, name: &str, default: bool) -> Result<bool, BadParameter> {
@@ -155,6 +173,21 @@ impl Params {
         let keys: Vec<&str> = list.split(',').map(str::trim).collect();
         selection(&keys, "subsystems")
             .map_err(|error| BadParameter::new("subsystems", error.to_string()))
+    }
+}
+
+impl Params {
+    /// Every value of `name` (given once or more), each a subsystem key.
+    pub fn subsystem_keys(&self, name: &str) -> Result<Vec<Subsystem>, BadParameter> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| {
+                value
+                    .parse::<Subsystem>()
+                    .map_err(|problem| BadParameter::new(name, problem))
+            })
+            .collect()
     }
 }
 

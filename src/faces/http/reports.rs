@@ -44,7 +44,7 @@ pub async fn system(State(face): State<Face>, query: QueryPairs) -> Response {
         Err(bad) => return bad.into_response(),
     };
     let state = face.engine.state();
-    let status = status_code(state.serving.get("").copied());
+    let status = status_code(state.probes.serving.get("").copied());
     let rendition = (view == View::default()).then_some(Rendition::JsonSystem);
     json_answer(status, &state, rendition, |state| {
         to_json(&json::system(&state.system, view))
@@ -66,7 +66,7 @@ pub async fn subsystem(
         Err(bad) => return bad.into_response(),
     };
     let state = face.engine.state();
-    let status = status_code(state.serving.get(subsystem.key()).copied());
+    let status = status_code(state.probes.serving.get(subsystem.key()).copied());
     let rendition = (view == View::default()).then_some(Rendition::JsonSubsystem(subsystem));
     json_answer(status, &state, rendition, |state| {
         to_json(&json::report(state.report(subsystem), view))
