@@ -97,7 +97,83 @@ async fn probe_exit_codes_follow_grpc_health_probe() {
         text(&down.stderr).trim(),
         "service unhealthy (responded with \"NOT_SERVING\")"
     );
+
+    // Several names: every one must serve, and the failing ones are named.
+    let several = |services: &[&str]| {
+        let mut list = args(&["probe", "--addr", &addr]);
+        for service in services {
+            list.extend(args(&["--service", service]));
+        }
+        run(list)
+    };
+    let both = several(&["caches", "healthscore.v1.HealthReports"]).await;
+    assert_eq!(both.status.code(), Some(0), "{both:?}");
+    let one_down = several(&["caches", "datasources", "executors"]).await;
+    assert_eq!(one_down.status.code(), Some(4), "{one_down:?}");
+    // The executor is degraded (a warning): it serves at the default not_serving_at.
+    assert_eq!(
+        text(&one_down.stderr).trim(),
+        "service unhealthy: \"datasources\" responded with \"NOT_SERVING\""
+    );
+    let unknown = several(&["caches", "nope"]).await;
+    assert_eq!(unknown.status.code(), Some(3), "{unknown:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_is_a_monitoring_plugin_with_performance_data() {
+    let server = TestServer::start().await;
+    let addr = server.addr.to_string();
+    let ok = run(args(&["check", "--addr", &addr])).await;
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert_eq!(
+        text(&ok.stdout),
+        "HEALTHSCORE OK - system healthy score 100, no issues | score=100;;;0;100\n"
+    );
+
+    let push = |active| {
+        let mut reports = server.reports();
+        async move {
+            let pools = vec![common::pool("mainDB", active, 32)];
+            let request = common::push_pools("app-1", pools);
+            reports.report_metrics(request).await.expect("push");
+        }
+    };
+    push(26).await; // 81%: warning
+    let warning = run(args(&["check", "--addr", &addr])).await;
+    assert_eq!(warning.status.code(), Some(1), "{warning:?}");
+    let out = text(&warning.stdout);
+    let mut lines = out.lines();
+    let first = lines.next().expect("a status line");
+    assert!(
+        first.starts_with("HEALTHSCORE WARNING - system warning score "),
+        "{out}"
+    );
+    let (_, perf) = first.split_once(" | ").expect("performance data");
+    let labels: Vec<&str> = perf
+        .split(' ')
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .collect();
+    assert_eq!(labels, ["score", "datasources"], "{perf}");
+    assert!(perf.contains(";;;0;100"), "{perf}");
+    let issue = lines.next().expect("an issue line");
+    assert!(
+        issue.starts_with("WARNING datasources:DS_POOL_HIGH_UTILIZATION mainDB (app-1): "),
+        "{out}"
+    );
+
+    push(31).await; // critical
+    let critical = run(args(&["check", "datasources", "--addr", &addr])).await;
+    assert_eq!(critical.status.code(), Some(2), "{critical:?}");
+    assert!(text(&critical.stdout).starts_with("HEALTHSCORE CRITICAL - datasources critical"));
+    assert!(text(&critical.stdout).contains("| score=50;;;0;100 datasources=50;;;0;100\n"));
+
+    let unreachable = run(args(&["check", "--addr", "127.0.0.1:1"])).await;
+    assert_eq!(unreachable.status.code(), Some(3), "{unreachable:?}");
+    assert!(text(&unreachable.stdout).starts_with("HEALTHSCORE UNKNOWN - "));
+    assert_eq!(text(&unreachable.stdout).lines().count(), 1);
+    let usage = run(args(&["check", "nope"])).await;
+    assert_eq!(usage.status.code(), Some(3), "{usage:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The `healthscore` command line: argument parsing and the subcommands.
 
+mod check;
 mod config_cmd;
 mod connect;
 mod get;
@@ -18,7 +19,8 @@ use clap::{Parser, Subcommand};
 /// Explainable health reports over gRPC, with grpc.health.v1 for probes.
 ///
 /// Exit codes: 0 success; 1 bad arguments or config; probe adds grpc-health-probe's
-/// 2 (connection failure), 3 (RPC failure) and 4 (not serving).
+/// 2 (connection failure), 3 (RPC failure) and 4 (not serving); check uses the monitoring
+/// plugins' 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 #[derive(Debug, Parser)]
 #[command(name = "healthscore", version, about, propagate_version = true)]
 pub struct Cli {
@@ -33,6 +35,9 @@ enum Command {
     /// One grpc.health.v1 Check, with grpc-health-probe's exit codes (for exec probes and
     /// Docker HEALTHCHECK).
     Probe(probe::Args),
+    /// A Nagios/Icinga/Sensu plugin: one status line with performance data, the issues, and
+    /// exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Check(check::Args),
     /// Print the system report, or one subsystem's.
     Get(get::Args),
     /// Follow WatchHealth: one line per change of status, score or issues.
@@ -64,16 +69,19 @@ pub fn main() -> ExitCode {
             // Help and version go to stdout with success; usage errors exit 1 like
             // grpc-health-probe's bad arguments.
             let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+            // A monitoring system reads 1 as WARNING: a plugin's usage error is UNKNOWN.
+            let plugin = std::env::args().nth(1).as_deref() == Some("check");
+            return match (error.use_stderr(), plugin) {
+                (false, _) => ExitCode::SUCCESS,
+                (true, true) => ExitCode::from(check::UNKNOWN),
+                (true, false) => ExitCode::from(1),
             };
         }
     };
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Probe(args) => Ok(probe::run(args)),
+        Command::Check(args) => Ok(check::run(args)),
         Command::Get(args) => get::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Push(args) => push::run(args),

@@ -20,9 +20,10 @@ pub struct Args {
     #[command(flatten)]
     target: Target,
     /// grpc.health.v1 service name: "" (the default) is the whole system, a subsystem key
-    /// (e.g. datasources) one report, healthscore.v1.HealthReports the process itself.
+    /// (e.g. datasources) one report, a [health.groups] name a group, and
+    /// healthscore.v1.HealthReports the process itself. Repeat it to require every name.
     #[arg(long, value_name = "NAME", default_value = "")]
-    service: String,
+    service: Vec<String>,
     /// How long to wait for the connection (e.g. 500ms, 1s).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     connect_timeout: Duration,
@@ -75,53 +76,77 @@ async fn probe(args: &Args) -> (u8, String) {
         }
         Ok(Ok(channel)) => channel,
     };
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: args.service.clone(),
-    });
-    request.set_timeout(args.rpc_timeout);
     let mut client = HealthClient::new(channel);
-    let call = client.check(request);
-    let response = match tokio::time::timeout(args.rpc_timeout, call).await {
-        Err(_) => {
-            return (
-                RPC_FAILURE,
-                format!("timeout: health rpc did not complete within {:?}", args.rpc_timeout),
+    let mut unhealthy = Vec::new();
+    for service in &args.service {
+        match check(&mut client, service, args.rpc_timeout).await {
+            Ok(ServingStatus::Serving) => {}
+            Ok(status) => unhealthy.push((service, status)),
+            Err(failure) => return failure,
+        }
+    }
+    match (unhealthy.as_slice(), args.service.len()) {
+        ([], 1) => (0, "status: SERVING".into()),
+        ([], _) => (0, format!("status: SERVING ({:?})", args.service)),
+        // grpc-health-probe's words for its one name.
+        ([(_, status)], 1) => (
+            UNHEALTHY,
+            format!(
+                "service unhealthy (responded with {:?})",
+                status.as_str_name()
+            ),
+        ),
+        (names, _) => {
+            let names: Vec<String> = names
+                .iter()
+                .map(|(service, status)| {
+                    format!("{service:?} responded with {:?}", status.as_str_name())
+                })
+                .collect();
+            (
+                UNHEALTHY,
+                format!("service unhealthy: {}", names.join("; ")),
             )
         }
+    }
+}
+
+/// One Check of `service`, or the exit code and message of its failure.
+async fn check(
+    client: &mut HealthClient<tonic::transport::Channel>,
+    service: &str,
+    timeout: Duration,
+) -> Result<ServingStatus, (u8, String)> {
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: service.to_owned(),
+    });
+    request.set_timeout(timeout);
+    let timed_out = || {
+        (
+            RPC_FAILURE,
+            format!("timeout: health rpc did not complete within {timeout:?}"),
+        )
+    };
+    let response = match tokio::time::timeout(timeout, client.check(request)).await {
+        Err(_) => return Err(timed_out()),
         Ok(Err(status)) if status.code() == Code::Unimplemented => {
-            return (
+            return Err((
                 RPC_FAILURE,
                 "error: this server does not implement the grpc health protocol (grpc.health.v1.Health)".into(),
-            )
+            ))
         }
-        Ok(Err(status)) if status.code() == Code::DeadlineExceeded => {
-            return (
-                RPC_FAILURE,
-                format!("timeout: health rpc did not complete within {:?}", args.rpc_timeout),
-            )
-        }
+        Ok(Err(status)) if status.code() == Code::DeadlineExceeded => return Err(timed_out()),
         Ok(Err(status)) => {
-            return (
+            return Err((
                 RPC_FAILURE,
                 format!(
                     "error: health rpc failed: rpc error: code = {:?} desc = {}",
                     status.code(),
                     status.message()
                 ),
-            )
+            ))
         }
         Ok(Ok(response)) => response.into_inner(),
     };
-    let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
-    if status == ServingStatus::Serving {
-        (0, "status: SERVING".into())
-    } else {
-        (
-            UNHEALTHY,
-            format!(
-                "service unhealthy (responded with {:?})",
-                status.as_str_name()
-            ),
-        )
-    }
+    Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
 }
