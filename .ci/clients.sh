@@ -36,8 +36,10 @@ done
 
 scratch=$(mktemp -d)
 server=
+grace_server=
 finish() {
   status=$?
+  [ -z "$grace_server" ] || kill "$grace_server" 2>/dev/null || true
   if [ -n "$server" ]; then
     kill "$server" 2>/dev/null || true
     wait "$server" || true
@@ -80,6 +82,37 @@ echo "--- go"
 (cd clients/go && ./debian-vendor.sh && go vet -mod=vendor ./... &&
   go run -mod=vendor ./example "$addr") | tee "$scratch/go.out"
 saw_the_change "$scratch/go.out"
+
+echo "--- go: client-side health checking through a blip and a lasting failure"
+# A second server with a failure grace: a blip inside it must not take the backend out of
+# grpc-go's rotation; a failure that lasts must.
+grace_port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+grace="127.0.0.1:$grace_port"
+HEALTHSCORE_HOST__ENABLED=false HEALTHSCORE_HTTP__ENABLED=false HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
+  HEALTHSCORE_HEALTH__FAIL_AFTER=3s "$bin" serve --listen "$grace" 2>"$scratch/grace.log" &
+grace_server=$!
+for _ in $(seq 50); do "$bin" probe --addr "$grace" >/dev/null 2>&1 && break; sleep 0.2; done
+echo '{"datasources": [{"name": "mainDB", "active": 31, "max": 32}]}' >"$scratch/critical.json"
+echo '{"datasources": [{"name": "mainDB", "active": 1, "max": 32}]}' >"$scratch/healthy.json"
+(cd clients/go && go build -mod=vendor -o "$scratch/clientside" ./clientside)
+"$scratch/clientside" -addr "$grace" -for 4s -wait-ready >"$scratch/blip.out" &
+client=$!
+sleep 1
+"$bin" push --addr "$grace" --source app-1 "$scratch/critical.json"
+sleep 1
+"$bin" push --addr "$grace" --source app-1 "$scratch/healthy.json"
+wait "$client"
+cat "$scratch/blip.out"
+grep -qE '^ok=[1-9][0-9]* failed=0$' "$scratch/blip.out" ||
+  { echo "clients.sh: grpc-go dropped calls during a blip inside fail_after" >&2; exit 1; }
+"$bin" push --addr "$grace" --source app-1 "$scratch/critical.json"
+sleep 4
+"$scratch/clientside" -addr "$grace" -for 2s >"$scratch/lasting.out"
+cat "$scratch/lasting.out"
+grep -qE '^ok=0 failed=[1-9]' "$scratch/lasting.out" ||
+  { echo "clients.sh: grpc-go kept a backend NOT_SERVING past fail_after in rotation" >&2; exit 1; }
+kill "$grace_server" && wait "$grace_server" || true
+grace_server=
 
 echo "--- python"
 (cd clients/python && ./generate.sh && pip install . && python -m healthscore_client "$addr") |
