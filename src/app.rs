@@ -19,7 +19,9 @@ use crate::{
         tls::{Alpn, Certificates},
         WatchSlots,
     },
-    sources::{host::HostSource, otlp::Otlp, scrape::ScrapeSource, Source, SourceError},
+    sources::{
+        fleet::FleetSource, host::HostSource, otlp::Otlp, scrape::ScrapeSource, Source, SourceError,
+    },
     store::Store,
     telemetry::Telemetry,
 };
@@ -73,6 +75,10 @@ pub async fn run(
         Store::new(config.limits.clone(), config.policy()),
         config.engine()?,
     );
+    if let Some(fleet) = &config.fleet {
+        let source = FleetSource::new(fleet, &config.http.listen.to_string())?;
+        tokio::spawn(source.run(engine.clone()));
+    }
     let telemetry = Telemetry::new();
     if config.host.enabled {
         HostSource::new(&config.host, &config.limits, telemetry.clone())

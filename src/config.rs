@@ -19,7 +19,7 @@ use crate::{
     engine,
     faces::{auth::AuthConfig, listener::Accepting, mcp::McpConfig, tls::TlsConfig},
     history::{journal::Journal, History, HistoryConfig},
-    sources::scrape::Target,
+    sources::{fleet::FleetConfig, scrape::Target},
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +36,9 @@ pub struct Config {
     pub scrape: Vec<Target>,
     pub otlp: OtlpConfig,
     pub health: HealthConfig,
+    /// The fleet guard: peers' failures read from Prometheus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetConfig>,
     pub limits: Limits,
     pub host: HostConfig,
     pub log: LogConfig,
@@ -621,6 +624,9 @@ impl Config {
             });
         }
         self.health.policy()?;
+        if let Some(fleet) = &self.fleet {
+            fleet.validate()?;
+        }
         if self.history.max_transitions == 0 {
             return Err(ConfigError::Invalid {
                 key: "history.max_transitions".into(),
@@ -667,6 +673,7 @@ impl Config {
         };
         Ok(engine::Settings {
             probes,
+            fleet: self.fleet.as_ref().map(FleetConfig::guard),
             history,
             journal,
         })

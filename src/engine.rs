@@ -15,10 +15,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     core::{
+        fleet::{self, FleetView, Guard, Verdict},
         ingest::{FieldError, Push},
         probes::{matches_source, ProbeName, ProbePolicy, LIVENESS_SERVICE},
-        published::{verdict, Gate, Hold, Probes, Published, Serving, Stamp},
-        scoring::{system_report, Code, HealthReport, Status, Subsystem, SystemHealthReport},
+        published::{verdict, FleetState, Gate, Hold, Probes, Published, Serving, Stamp},
+        scoring::{
+            score::with_issues, system_report, Code, HealthReport, Issue, Status, Subsystem,
+            SystemHealthReport,
+        },
     },
     history::{journal::Journal, Answer, History, Query, Transition},
     store::{Applied, Store},
@@ -44,6 +48,8 @@ impl Now {
 pub struct Settings {
     /// The readiness names and how each turns.
     pub probes: ProbePolicy,
+    /// The fleet guard, when `[fleet]` is set.
+    pub fleet: Option<Guard>,
     /// The history to record into (possibly loaded from the journal).
     pub history: History,
     /// Where transitions are also kept, when `history.path` is set.
@@ -70,6 +76,7 @@ pub struct PushOutcome {
 enum Command {
     Push(Box<Push>, oneshot::Sender<Result<PushOutcome, FieldError>>),
     Forget(Arc<str>, oneshot::Sender<(bool, u64)>),
+    Fleet(FleetView),
     BeginShutdown(oneshot::Sender<()>),
     Stop,
 }
@@ -134,6 +141,11 @@ impl Engine {
         outcome.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// Hands the engine the fleet guard's newest view of the peers.
+    pub async fn fleet_view(&self, view: FleetView) -> Result<(), EngineError> {
+        self.send(Command::Fleet(view)).await
+    }
+
     /// Turns every grpc.health.v1 name NOT_SERVING; returns once that state is published.
     pub async fn begin_shutdown(&self) -> Result<(), EngineError> {
         let (reply, done) = oneshot::channel();
@@ -169,6 +181,10 @@ struct Task {
     policy: Arc<ProbePolicy>,
     /// One per readiness name, in the policy's order.
     damping: Vec<Damping>,
+    guard: Option<Guard>,
+    view: FleetView,
+    /// The subsystems whose published reports carry the guard's issues.
+    decorated: BTreeSet<Subsystem>,
 }
 
 /// The startup gate: the source patterns no source has matched yet, and when it opens anyway.
@@ -184,6 +200,8 @@ struct Damping {
     published: Option<Serving>,
     failing_since: Option<Instant>,
     serving_since: Option<Instant>,
+    /// Since when the fleet guard has held it SERVING.
+    held_since: Option<SystemTime>,
 }
 
 impl Damping {
@@ -288,6 +306,11 @@ impl Task {
                 .map(|_| Damping::default())
                 .collect(),
             policy: Arc::new(settings.probes),
+            guard: settings.fleet,
+            view: FleetView::Unavailable {
+                reason: "not read yet".into(),
+            },
+            decorated: BTreeSet::new(),
         }
     }
 
@@ -396,6 +419,10 @@ impl Task {
                 }
                 let _ = reply.send((known, self.revision));
             }
+            Command::Fleet(view) => {
+                self.view = view;
+                publish.send_replace(Arc::new(self.recompute(&[], now)));
+            }
             Command::BeginShutdown(reply) => {
                 self.shutting_down = true;
                 publish.send_replace(Arc::new(self.recompute(&[], now)));
@@ -408,13 +435,10 @@ impl Task {
     /// Rebuilds the reports of `changed` and the system report at `now`, bumping the revision
     /// when any report's status, score or issue set changed, and recording each status change.
     fn recompute(&mut self, changed: &[Subsystem], now: Now) -> Published {
-        let mut moved = false;
         let mut transitions = Vec::new();
         let mut replaced = BTreeMap::new();
         for &subsystem in changed {
             let report = Arc::new(self.store.report(subsystem));
-            let verdict = verdict([&report], None);
-            moved |= self.verdicts.insert(subsystem, verdict) != Some(verdict);
             if let Some(old) = self.reports.insert(subsystem, report.clone()) {
                 if old.status != report.status {
                     let codes = (codes([&old]), codes([&report]));
@@ -429,9 +453,6 @@ impl Task {
                 }
                 replaced.insert(subsystem, old);
             }
-        }
-        if moved || self.revision == 0 {
-            self.revision += 1;
         }
         let system = system_report(self.reports.values());
         if let Some(before) = self.system_status.replace(system.status) {
@@ -451,12 +472,50 @@ impl Task {
             }
         }
         self.record(transitions);
-        let probes = self.probes(&system, now.instant);
+        let (probes, guard_issues) = self.probes(&system, now);
+        let decorated: BTreeSet<Subsystem> = guard_issues.keys().copied().collect();
+        let system = if guard_issues.is_empty() {
+            system
+        } else {
+            self.with_guard_issues(guard_issues)
+        };
+        // The guard's issues move verdicts too: a watcher hears that a name is held.
+        let mut moved = false;
+        let touched: BTreeSet<Subsystem> = changed
+            .iter()
+            .chain(&decorated)
+            .chain(&self.decorated)
+            .copied()
+            .collect();
+        for subsystem in touched {
+            if let Some(report) = system.subsystems.get(subsystem.key()) {
+                let verdict = verdict([report], None);
+                moved |= self.verdicts.insert(subsystem, verdict) != Some(verdict);
+            }
+        }
+        self.decorated = decorated;
+        if moved || self.revision == 0 {
+            self.revision += 1;
+        }
         let stamp = Stamp {
             revision: self.revision,
             generated_at: now.wall,
         };
         Published::new(stamp, system, probes)
+    }
+
+    /// The system report with `issues` added to their subsystems' reports.
+    fn with_guard_issues(&self, mut issues: BTreeMap<Subsystem, Vec<Issue>>) -> SystemHealthReport {
+        let policy = self.store.policy();
+        let reports: Vec<Arc<HealthReport>> = self
+            .reports
+            .iter()
+            .map(|(subsystem, report)| match issues.remove(subsystem) {
+                Some(extra) => Arc::new(with_issues(report, extra, policy)),
+                None => report.clone(),
+            })
+            .collect();
+        system_report(&reports)
     }
 
     fn record(&mut self, transitions: Vec<Transition>) {
@@ -472,10 +531,19 @@ impl Task {
         }
     }
 
-    /// The probe-facing statuses: each readiness name by its policy, then the gate over them;
-    /// the liveness name serves until the process stops listening.
-    fn probes(&mut self, system: &SystemHealthReport, now: Instant) -> Probes {
-        if self.starting.as_ref().is_some_and(|s| now >= s.deadline) {
+    /// The probe-facing statuses: each readiness name by its policy, then the gate and the
+    /// fleet guard over them; the liveness name serves until the process stops listening. Also
+    /// the issues the guard adds to the failing reports.
+    fn probes(
+        &mut self,
+        system: &SystemHealthReport,
+        now: Now,
+    ) -> (Probes, BTreeMap<Subsystem, Vec<Issue>>) {
+        if self
+            .starting
+            .as_ref()
+            .is_some_and(|s| now.instant >= s.deadline)
+        {
             tracing::warn!(
                 "startup: [health.startup] max_wait passed before every source reported; serving"
             );
@@ -488,36 +556,144 @@ impl Task {
         };
         let mut serving = BTreeMap::new();
         let mut holds = BTreeMap::new();
+        let mut issues: BTreeMap<Subsystem, Vec<Issue>> = BTreeMap::new();
+        let mut fleet = self.guard.map(|_| self.fleet_state());
         for (probe, damping) in self.policy.names.iter().zip(&mut self.damping) {
-            let fails = probe.members.iter().any(|member| {
-                system
-                    .subsystems
-                    .get(member.key())
-                    .is_some_and(|report| probe.fails(report))
-            });
-            let raw = if fails {
-                Serving::NotServing
-            } else {
+            let failing: Vec<Subsystem> = probe
+                .members
+                .iter()
+                .copied()
+                .filter(|member| {
+                    system
+                        .subsystems
+                        .get(member.key())
+                        .is_some_and(|report| probe.fails(report))
+                })
+                .collect();
+            let raw = if failing.is_empty() {
                 Serving::Serving
+            } else {
+                Serving::NotServing
             };
-            let damped = damping.damp(probe, raw, now);
+            let damped = damping.damp(probe, raw, now.instant);
+            if let (Some(fleet), Serving::NotServing) = (&mut fleet, raw) {
+                *fleet.failing.entry(probe.name.clone()).or_default() += 1;
+            }
             if let Some(hold) = damping.hold(probe) {
                 holds.insert(probe.name.clone(), hold);
             }
-            let status = if gate.is_some() {
+            let mut status = if gate.is_some() {
                 Serving::NotServing
             } else {
                 damped
             };
+            let verdict = match (&self.guard, &mut fleet) {
+                (Some(guard), Some(fleet)) if raw == Serving::NotServing && gate.is_none() => {
+                    let verdict = guard.judge(&self.view, &probe.name, now.instant);
+                    fleet.verdicts.insert(probe.name.clone(), verdict.clone());
+                    Some(verdict)
+                }
+                _ => None,
+            };
+            let issue = match verdict {
+                Some(Verdict::Held { failing, peers }) if status == Serving::NotServing => {
+                    status = Serving::Serving;
+                    let since = *damping.held_since.get_or_insert(now.wall);
+                    if let Some(fleet) = &mut fleet {
+                        fleet.held.insert(probe.name.clone(), since);
+                    }
+                    let message = fleet::correlated_message(&probe.name, failing, peers, since);
+                    Some((Code::FleetCorrelated, message, failing, peers))
+                }
+                // Still serving by fail_after: nothing to hold yet.
+                Some(Verdict::Held { .. }) => {
+                    damping.held_since = None;
+                    None
+                }
+                Some(Verdict::Unavailable { reason }) => {
+                    damping.held_since = None;
+                    let message = format!(
+                        "the probe name {:?} fails and the fleet guard cannot tell whether its \
+                         peers fail it too ({reason}): deciding locally",
+                        &*probe.name
+                    );
+                    Some((Code::FleetViewUnavailable, message, 0, 0))
+                }
+                Some(Verdict::Local { .. }) | None => {
+                    damping.held_since = None;
+                    None
+                }
+            };
+            if let Some((code, message, failing_peers, peers)) = issue {
+                for &member in &failing {
+                    issues.entry(member).or_default().push(guard_issue(
+                        code,
+                        &message,
+                        &probe.name,
+                        member,
+                        failing_peers,
+                        peers,
+                    ));
+                }
+            }
             serving.insert(probe.name.clone(), status);
         }
         serving.insert(LIVENESS_SERVICE.into(), Serving::Serving);
-        Probes {
+        let probes = Probes {
             serving,
             holds,
             gate,
             policy: self.policy.clone(),
+            fleet,
+        };
+        (probes, issues)
+    }
+
+    /// The view as `/metrics` shows it, before this state's verdicts.
+    fn fleet_state(&self) -> FleetState {
+        match &self.view {
+            FleetView::Seen { names, .. } => FleetState {
+                peers: names.values().map(|count| count.peers + 1).max(),
+                failing: names
+                    .iter()
+                    .map(|(name, count)| (Arc::from(name.as_str()), count.failing))
+                    .collect(),
+                verdicts: BTreeMap::new(),
+                held: BTreeMap::new(),
+            },
+            FleetView::Unavailable { .. } => FleetState::default(),
         }
+    }
+}
+
+/// One of the fleet guard's issues, on a failing member of the probe name `name`.
+fn guard_issue(
+    code: Code,
+    message: &str,
+    name: &str,
+    subsystem: Subsystem,
+    failing: u32,
+    peers: u32,
+) -> Issue {
+    let entity = if name.is_empty() { "system" } else { name };
+    let metrics = match code {
+        Code::FleetCorrelated => [
+            ("failingInstances", f64::from(failing)),
+            ("instances", f64::from(peers)),
+        ]
+        .into_iter()
+        .collect(),
+        _ => Default::default(),
+    };
+    Issue {
+        severity: code.severity(),
+        code,
+        message: message.to_owned(),
+        suggested_action: std::borrow::Cow::Borrowed(code.entry().suggested_action),
+        entity: entity.into(),
+        entity_metrics: metrics,
+        subsystem,
+        source: "fleet".into(),
     }
 }
 
@@ -694,5 +870,80 @@ mod tests {
             publish.borrow().probes.serving["healthscore.v1.HealthReports"],
             Serving::Serving
         );
+    }
+
+    #[test]
+    fn the_fleet_guard_holds_a_shared_failure_and_only_that() {
+        let mut config = Config::default();
+        config.fleet = Some(crate::sources::fleet::FleetConfig {
+            prometheus_url: "http://prometheus:9090".into(),
+            peers: r#"job="healthscore""#.into(),
+            instance: None,
+            max_unready_fraction: 0.5,
+            refresh: crate::config::Delay(Duration::from_secs(10)),
+            prometheus_token_file: None,
+            prometheus_ca: None,
+        });
+        let (mut task, publish, clock) = task(&config);
+        let view = |failing, at: Now| {
+            let count = fleet::PeerCount { failing, peers: 4 };
+            FleetView::Seen {
+                at: at.instant,
+                names: [("".to_owned(), count), ("datasources".to_owned(), count)].into(),
+            }
+        };
+        let state = |publish: &watch::Sender<Arc<Published>>| publish.borrow().clone();
+        let codes = |state: &Published| -> Vec<Code> {
+            state
+                .report(Subsystem::Datasources)
+                .issues
+                .iter()
+                .map(|issue| issue.code)
+                .collect()
+        };
+        // Every peer fails too: held, and said so.
+        task.handle(Command::Fleet(view(4, clock.at(0))), &publish, clock.at(0));
+        push(&mut task, &publish, pool(10, 5), clock.at(1));
+        let held = state(&publish);
+        assert_eq!(held.probes.serving[""], Serving::Serving);
+        assert_eq!(held.probes.serving["datasources"], Serving::Serving);
+        assert!(
+            codes(&held).contains(&Code::FleetCorrelated),
+            "{:?}",
+            codes(&held)
+        );
+        let fleet = held.probes.fleet.as_ref().expect("a fleet state");
+        assert_eq!(fleet.peers, Some(5));
+        assert_eq!(fleet.failing[""], 5);
+        // The report's status is its own; only the probe-facing status is held.
+        assert_eq!(held.system.status, Status::Critical);
+        // One of five: its own failure.
+        task.handle(Command::Fleet(view(0, clock.at(2))), &publish, clock.at(2));
+        let alone = state(&publish);
+        assert_eq!(alone.probes.serving[""], Serving::NotServing);
+        assert!(!codes(&alone).contains(&Code::FleetCorrelated));
+        assert!(
+            alone.stamp.revision > held.stamp.revision,
+            "watchers hear it"
+        );
+        // No view: decided locally, and said so.
+        let unavailable = FleetView::Unavailable {
+            reason: "connection refused".into(),
+        };
+        task.handle(Command::Fleet(view(4, clock.at(3))), &publish, clock.at(3));
+        assert_eq!(state(&publish).probes.serving[""], Serving::Serving);
+        task.handle(Command::Fleet(unavailable), &publish, clock.at(4));
+        let local = state(&publish);
+        assert_eq!(local.probes.serving[""], Serving::NotServing);
+        assert!(codes(&local).contains(&Code::FleetViewUnavailable));
+        // A view that stopped coming is no view.
+        task.handle(Command::Fleet(view(4, clock.at(5))), &publish, clock.at(5));
+        publish.send_replace(Arc::new(task.recompute(&[], clock.at(40))));
+        assert_eq!(state(&publish).probes.serving[""], Serving::NotServing);
+        // Healthy again: no guard issue stays behind.
+        push(&mut task, &publish, pool(1, 0), clock.at(41));
+        let healthy = state(&publish);
+        assert_eq!(healthy.probes.serving[""], Serving::Serving);
+        assert!(codes(&healthy).is_empty(), "{:?}", codes(&healthy));
     }
 }

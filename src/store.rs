@@ -218,6 +218,11 @@ impl Store {
         }
     }
 
+    /// The thresholds and penalties reports are scored by.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// Applies a validated push, or changes nothing and says which field broke a limit.
     ///
     /// A push with no entities is a heartbeat: it keeps a source that has entities fresh, and

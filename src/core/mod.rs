@@ -4,6 +4,7 @@
 //! Nothing here does I/O, reads a clock, or knows about async, tonic, prost or any wire format:
 //! every rule and every check can be tested with a struct literal.
 
+pub mod fleet;
 pub mod ingest;
 pub mod json;
 pub mod probes;

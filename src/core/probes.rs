@@ -68,7 +68,11 @@ impl ProbeName {
     }
 
     fn counts(&self, issue: &Issue) -> bool {
-        !self.exclude_codes.contains(&issue.code)
+        // The fleet guard's own issues describe a verdict; they are never a reason for one.
+        !matches!(
+            issue.code,
+            Code::FleetCorrelated | Code::FleetViewUnavailable
+        ) && !self.exclude_codes.contains(&issue.code)
             && !self.not_serving_at.serves(Status::of(issue.severity))
     }
 }

@@ -14,6 +14,7 @@ use std::{
 use bytes::Bytes;
 
 use super::{
+    fleet,
     ingest::FieldError,
     probes::ProbePolicy,
     scoring::{
@@ -68,6 +69,21 @@ pub struct Probes {
     pub gate: Option<Gate>,
     /// What each readiness name reads.
     pub policy: Arc<ProbePolicy>,
+    /// The fleet guard's view and verdicts, when `[fleet]` is set.
+    pub fleet: Option<FleetState>,
+}
+
+/// The fleet view a state was decided with.
+#[derive(Debug, Default)]
+pub struct FleetState {
+    /// Instances in the view, this one included; `None` while there is no usable view.
+    pub peers: Option<u32>,
+    /// Per readiness name, the instances failing it, this one included.
+    pub failing: BTreeMap<Arc<str>, u32>,
+    /// What the guard said about each failing name.
+    pub verdicts: BTreeMap<Arc<str>, fleet::Verdict>,
+    /// The names it holds SERVING, and since when.
+    pub held: BTreeMap<Arc<str>, SystemTime>,
 }
 
 impl Probes {

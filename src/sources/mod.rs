@@ -6,7 +6,9 @@
 //! hosts the request.
 
 pub mod exposition;
+pub mod fleet;
 pub mod host;
+pub mod http_get;
 pub mod mapping;
 pub mod otlp;
 pub mod push;

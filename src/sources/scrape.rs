@@ -10,12 +10,11 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::{
     exposition,
+    http_get::{Get, GetError},
     mapping::{node_host, CpuTimes, Mapping, Row},
     push, Source, SourceError,
 };
@@ -143,14 +142,8 @@ pub struct ScrapeSource {
 enum ScrapeError {
     #[error("no answer within {0:?} (timeout_secs)")]
     Timeout(Duration),
-    #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
-    #[error("HTTP: {0}")]
-    Http(#[from] hyper::Error),
-    #[error("the target answered HTTP {0}")]
-    Status(hyper::StatusCode),
-    #[error("the answer is larger than {0} bytes (max_body_bytes)")]
-    TooLarge(usize),
+    #[error(transparent)]
+    Get(#[from] GetError),
     #[error("the answer is not UTF-8 text")]
     NotText,
     #[error("the answer is not an exposition: {0}")]
@@ -241,59 +234,17 @@ impl ScrapeSource {
         Ok(push)
     }
 
-    /// The target's answer: one HTTP/1.1 GET on a fresh connection, the body read up to its
-    /// size limit.
+    /// The target's answer, read up to its size limit.
     async fn fetch(&self) -> Result<Vec<u8>, ScrapeError> {
-        let uri = &self.uri;
-        let host = uri
-            .host()
-            .expect("Target::validate accepted the URL's host");
-        let port = uri.port_u16().unwrap_or(80);
-        // An IPv6 literal is bracketed in a URL (and the Host header), not in a socket address.
-        let address = host
-            .strip_prefix('[')
-            .and_then(|inner| inner.strip_suffix(']'))
-            .unwrap_or(host);
-        let stream = tokio::net::TcpStream::connect((address, port))
-            .await
-            .map_err(ScrapeError::Connect)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        // The connection is driven beside the request and ends with it.
-        let connection = tokio::spawn(connection);
-        let request = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .header(
-                hyper::header::ACCEPT,
-                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-            )
-            .header(hyper::header::USER_AGENT, "healthscore")
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .expect("a GET with valid headers");
-        let response = sender.send_request(request).await;
-        let body = match response {
-            Ok(response) if response.status() == hyper::StatusCode::OK => {
-                read_limited(response.into_body(), self.target.max_body_bytes).await
-            }
-            Ok(response) => Err(ScrapeError::Status(response.status())),
-            Err(error) => Err(error.into()),
+        let get = Get {
+            uri: &self.uri,
+            accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            bearer: None,
+            tls: None,
+            max_body: self.target.max_body_bytes,
         };
-        connection.abort();
-        body
+        Ok(get.send().await?)
     }
-}
-
-async fn read_limited(mut body: Incoming, limit: usize) -> Result<Vec<u8>, ScrapeError> {
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            if bytes.len() + data.len() > limit {
-                return Err(ScrapeError::TooLarge(limit));
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
 }
 
 impl Source for ScrapeSource {

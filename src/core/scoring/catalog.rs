@@ -12,7 +12,7 @@ use crate::core::subsystem::for_each_subsystem;
 pub struct Entry {
     pub code: Code,
     pub name: &'static str,
-    /// `None` for codes any pushed subsystem can raise.
+    /// `None` for codes any subsystem can carry (staleness, the fleet guard).
     pub subsystem: Option<Subsystem>,
     pub severity: Severity,
     /// When the rule fires, with its default threshold.
@@ -26,10 +26,10 @@ macro_rules! catalog {
             $action:literal;)*];)+) => {
         /// An issue code. Its string form is the catalog's name (`DS_POOL_SATURATED`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum Code { $($($code,)*)+ SourceStale }
+        pub enum Code { $($($code,)*)+ SourceStale, FleetCorrelated, FleetViewUnavailable }
 
         /// Every code, in catalog order: each subsystem's, in the table's order, then the codes
-        /// any pushed subsystem can raise.
+        /// any subsystem can carry.
         pub const CATALOG: &[Entry] = &[
             $($(Entry {
                 code: Code::$code,
@@ -46,6 +46,22 @@ macro_rules! catalog {
                 severity: Severity::Critical,
                 trigger: "a source missed its TTL",
                 suggested_action: "Check that the reporting application is up and can reach healthscore",
+            },
+            Entry {
+                code: Code::FleetCorrelated,
+                name: "FLEET_CORRELATED",
+                subsystem: None,
+                severity: Severity::Warning,
+                trigger: "more than fleet.max_unready_fraction of the peers fail the same probe name: it is held SERVING",
+                suggested_action: "Look for what the peers share (a database, a downstream service): removing replicas cannot fix it",
+            },
+            Entry {
+                code: Code::FleetViewUnavailable,
+                name: "FLEET_VIEW_UNAVAILABLE",
+                subsystem: None,
+                severity: Severity::Info,
+                trigger: "a probe name fails and the peers' view could not be read from fleet.prometheus_url",
+                suggested_action: "Check that fleet.prometheus_url answers and fleet.peers selects this service's instances",
             },
         ];
     };

@@ -303,6 +303,11 @@ impl<T> Runs<T> {
         self.0.iter().map(|run| run.len()).sum()
     }
 
+    /// These items and those of `run` (already in report order), sharing both.
+    pub fn with(&self, run: Arc<[T]>) -> Self {
+        Self::from_runs(self.0.iter().cloned().chain([run]))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

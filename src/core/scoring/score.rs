@@ -203,6 +203,26 @@ pub fn assemble<'a>(
     }
 }
 
+/// `report` carrying `issues` as well (the fleet guard's, which no rule raises): their
+/// deductions come off the score, and the status and digest take them in.
+pub fn with_issues(report: &HealthReport, issues: Vec<Issue>, policy: &Policy) -> HealthReport {
+    let extra = Evaluated::new(issues, Vec::new(), policy);
+    HealthReport {
+        subsystem: report.subsystem,
+        available: report.available,
+        status: report.status.max(extra.status),
+        score: report.score.saturating_sub(extra.penalty),
+        issues: report.issues.with(extra.issues),
+        score_breakdown: ScoreBreakdown {
+            base: report.score_breakdown.base,
+            deductions: report.score_breakdown.deductions.with(extra.deductions),
+        },
+        entities: report.entities.clone(),
+        issue_digest: report.issue_digest.wrapping_add(extra.digest),
+        omitted: report.omitted,
+    }
+}
+
 fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) -> Issue {
     let code = Code::SourceStale;
     Issue {

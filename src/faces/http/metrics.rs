@@ -24,7 +24,7 @@ use prometheus_client::{
 
 use super::Face;
 use crate::core::{
-    published::{Published, Rendition},
+    published::{Hold, Published, Rendition},
     scoring::Status,
 };
 
@@ -165,10 +165,63 @@ fn state_series(state: &Published) -> String {
             .get_or_create(&vec![("source", source.to_owned())])
             .set(i64::from(is_stale));
     }
+    probe_series(&mut registry, state);
     let mut out = String::new();
     prometheus_client::encoding::text::encode_registry(&mut out, &registry)
         .expect("writing to a String cannot fail");
     out
+}
+
+/// Each readiness name's own failing (what the fleet guard reads from every instance) and the
+/// fleet view this state was decided with.
+fn probe_series(registry: &mut Registry, state: &Published) {
+    let named = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<Labels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let probes = &state.probes;
+    let failing = named(
+        registry,
+        "healthscore_probe_failing",
+        "1 when a readiness name's reports fail it (before fail_after, recover_after, startup and the fleet guard)",
+    );
+    for probe in &probes.policy.names {
+        let is_failing = matches!(probes.holds.get(&probe.name), Some(Hold::Failing { .. }));
+        failing
+            .get_or_create(&vec![("name", probe.name.to_string())])
+            .set(i64::from(is_failing));
+    }
+    let Some(fleet) = &probes.fleet else {
+        return;
+    };
+    let peers = Gauge::<i64>::default();
+    peers.set(fleet.peers.map_or(0, i64::from));
+    registry.register(
+        "healthscore_fleet_peers",
+        "Instances in the fleet guard's view, this one included (0 while there is no view)",
+        peers,
+    );
+    let fleet_failing = named(
+        registry,
+        "healthscore_fleet_failing",
+        "Instances failing each readiness name in the fleet guard's view, this one included",
+    );
+    for (name, count) in &fleet.failing {
+        fleet_failing
+            .get_or_create(&vec![("name", name.to_string())])
+            .set(i64::from(*count));
+    }
+    let held = named(
+        registry,
+        "healthscore_fleet_held",
+        "1 when the fleet guard holds a readiness name SERVING because its failure is shared",
+    );
+    for probe in &probes.policy.names {
+        let is_held = fleet.held.contains_key(&probe.name);
+        held.get_or_create(&vec![("name", probe.name.to_string())])
+            .set(i64::from(is_held));
+    }
 }
 
 /// OpenMetrics text (of gauges and counters, as healthscore writes) in the Prometheus text

@@ -14,6 +14,7 @@ use axum::{
 use super::{json_response, query::Params, status_code, to_json};
 use crate::{
     core::{
+        fleet::Verdict,
         probes::LIVENESS_SERVICE,
         published::{Gate, Hold, Published, Serving},
         scoring::Subsystem,
@@ -155,6 +156,21 @@ fn verbose_lines(
         }
         _ => Ok(()),
     };
+    if let Some(fleet) = &probes.fleet {
+        let _ = match fleet.verdicts.get(service) {
+            Some(Verdict::Held { failing, peers }) if fleet.held.contains_key(service) => writeln!(
+                out,
+                "[+]fleet held: {failing} of {peers} instances fail it, SERVING while the failure is shared"
+            ),
+            Some(Verdict::Held { failing, peers } | Verdict::Local { failing, peers }) => {
+                writeln!(out, "[+]fleet ok: {failing} of {peers} instances fail it")
+            }
+            Some(Verdict::Unavailable { reason }) => {
+                writeln!(out, "[-]fleet unavailable: {reason}; deciding locally")
+            }
+            None => Ok(()),
+        };
+    }
     let _ = match serving {
         Serving::Serving => writeln!(out, "readyz check passed"),
         Serving::NotServing => writeln!(out, "readyz check failed"),

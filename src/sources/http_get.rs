@@ -1,0 +1,111 @@
+//! One HTTP/1.1 GET on a fresh connection, plain or TLS, with its body read up to a limit: what
+//! a scrape and the fleet guard's Prometheus query each make.
+
+use http_body_util::BodyExt;
+use hyper::{body::Incoming, StatusCode, Uri};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::{rustls::pki_types::ServerName, TlsConnector};
+
+/// Why a GET brought no body.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("the server answered HTTP {0}")]
+    Status(StatusCode),
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("cannot make the request: {0}")]
+    Request(#[from] http::Error),
+}
+
+/// A GET to make.
+pub struct Get<'a> {
+    /// An absolute `http` or `https` URI with a host (checked when the config was read).
+    pub uri: &'a Uri,
+    pub accept: &'static str,
+    /// Sent as `authorization: Bearer ...`.
+    pub bearer: Option<&'a str>,
+    /// For `https`.
+    pub tls: Option<&'a TlsConnector>,
+    pub max_body: usize,
+}
+
+impl Get<'_> {
+    /// The body of a 200 answer.
+    pub async fn send(&self) -> Result<Vec<u8>, GetError> {
+        let host = self.uri.host().unwrap_or_default();
+        let tls = self.tls.filter(|_| self.uri.scheme_str() == Some("https"));
+        let port = self
+            .uri
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
+        // An IPv6 literal is bracketed in a URL (and the Host header), not in a socket address.
+        let address = host
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(host);
+        let stream = tokio::net::TcpStream::connect((address, port))
+            .await
+            .map_err(GetError::Connect)?;
+        match tls {
+            None => self.over(stream, host, port).await,
+            Some(connector) => {
+                let name = ServerName::try_from(address.to_owned())
+                    .map_err(|error| GetError::Tls(std::io::Error::other(error)))?;
+                let stream = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(GetError::Tls)?;
+                self.over(stream, host, port).await
+            }
+        }
+    }
+
+    async fn over<S>(&self, stream: S, host: &str, port: u16) -> Result<Vec<u8>, GetError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        // The connection is driven beside the request and ends with it.
+        let connection = tokio::spawn(connection);
+        let mut request =
+            hyper::Request::get(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+                .header(hyper::header::HOST, format!("{host}:{port}"))
+                .header(hyper::header::ACCEPT, self.accept)
+                .header(hyper::header::USER_AGENT, "healthscore");
+        if let Some(token) = self.bearer {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match request.body(http_body_util::Empty::<bytes::Bytes>::new()) {
+            Err(error) => Err(error.into()),
+            Ok(request) => match sender.send_request(request).await {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    read_limited(response.into_body(), self.max_body).await
+                }
+                Ok(response) => Err(GetError::Status(response.status())),
+                Err(error) => Err(error.into()),
+            },
+        };
+        connection.abort();
+        body
+    }
+}
+
+async fn read_limited(mut body: Incoming, limit: usize) -> Result<Vec<u8>, GetError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(GetError::TooLarge(limit));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
