@@ -56,12 +56,13 @@ mod tests {
     }
 
     #[test]
-    fn the_commented_health_examples_are_valid() {
+    fn the_commented_examples_are_valid() {
         // Each example starts at a commented table header and runs to the end of its comment.
         let mut examples = String::new();
         let mut inside = false;
         for line in DEFAULT_CONFIG.lines() {
-            inside = line.starts_with("# [health.") || (inside && line.starts_with("# "));
+            let header = line.starts_with("# [health.") || line.starts_with("# [fleet]");
+            inside = header || (inside && line.starts_with("# "));
             if inside {
                 examples.push_str(&line[2..]);
                 examples.push('\n');
@@ -71,5 +72,6 @@ mod tests {
         assert!(examples.contains("[health.startup]"), "{examples}");
         let config = Config::from_toml(&examples, "examples").expect("valid examples");
         assert!(config.health.startup.is_some());
+        assert!(config.fleet.is_some());
     }
 }
