@@ -12,6 +12,7 @@ pub mod core;
 pub mod engine;
 pub mod faces;
 pub mod history;
+pub mod http_client;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -60,14 +60,18 @@ impl Budget {
     }
 }
 
-/// Moves a response's [`Share`] and its place among its connection's open requests from its
-/// extensions (dropped once the headers are sent) into its body (dropped once the last byte is
-/// handed to the connection, or the call ends). Used as a `tower::util::MapResponseLayer` on
-/// every server, so every response passes through it without a future of its own.
+/// Moves a response's [`Share`] from its extensions (dropped once the headers are sent) into its
+/// body (dropped once the last byte is handed to the connection, or the call ends). Used as a
+/// `tower::util::MapResponseLayer` on every server, so every response passes through it without
+/// a future of its own; [`super::listener::TrackLayer`], outside it, adds the request's place
+/// among its connection's open requests.
 pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
     let share = response.extensions_mut().remove::<Share>();
-    let open = response.extensions_mut().remove::<OpenRequest>();
-    response.map(|body| HeldBody { body, share, open })
+    response.map(|body| HeldBody {
+        body,
+        share,
+        open: None,
+    })
 }
 
 /// A response body, the budget share it holds, and its request's place on its connection.
@@ -75,6 +79,13 @@ pub struct HeldBody<B> {
     body: B,
     share: Option<Share>,
     open: Option<OpenRequest>,
+}
+
+impl<B> HeldBody<B> {
+    /// Keeps `open` until the body is gone.
+    pub fn hold_request(&mut self, open: OpenRequest) {
+        self.open = Some(open);
+    }
 }
 
 impl<B: Body + Unpin> Body for HeldBody<B> {

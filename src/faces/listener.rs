@@ -36,7 +36,10 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::Connected;
 use tower::{Layer, Service};
 
-use super::tls::{Alpn, Certificates};
+use super::{
+    budget::HeldBody,
+    tls::{Alpn, Certificates},
+};
 
 /// How connections are accepted.
 #[derive(Clone, Copy, Debug)]
@@ -308,22 +311,15 @@ impl Peer {
     /// Counts a request as open on this connection until the returned guard is dropped.
     fn open_request(&self) -> OpenRequest {
         self.activity.open.fetch_add(1, Ordering::Relaxed);
-        OpenRequest {
-            _end: Arc::new(RequestEnd(self.activity.clone())),
-        }
+        OpenRequest(self.activity.clone())
     }
 }
 
 /// A request open on its connection; kept by its response body until the body ends.
-#[derive(Clone, Debug)]
-pub struct OpenRequest {
-    _end: Arc<RequestEnd>,
-}
-
 #[derive(Debug)]
-struct RequestEnd(Arc<Activity>);
+pub struct OpenRequest(Arc<Activity>);
 
-impl Drop for RequestEnd {
+impl Drop for OpenRequest {
     fn drop(&mut self) {
         *self.0.last_end.lock().expect("never poisoned") = tokio::time::Instant::now();
         self.0.open.fetch_sub(1, Ordering::Relaxed);
@@ -331,8 +327,8 @@ impl Drop for RequestEnd {
 }
 
 /// Counts every request as open on its connection (see [`Peer`]) from its arrival until its
-/// response is dropped: the guard rides in the response's extensions, and
-/// [`super::budget::hold_until_sent`] moves it into the body.
+/// response body is gone: outside [`super::budget::hold_until_sent`], it hands the guard
+/// straight to the [`HeldBody`] (no extension to allocate and look up on every call).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrackLayer;
 
@@ -351,7 +347,7 @@ pub struct Track<S> {
 
 impl<S, B, R> Service<http::Request<B>> for Track<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S: Service<http::Request<B>, Response = http::Response<HeldBody<R>>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -381,7 +377,7 @@ pin_project_lite::pin_project! {
 
 impl<F, R, E> Future for Tracked<F>
 where
-    F: Future<Output = Result<http::Response<R>, E>>,
+    F: Future<Output = Result<http::Response<HeldBody<R>>, E>>,
 {
     type Output = F::Output;
 
@@ -389,7 +385,7 @@ where
         let this = self.project();
         let mut polled = ready!(this.inner.poll(cx));
         if let (Ok(response), Some(open)) = (&mut polled, this.open.take()) {
-            response.extensions_mut().insert(open);
+            response.body_mut().hold_request(open);
         }
         Poll::Ready(polled)
     }
@@ -449,25 +445,32 @@ impl Connection {
 
     /// Whether the connection should end now that its peer has nothing more to read: it
     /// carries no request and has been idle too long or the faces are draining. Otherwise the
-    /// idle timer is set to wake the reader when it is next worth asking.
+    /// idle timer is left to wake the reader when it is next worth asking.
     fn should_end(&mut self, cx: &mut Context<'_>) -> bool {
         let activity = &self.peer.activity;
         let idle = activity.open.load(Ordering::Relaxed) == 0;
-        if self.draining.as_mut().poll(cx).is_ready() && idle {
+        // Only an idle connection ends on draining, so only an idle one asks (a busy one's
+        // next read, after its answer is written, asks again).
+        if idle && self.draining.as_mut().poll(cx).is_ready() {
             return true;
         }
-        let now = tokio::time::Instant::now();
-        let deadline = if idle {
-            *activity.last_end.lock().expect("never poisoned") + self.idle_timeout
-        } else {
-            // A request is open: look again in a while (its end wakes no one).
-            now + self.idle_timeout
-        };
-        if idle && deadline <= now {
-            return true;
+        // The timer is never set past the moment the connection could have been idle too long,
+        // so it can only fire early, and is re-armed only once it has fired: a busy connection's
+        // reads cost no clock read and no timer update.
+        if self.idle.is_elapsed() {
+            let now = tokio::time::Instant::now();
+            let deadline = if idle {
+                *activity.last_end.lock().expect("never poisoned") + self.idle_timeout
+            } else {
+                // A request is open: look again in a while (its end wakes no one).
+                now + self.idle_timeout
+            };
+            if idle && deadline <= now {
+                return true;
+            }
+            self.idle.as_mut().reset(deadline);
         }
-        self.idle.as_mut().reset(deadline);
-        // The deadline is in the future: this registers the wakeup and is pending.
+        // Pending until the deadline: this registers the wakeup.
         let _ = self.idle.as_mut().poll(cx);
         false
     }

@@ -27,8 +27,8 @@ pub async fn serve(
         .add_service(health_service(engine, watch_slots));
     Server::builder()
         .accept_http1(true)
-        .layer(MapResponseLayer::new(hold_until_sent))
         .layer(TrackLayer)
+        .layer(MapResponseLayer::new(hold_until_sent))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, drain)
         .await

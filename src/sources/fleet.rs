@@ -15,11 +15,11 @@ use tokio_rustls::{
     TlsConnector,
 };
 
-use super::http_get::Get;
 use crate::{
     config::{ConfigError, Delay},
     core::fleet::{check_selector, FleetView, Guard, PeerCount},
     engine::{Engine, EngineError},
+    http_client::Request,
 };
 
 /// The most bytes a query answer may have: one series per probe name.
@@ -225,12 +225,13 @@ impl FleetSource {
     }
 
     async fn read(&self) -> Result<BTreeMap<String, PeerCount>, String> {
-        let [failing, peers] = [&self.queries[0], &self.queries[1]].map(|uri| Get {
+        let [failing, peers] = [&self.queries[0], &self.queries[1]].map(|uri| Request {
             uri,
             accept: "application/json",
             bearer: self.token.as_deref(),
             tls: self.tls.as_ref(),
             max_body: MAX_ANSWER_BYTES,
+            body: None,
         });
         let (failing, peers) = tokio::join!(failing.send(), peers.send());
         let failing = vector(&failing.map_err(|e| e.to_string())?)?;

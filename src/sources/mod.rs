@@ -8,7 +8,6 @@
 pub mod exposition;
 pub mod fleet;
 pub mod host;
-pub mod http_get;
 pub mod mapping;
 pub mod otlp;
 pub mod push;

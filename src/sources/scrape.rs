@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     exposition,
-    http_get::{Get, GetError},
     mapping::{node_host, CpuTimes, Mapping, Row},
     push, Source, SourceError,
 };
 use crate::{
     core::ingest::{FieldError, Limits, Push},
     engine::{Engine, EngineError},
+    http_client::{HttpError, Request},
     telemetry::{ScrapeResult, Telemetry},
 };
 
@@ -143,7 +143,7 @@ enum ScrapeError {
     #[error("no answer within {0:?} (timeout_secs)")]
     Timeout(Duration),
     #[error(transparent)]
-    Get(#[from] GetError),
+    Get(#[from] HttpError),
     #[error("the answer is not UTF-8 text")]
     NotText,
     #[error("the answer is not an exposition: {0}")]
@@ -236,12 +236,13 @@ impl ScrapeSource {
 
     /// The target's answer, read up to its size limit.
     async fn fetch(&self) -> Result<Vec<u8>, ScrapeError> {
-        let get = Get {
+        let get = Request {
             uri: &self.uri,
             accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
             bearer: None,
             tls: None,
             max_body: self.target.max_body_bytes,
+            body: None,
         };
         Ok(get.send().await?)
     }

@@ -81,8 +81,8 @@ pub async fn serve(
         // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
         .timeout(CALL_TIMEOUT)
         .max_concurrent_streams(settings.max_concurrent_streams)
-        .layer(MapResponseLayer::new(hold_until_sent))
         .layer(TrackLayer)
+        .layer(MapResponseLayer::new(hold_until_sent))
         .layer(GateLayer::new(
             settings.tokens,
             settings.admission.requests.clone(),

@@ -174,8 +174,8 @@ pub async fn serve(
     drain: CancellationToken,
 ) {
     let service = tower::ServiceBuilder::new()
-        .map_response(hold_until_sent)
         .layer(TrackLayer)
+        .map_response(hold_until_sent)
         .service(router(engine, settings));
     let connections = TaskTracker::new();
     loop {

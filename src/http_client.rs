@@ -1,14 +1,15 @@
-//! One HTTP/1.1 GET on a fresh connection, plain or TLS, with its body read up to a limit: what
-//! a scrape and the fleet guard's Prometheus query each make.
+//! One HTTP/1.1 request on a fresh connection, plain or TLS, with the answer's body read up to a
+//! limit: what a scrape, the fleet guard's Prometheus query and an alert to Alertmanager each
+//! make.
 
 use http_body_util::BodyExt;
 use hyper::{body::Incoming, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{rustls::pki_types::ServerName, TlsConnector};
 
-/// Why a GET brought no body.
+/// Why a request brought no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum GetError {
+pub enum HttpError {
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
     #[error("TLS: {0}")]
@@ -23,8 +24,8 @@ pub enum GetError {
     Request(#[from] http::Error),
 }
 
-/// A GET to make.
-pub struct Get<'a> {
+/// A request to make: a GET, or a POST when it has a body.
+pub struct Request<'a> {
     /// An absolute `http` or `https` URI with a host (checked when the config was read).
     pub uri: &'a Uri,
     pub accept: &'static str,
@@ -33,11 +34,13 @@ pub struct Get<'a> {
     /// For `https`.
     pub tls: Option<&'a TlsConnector>,
     pub max_body: usize,
+    /// A POST's content type and body.
+    pub body: Option<(&'static str, bytes::Bytes)>,
 }
 
-impl Get<'_> {
-    /// The body of a 200 answer.
-    pub async fn send(&self) -> Result<Vec<u8>, GetError> {
+impl Request<'_> {
+    /// The body of a 2xx answer.
+    pub async fn send(&self) -> Result<Vec<u8>, HttpError> {
         let host = self.uri.host().unwrap_or_default();
         let tls = self.tls.filter(|_| self.uri.scheme_str() == Some("https"));
         let port = self
@@ -51,22 +54,22 @@ impl Get<'_> {
             .unwrap_or(host);
         let stream = tokio::net::TcpStream::connect((address, port))
             .await
-            .map_err(GetError::Connect)?;
+            .map_err(HttpError::Connect)?;
         match tls {
             None => self.over(stream, host, port).await,
             Some(connector) => {
                 let name = ServerName::try_from(address.to_owned())
-                    .map_err(|error| GetError::Tls(std::io::Error::other(error)))?;
+                    .map_err(|error| HttpError::Tls(std::io::Error::other(error)))?;
                 let stream = connector
                     .connect(name, stream)
                     .await
-                    .map_err(GetError::Tls)?;
+                    .map_err(HttpError::Tls)?;
                 self.over(stream, host, port).await
             }
         }
     }
 
-    async fn over<S>(&self, stream: S, host: &str, port: u16) -> Result<Vec<u8>, GetError>
+    async fn over<S>(&self, stream: S, host: &str, port: u16) -> Result<Vec<u8>, HttpError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -82,13 +85,20 @@ impl Get<'_> {
         if let Some(token) = self.bearer {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let body = match request.body(http_body_util::Empty::<bytes::Bytes>::new()) {
+        let body = match &self.body {
+            None => bytes::Bytes::new(),
+            Some((content_type, body)) => {
+                request = request.header(hyper::header::CONTENT_TYPE, *content_type);
+                body.clone()
+            }
+        };
+        let body = match request.body(http_body_util::Full::new(body)) {
             Err(error) => Err(error.into()),
             Ok(request) => match sender.send_request(request).await {
-                Ok(response) if response.status() == StatusCode::OK => {
+                Ok(response) if response.status().is_success() => {
                     read_limited(response.into_body(), self.max_body).await
                 }
-                Ok(response) => Err(GetError::Status(response.status())),
+                Ok(response) => Err(HttpError::Status(response.status())),
                 Err(error) => Err(error.into()),
             },
         };
@@ -97,12 +107,12 @@ impl Get<'_> {
     }
 }
 
-async fn read_limited(mut body: Incoming, limit: usize) -> Result<Vec<u8>, GetError> {
+async fn read_limited(mut body: Incoming, limit: usize) -> Result<Vec<u8>, HttpError> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             if bytes.len() + data.len() > limit {
-                return Err(GetError::TooLarge(limit));
+                return Err(HttpError::TooLarge(limit));
             }
             bytes.extend_from_slice(&data);
         }
