@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    alerts::Alerter,
     config::{Config, ConfigError},
     engine::Engine,
     faces::{
@@ -89,6 +90,15 @@ pub async fn run(
         ScrapeSource::new(target.clone(), config.limits.clone(), telemetry.clone())
             .start(&engine)
             .await?;
+    }
+    if let Some(alerting) = &config.alerting {
+        let alerter = Alerter::new(
+            alerting,
+            &config.http.listen.to_string(),
+            config.health.fail_after.0,
+            telemetry.clone(),
+        )?;
+        tokio::spawn(alerter.run(engine.clone()));
     }
     let watch_slots = WatchSlots::new(
         config.server.max_watch_streams,

@@ -11,6 +11,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    alerts::AlertingConfig,
     core::{
         ingest::Limits,
         probes::{NotServingAt, ProbeName, ProbePolicy, Startup, LIVENESS_SERVICE},
@@ -36,6 +37,9 @@ pub struct Config {
     pub scrape: Vec<Target>,
     pub otlp: OtlpConfig,
     pub health: HealthConfig,
+    /// Alerts to Alertmanager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<AlertingConfig>,
     /// The fleet guard: peers' failures read from Prometheus.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetConfig>,
@@ -626,6 +630,9 @@ impl Config {
         self.health.policy()?;
         if let Some(fleet) = &self.fleet {
             fleet.validate()?;
+        }
+        if let Some(alerting) = &self.alerting {
+            alerting.validate()?;
         }
         if self.history.max_transitions == 0 {
             return Err(ConfigError::Invalid {

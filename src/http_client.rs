@@ -4,8 +4,17 @@
 
 use http_body_util::BodyExt;
 use hyper::{body::Incoming, StatusCode, Uri};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::{rustls::pki_types::ServerName, TlsConnector};
+
+use tokio_rustls::{
+    rustls::{
+        self,
+        pki_types::{pem::PemObject, CertificateDer, ServerName},
+        RootCertStore,
+    },
+    TlsConnector,
+};
 
 /// Why a request brought no answer.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +86,16 @@ impl Request<'_> {
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         // The connection is driven beside the request and ends with it.
         let connection = tokio::spawn(connection);
-        let mut request =
-            hyper::Request::get(self.uri.path_and_query().map_or("/", |p| p.as_str()))
-                .header(hyper::header::HOST, format!("{host}:{port}"))
-                .header(hyper::header::ACCEPT, self.accept)
-                .header(hyper::header::USER_AGENT, "healthscore");
+        let method = match self.body {
+            None => hyper::Method::GET,
+            Some(_) => hyper::Method::POST,
+        };
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(hyper::header::HOST, format!("{host}:{port}"))
+            .header(hyper::header::ACCEPT, self.accept)
+            .header(hyper::header::USER_AGENT, "healthscore");
         if let Some(token) = self.bearer {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -118,4 +132,44 @@ async fn read_limited(mut body: Incoming, limit: usize) -> Result<Vec<u8>, HttpE
         }
     }
     Ok(bytes)
+}
+
+/// `url` as an absolute `http` or `https` URI with a host and no query, or what is wrong.
+pub fn parse_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) if uri.query().is_none() => Ok(uri),
+        _ => Err(format!(
+            "{url:?} is not an http:// or https:// URL with a host and no query"
+        )),
+    }
+}
+
+/// A TLS client that trusts the PEM CA certificates in `path`.
+pub fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        ));
+    }
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| error.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }

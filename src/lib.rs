@@ -4,6 +4,7 @@
 //! [`engine`] owns the [`store`] and publishes states built by the pure [`core`]; [`faces`]
 //! serve those states; [`app`] wires them together; [`cli`] and [`config`] are the binary's.
 
+pub mod alerts;
 pub mod allocator;
 pub mod app;
 pub mod cli;

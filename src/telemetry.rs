@@ -96,7 +96,23 @@ pub struct Telemetry {
     scrapes: Family<ScrapeLabels, Counter>,
     otlp_points: Family<PointLabels, Counter>,
     host_samples: Family<PushLabels, Counter>,
+    alerts_sent: Family<AlertLabels, Counter>,
+    alerts_dropped: Counter,
     watch_streams: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    alertmanager: String,
+    result: AlertResult,
+}
+
+/// What became of an alert sent to an Alertmanager.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the label values, as Prometheus spells them
+enum AlertResult {
+    ok,
+    failed,
 }
 
 /// An open watch stream, counted until dropped.
@@ -117,6 +133,18 @@ impl Telemetry {
         let scrapes = Family::<ScrapeLabels, Counter>::default();
         let otlp_points = Family::<PointLabels, Counter>::default();
         let host_samples = Family::<PushLabels, Counter>::default();
+        let alerts_sent = Family::<AlertLabels, Counter>::default();
+        let alerts_dropped = Counter::default();
+        registry.register(
+            "healthscore_alerts_sent",
+            "Alerts posted to each Alertmanager, by result (a retried alert counts per attempt)",
+            alerts_sent.clone(),
+        );
+        registry.register(
+            "healthscore_alerts_dropped",
+            "Alerts dropped: an Alertmanager queue was full, or a batch failed for a whole resend",
+            alerts_dropped.clone(),
+        );
         registry.register(
             "healthscore_scrapes",
             "Scrapes of [[scrape]] targets, by target and result",
@@ -172,6 +200,8 @@ impl Telemetry {
             scrapes,
             otlp_points,
             host_samples,
+            alerts_sent,
+            alerts_dropped,
             watch_streams,
         })
     }
@@ -184,6 +214,25 @@ impl Telemetry {
         self.host_samples
             .get_or_create(&PushLabels { result })
             .inc();
+    }
+
+    /// Counts `count` alerts posted to `alertmanager` (0 makes the series exist).
+    pub fn alerts_sent(&self, alertmanager: &str, ok: bool, count: u64) {
+        let result = if ok {
+            AlertResult::ok
+        } else {
+            AlertResult::failed
+        };
+        self.alerts_sent
+            .get_or_create(&AlertLabels {
+                alertmanager: alertmanager.to_owned(),
+                result,
+            })
+            .inc_by(count);
+    }
+
+    pub fn alerts_dropped(&self, count: u64) {
+        self.alerts_dropped.inc_by(count);
     }
 
     pub fn scrape(&self, target: &str, result: ScrapeResult) {

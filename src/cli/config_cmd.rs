@@ -61,7 +61,9 @@ mod tests {
         let mut examples = String::new();
         let mut inside = false;
         for line in DEFAULT_CONFIG.lines() {
-            let header = line.starts_with("# [health.") || line.starts_with("# [fleet]");
+            let header = ["# [health.", "# [fleet]", "# [alerting]"]
+                .iter()
+                .any(|start| line.starts_with(start));
             inside = header || (inside && line.starts_with("# "));
             if inside {
                 examples.push_str(&line[2..]);
@@ -73,5 +75,6 @@ mod tests {
         let config = Config::from_toml(&examples, "examples").expect("valid examples");
         assert!(config.health.startup.is_some());
         assert!(config.fleet.is_some());
+        assert!(config.alerting.is_some());
     }
 }

@@ -3,23 +3,16 @@
 //! from the `healthscore_probe_failing{name}` series every instance exposes. The engine decides
 //! with the newest view; a probe never waits on Prometheus.
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use tokio_rustls::{
-    rustls::{
-        self,
-        pki_types::{pem::PemObject, CertificateDer},
-        RootCertStore,
-    },
-    TlsConnector,
-};
+use tokio_rustls::TlsConnector;
 
 use crate::{
     config::{ConfigError, Delay},
     core::fleet::{check_selector, FleetView, Guard, PeerCount},
     engine::{Engine, EngineError},
-    http_client::Request,
+    http_client::{self, Request},
 };
 
 /// The most bytes a query answer may have: one series per probe name.
@@ -65,8 +58,7 @@ impl FleetConfig {
             key: format!("fleet.{key}"),
             problem,
         };
-        let uri = self
-            .uri()
+        let uri = http_client::parse_url(&self.prometheus_url)
             .map_err(|problem| invalid("prometheus_url", problem))?;
         if uri.scheme_str() == Some("https") && self.prometheus_ca.is_none() {
             return Err(invalid(
@@ -96,20 +88,6 @@ impl FleetConfig {
             }
         }
         Ok(())
-    }
-
-    fn uri(&self) -> Result<hyper::Uri, String> {
-        let uri: hyper::Uri = self
-            .prometheus_url
-            .parse()
-            .map_err(|error| format!("{:?} is not a URL: {error}", self.prometheus_url))?;
-        match (uri.scheme_str(), uri.host()) {
-            (Some("http" | "https"), Some(_)) if uri.query().is_none() => Ok(uri),
-            _ => Err(format!(
-                "{:?} is not an http:// or https:// URL with a host and no query",
-                self.prometheus_url
-            )),
-        }
     }
 
     /// The guard's settings: a view is stale after three refreshes missed.
@@ -168,9 +146,10 @@ impl FleetSource {
         };
         let tls = match &config.prometheus_ca {
             None => None,
-            Some(path) => {
-                Some(connector(path).map_err(|problem| invalid("prometheus_ca", problem))?)
-            }
+            Some(path) => Some(
+                http_client::connector(path)
+                    .map_err(|problem| invalid("prometheus_ca", problem))?,
+            ),
         };
         Ok(Self {
             queries: [query("sum")?, query("count")?],
@@ -244,32 +223,6 @@ impl FleetSource {
             })
             .collect())
     }
-}
-
-fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
-    let mut roots = RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|error| format!("{}: {error}", path.display()))?;
-    if certificates.is_empty() {
-        return Err(format!(
-            "{}: no PEM certificate in the file",
-            path.display()
-        ));
-    }
-    for certificate in certificates {
-        roots
-            .add(certificate)
-            .map_err(|error| format!("{}: {error}", path.display()))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| error.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// An instant vector answer of the query API as `name` label to value.
