@@ -167,7 +167,23 @@ scrape_configs:
   - job_name: healthscore
     static_configs:
       - targets: ["$http"]
+  # The file_sd format healthscore's [[scrape]] file_sd reads, read by Prometheus itself.
+  - job_name: healthscore-file-sd
+    file_sd_configs:
+      - files: ["$tmp/targets/*.json"]
+        refresh_interval: 1s
 EOF
+mkdir -p "$tmp/targets"
+cat >"$tmp/targets/healthscore.json" <<EOF
+[{"targets": ["$http"], "labels": {"__metrics_path__": "/metrics", "team": "ci"}}]
+EOF
+cat >"$tmp/file-sd.toml" <<EOF
+[[scrape]]
+name = "apps"
+file_sd = ["$tmp/targets/*.json"]
+profile = "micrometer"
+EOF
+"$bin" config check "$tmp/file-sd.toml" >/dev/null || die "healthscore config check refuses the file_sd scrape"
 promtool check config "$tmp/prometheus.yml" >/dev/null
 prom="http://127.0.0.1:$prom_port"
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/data" \
@@ -181,7 +197,7 @@ done
 curl -fsS -o /dev/null "$prom/-/ready" || die "prometheus on $prom was not ready within 30 s"
 echo "prometheus: $prom"
 
-query='healthscore_subsystem_score{subsystem="datasources"}'
+query='healthscore_subsystem_score{job="healthscore",subsystem="datasources"}'
 value=""
 for _ in $(seq 30); do
   value=$(curl -fsSG --data-urlencode "query=$query" "$prom/api/v1/query" 2>/dev/null |
@@ -196,6 +212,16 @@ if [ "$value" != "75" ]; then
   die "PromQL $query answered '${value}' after 30 s, want 75"
 fi
 echo "PromQL $query = $value"
+up=""
+for _ in $(seq 30); do
+  up=$(curl -fsSG --data-urlencode 'query=up{job="healthscore-file-sd",team="ci"}' "$prom/api/v1/query" 2>/dev/null |
+    "$py" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if len(r)==1 else "")' ||
+    true)
+  if [ "$up" = "1" ]; then break; fi
+  sleep 1
+done
+[ "$up" = "1" ] || die "Prometheus did not scrape the file_sd target healthscore reads too"
+echo "Prometheus scrapes the file_sd file's target: up = 1"
 
 echo "--- alerts and dashboard queries on the scraped series"
 "$py" .ci/check_deploy.py prometheus "$prom" "$http"

@@ -21,7 +21,8 @@ use crate::{
         WatchSlots,
     },
     sources::{
-        fleet::FleetSource, host::HostSource, otlp::Otlp, scrape::ScrapeSource, Source, SourceError,
+        discovery::Discovery, fleet::FleetSource, host::HostSource, otlp::Otlp,
+        scrape::ScrapeSource, Source, SourceError,
     },
     store::Store,
     telemetry::Telemetry,
@@ -87,9 +88,15 @@ pub async fn run(
             .await?;
     }
     for target in &config.scrape {
-        ScrapeSource::new(target.clone(), config.limits.clone(), telemetry.clone())
-            .start(&engine)
-            .await?;
+        let (target, limits) = (target.clone(), config.limits.clone());
+        match Discovery::new(target.clone(), limits.clone(), telemetry.clone()) {
+            Some(discovery) => discovery.start(&engine).await?,
+            None => {
+                ScrapeSource::new(target, limits, telemetry.clone())
+                    .start(&engine)
+                    .await?
+            }
+        }
     }
     if let Some(alerting) = &config.alerting {
         let alerter = Alerter::new(

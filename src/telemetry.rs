@@ -98,19 +98,26 @@ pub struct Telemetry {
     host_samples: Family<PushLabels, Counter>,
     alerts_sent: Family<AlertLabels, Counter>,
     alerts_dropped: Counter,
+    sd_refreshes: Family<SdLabels, Counter>,
     watch_streams: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SdLabels {
+    scrape: String,
+    result: Outcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
     alertmanager: String,
-    result: AlertResult,
+    result: Outcome,
 }
 
-/// What became of an alert sent to an Alertmanager.
+/// What became of an alert sent, or a target list read.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // the label values, as Prometheus spells them
-enum AlertResult {
+enum Outcome {
     ok,
     failed,
 }
@@ -135,6 +142,12 @@ impl Telemetry {
         let host_samples = Family::<PushLabels, Counter>::default();
         let alerts_sent = Family::<AlertLabels, Counter>::default();
         let alerts_dropped = Counter::default();
+        let sd_refreshes = Family::<SdLabels, Counter>::default();
+        registry.register(
+            "healthscore_sd_refreshes",
+            "Reads of a [[scrape]]'s target list (file_sd, http_sd), by result",
+            sd_refreshes.clone(),
+        );
         registry.register(
             "healthscore_alerts_sent",
             "Alerts posted to each Alertmanager, by result (a retried alert counts per attempt)",
@@ -202,6 +215,7 @@ impl Telemetry {
             host_samples,
             alerts_sent,
             alerts_dropped,
+            sd_refreshes,
             watch_streams,
         })
     }
@@ -218,17 +232,24 @@ impl Telemetry {
 
     /// Counts `count` alerts posted to `alertmanager` (0 makes the series exist).
     pub fn alerts_sent(&self, alertmanager: &str, ok: bool, count: u64) {
-        let result = if ok {
-            AlertResult::ok
-        } else {
-            AlertResult::failed
-        };
+        let result = if ok { Outcome::ok } else { Outcome::failed };
         self.alerts_sent
             .get_or_create(&AlertLabels {
                 alertmanager: alertmanager.to_owned(),
                 result,
             })
             .inc_by(count);
+    }
+
+    /// Counts one read of `scrape`'s target list.
+    pub fn sd_refresh(&self, scrape: &str, ok: bool) {
+        let result = if ok { Outcome::ok } else { Outcome::failed };
+        self.sd_refreshes
+            .get_or_create(&SdLabels {
+                scrape: scrape.to_owned(),
+                result,
+            })
+            .inc();
     }
 
     pub fn alerts_dropped(&self, count: u64) {

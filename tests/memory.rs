@@ -183,12 +183,13 @@ async fn a_large_scrape_costs_a_few_times_its_size() {
     config.server.shutdown_grace_secs = 0;
     config.scrape.push(healthscore::sources::scrape::Target {
         name: "large".into(),
-        url: format!("http://{target}/metrics"),
+        url: Some(format!("http://{target}/metrics")),
         interval_secs: 1,
         timeout_secs: 10,
         profile: Some(healthscore::sources::scrape::Profile::Micrometer),
         mappings: Vec::new(),
         max_body_bytes: 10 << 20,
+        ..Default::default()
     });
     let server = TestServer::start_with(config).await;
     let mut scored = false;

@@ -76,12 +76,13 @@ async fn server_scraping(addr: SocketAddr, timeout_secs: u64) -> TestServer {
     config.server.shutdown_grace_secs = 0;
     config.scrape.push(Target {
         name: "orders".into(),
-        url: format!("http://{addr}/actuator/prometheus"),
+        url: Some(format!("http://{addr}/actuator/prometheus")),
         interval_secs: 1,
         timeout_secs,
         profile: Some(Profile::Micrometer),
         mappings: Vec::new(),
         max_body_bytes: 10 << 20,
+        ..Default::default()
     });
     config.validate().expect("a valid config");
     TestServer::start_with(config).await

@@ -188,7 +188,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_entities_per_request: 10_000,
-            max_sources: 1_000,
+            max_sources: 10_000,
             max_name_bytes: 256,
             default_ttl_secs: 30,
             min_ttl_secs: 1,

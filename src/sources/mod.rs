@@ -5,6 +5,7 @@
 //! started by the app. Sources that answer a request (push, OTLP) are called by the face that
 //! hosts the request.
 
+pub mod discovery;
 pub mod exposition;
 pub mod fleet;
 pub mod host;

@@ -11,9 +11,10 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::{
-    exposition,
+    discovery, exposition,
     mapping::{node_host, CpuTimes, Mapping, Row},
     push, Source, SourceError,
 };
@@ -35,14 +36,30 @@ pub enum Profile {
     Node,
 }
 
-/// One `[[scrape]]` target.
+/// One `[[scrape]]`: a fixed `url`, or targets from `file_sd` or `http_sd`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// The source is `scrape:<name>`.
+    /// The source is `scrape:<name>` (`scrape:<name>/<host:port>` for a discovered target).
     pub name: String,
     /// `http://host:port/path`.
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Globs (a `*` in the file name) of Prometheus `file_sd` files, JSON or YAML.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_sd: Vec<String>,
+    /// A Prometheus `http_sd` URL answering target groups in JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_sd: Option<String>,
+    /// Seconds between reads of the target list (files are polled for changes as often).
+    #[serde(default = "Target::default_refresh")]
+    pub refresh_secs: u64,
+    /// Shards over several healthscore instances: this one scrapes the targets whose stable
+    /// hash modulo `shard_count` is `shard_index`.
+    #[serde(default = "Target::default_shard_count")]
+    pub shard_count: u32,
+    #[serde(default)]
+    pub shard_index: u32,
     #[serde(default = "Target::default_interval")]
     pub interval_secs: u64,
     #[serde(default = "Target::default_timeout")]
@@ -57,9 +74,36 @@ pub struct Target {
     pub max_body_bytes: usize,
 }
 
+impl Default for Target {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            url: None,
+            file_sd: Vec::new(),
+            http_sd: None,
+            refresh_secs: Self::default_refresh(),
+            shard_count: Self::default_shard_count(),
+            shard_index: 0,
+            interval_secs: Self::default_interval(),
+            timeout_secs: Self::default_timeout(),
+            profile: None,
+            mappings: Vec::new(),
+            max_body_bytes: Self::default_max_body(),
+        }
+    }
+}
+
 impl Target {
     fn default_interval() -> u64 {
         15
+    }
+
+    fn default_refresh() -> u64 {
+        60
+    }
+
+    fn default_shard_count() -> u32 {
+        1
     }
 
     fn default_timeout() -> u64 {
@@ -77,21 +121,7 @@ impl Target {
             &self.source(),
             limits.max_name_bytes,
         )?;
-        let uri: hyper::Uri = self.url.parse().map_err(|error| {
-            FieldError::new(
-                format!("{key}.url"),
-                format!("{:?} is not a URL: {error}", self.url),
-            )
-        })?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(FieldError::new(
-                format!("{key}.url"),
-                format!(
-                    "{:?} is not an http://host:port/path URL (https is not supported)",
-                    self.url
-                ),
-            ));
-        }
+        self.check_where(key)?;
         if !(1..=3_600).contains(&self.interval_secs) {
             return Err(FieldError::new(
                 format!("{key}.interval_secs"),
@@ -122,6 +152,68 @@ impl Target {
         Ok(())
     }
 
+    /// Checks that exactly one of `url`, `file_sd` and `http_sd` says where the targets are,
+    /// and each of them.
+    fn check_where(&self, key: &str) -> Result<(), FieldError> {
+        let http_url = |field: &str, url: &str| {
+            let uri: hyper::Uri = url.parse().map_err(|error| {
+                FieldError::new(
+                    format!("{key}.{field}"),
+                    format!("{url:?} is not a URL: {error}"),
+                )
+            })?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(FieldError::new(
+                    format!("{key}.{field}"),
+                    format!("{url:?} is not an http://host:port/path URL (https is not supported)"),
+                ));
+            }
+            Ok(())
+        };
+        match (&self.url, self.file_sd.is_empty(), &self.http_sd) {
+            (Some(url), true, None) => http_url("url", url)?,
+            (None, false, None) => {
+                for (index, glob) in self.file_sd.iter().enumerate() {
+                    discovery::check_glob(glob).map_err(|problem| {
+                        FieldError::new(format!("{key}.file_sd[{index}]"), problem)
+                    })?;
+                }
+            }
+            (None, true, Some(url)) => http_url("http_sd", url)?,
+            _ => {
+                return Err(FieldError::new(
+                    format!("{key}.url"),
+                    "give exactly one of url, file_sd and http_sd",
+                ))
+            }
+        }
+        if !(1..=3_600).contains(&self.refresh_secs) {
+            return Err(FieldError::new(
+                format!("{key}.refresh_secs"),
+                "must be 1 to 3600",
+            ));
+        }
+        if self.shard_count == 0 {
+            return Err(FieldError::new(
+                format!("{key}.shard_count"),
+                "must be at least 1",
+            ));
+        }
+        if self.shard_index >= self.shard_count {
+            return Err(FieldError::new(
+                format!("{key}.shard_index"),
+                format!("must be below shard_count ({})", self.shard_count),
+            ));
+        }
+        if self.shard_count > 1 && self.url.is_some() {
+            return Err(FieldError::new(
+                format!("{key}.shard_count"),
+                "shards split discovered targets (file_sd, http_sd), not one url",
+            ));
+        }
+        Ok(())
+    }
+
     fn source(&self) -> String {
         format!("scrape:{}", self.name)
     }
@@ -131,6 +223,8 @@ impl Target {
 pub struct ScrapeSource {
     target: Target,
     uri: hyper::Uri,
+    /// Shared by the targets of one discovery: scrapes in flight at once.
+    in_flight: Option<Arc<Semaphore>>,
     mapping: Mapping,
     ttl: Duration,
     limits: Limits,
@@ -157,6 +251,8 @@ impl ScrapeSource {
     pub fn new(target: Target, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
         let uri = target
             .url
+            .as_deref()
+            .unwrap_or_default()
             .parse()
             .expect("Target::validate accepted the URL");
         let mapping = match target.profile {
@@ -168,6 +264,7 @@ impl ScrapeSource {
         Self {
             target,
             uri,
+            in_flight: None,
             mapping,
             ttl,
             limits,
@@ -175,7 +272,16 @@ impl ScrapeSource {
         }
     }
 
-    async fn run(self, engine: Engine) {
+    /// Scrapes only while it holds one of `in_flight`'s permits.
+    pub fn with_in_flight(self, in_flight: Arc<Semaphore>) -> Self {
+        Self {
+            in_flight: Some(in_flight),
+            ..self
+        }
+    }
+
+    /// Scrapes every interval, starting at an offset of its own, until the engine stops.
+    pub async fn run(self, engine: Engine) {
         let interval = Duration::from_secs(self.target.interval_secs);
         // Targets start spread over the interval, so many of them do not scrape at once.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -187,7 +293,13 @@ impl ScrapeSource {
         let mut cpu = None;
         loop {
             ticks.tick().await;
-            let result = match self.scrape(&mut cpu).await {
+            let permit = match &self.in_flight {
+                Some(in_flight) => in_flight.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            let scraped = self.scrape(&mut cpu).await;
+            drop(permit);
+            let result = match scraped {
                 Ok(push) => match engine.push(push).await {
                     Ok(_) => ScrapeResult::ok,
                     Err(EngineError::Stopped) => return,
@@ -197,7 +309,7 @@ impl ScrapeSource {
                     }
                 },
                 Err(error) => {
-                    tracing::warn!(target = %self.target.name, url = %self.target.url, %error, "scrape failed");
+                    tracing::warn!(target = %self.target.name, url = %self.uri, %error, "scrape failed");
                     match error {
                         ScrapeError::Parse(_) | ScrapeError::Refused(_) | ScrapeError::NotText => {
                             ScrapeResult::refused
