@@ -24,11 +24,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // these two responses are `proto::Envelope`s (same wire format) instead of structs.
         .extern_path(
             ".healthscore.v1.GetSystemHealthResponse",
-            "crate::faces::grpc::proto::SystemReportEnvelope",
+            "crate::proto::SystemReportEnvelope",
         )
         .extern_path(
             ".healthscore.v1.WatchHealthResponse",
-            "crate::faces::grpc::proto::SystemReportEnvelope",
+            "crate::proto::SystemReportEnvelope",
         );
     // Every message of metrics.proto is a snapshot apps push.
     let snapshots = descriptors
@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     builder
         .field_attribute(
             ".healthscore.v1.ExecutorSnapshot.state",
-            "#[serde(deserialize_with = \"crate::faces::grpc::proto::executor_state_json\")]",
+            "#[serde(deserialize_with = \"crate::proto::executor_state_json\")]",
         )
         .compile_fds(descriptors)?;
     Ok(())

@@ -9,7 +9,11 @@
 //! (`allocator::tune_for_server`); with glibc's defaults, scoring 10,000 entities costs about
 //! twice as much, in page faults.
 
-use std::{hint::black_box, sync::Arc, time::Instant};
+use std::{
+    hint::black_box,
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use healthscore::{
@@ -22,6 +26,7 @@ use healthscore::{
         },
     },
     engine::Engine,
+    history::History,
     store::Store,
 };
 
@@ -84,7 +89,7 @@ fn engine_push(c: &mut Criterion) {
         Engine::start(
             Store::new(Limits::default(), Policy::default()),
             Config::default()
-                .engine()
+                .engine(History::new(&Default::default(), SystemTime::now()), None)
                 .expect("the default config is valid"),
         )
     });

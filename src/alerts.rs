@@ -20,13 +20,13 @@ use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 
 use crate::{
-    config::ConfigError,
     core::{
         published::Published,
         scoring::{Issue, Severity, Subsystem},
     },
     engine::Engine,
     http_client::{self, Request},
+    setting::ConfigError,
     telemetry::Telemetry,
 };
 

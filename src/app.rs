@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     alerts::Alerter,
-    config::{Config, ConfigError},
+    config::Config,
     engine::Engine,
     faces::{
         self,
@@ -20,6 +20,8 @@ use crate::{
         tls::{Alpn, Certificates},
         WatchSlots,
     },
+    history::History,
+    setting::ConfigError,
     sources::{
         discovery::Discovery, fleet::FleetSource, host::HostSource, otlp::Otlp,
         scrape::ScrapeSource, Source, SourceError,
@@ -73,9 +75,10 @@ pub async fn run(
     }
     // Always, and before serving: without a handler, SIGHUP's default action ends the process.
     tokio::spawn(faces::reload::run(secrets, faces::reload::hangups()));
+    let (history, journal) = History::open(&config.history);
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
-        config.engine()?,
+        config.engine(history, journal)?,
     );
     if let Some(fleet) = &config.fleet {
         let source = FleetSource::new(fleet, &config.http.listen.to_string())?;

@@ -10,6 +10,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::setting::{ConfigError, Delay};
 use crate::{
     alerts::AlertingConfig,
     core::{
@@ -20,7 +21,7 @@ use crate::{
     engine,
     faces::{auth::AuthConfig, listener::Accepting, mcp::McpConfig, tls::TlsConfig},
     history::{journal::Journal, History, HistoryConfig},
-    sources::{fleet::FleetConfig, scrape::Target},
+    sources::{fleet::FleetConfig, host::HostConfig, scrape::Target},
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -331,79 +332,6 @@ impl HealthConfig {
     }
 }
 
-/// A duration written as `500ms`, `30s`, `2m` or a number of seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Delay(pub Duration);
-
-impl TryFrom<String> for Delay {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        parse_duration(&text).map(Delay)
-    }
-}
-
-impl From<Delay> for String {
-    fn from(delay: Delay) -> String {
-        match delay.0.subsec_millis() {
-            0 => format!("{}s", delay.0.as_secs()),
-            _ => format!("{}ms", delay.0.as_millis()),
-        }
-    }
-}
-
-/// Reads a duration such as `500ms`, `1s`, `2m` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 1s or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HostConfig {
-    /// Whether the host sampler runs.
-    pub enabled: bool,
-    /// Seconds between samples.
-    pub interval_secs: u64,
-    /// Seconds of CPU samples averaged by the HOST_CPU rules.
-    pub cpu_window_secs: u64,
-}
-
-impl Default for HostConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            interval_secs: 5,
-            cpu_window_secs: 30,
-        }
-    }
-}
-
-impl HostConfig {
-    pub fn interval(&self) -> Duration {
-        Duration::from_secs(self.interval_secs)
-    }
-
-    /// How many samples the CPU window holds.
-    pub fn cpu_window_samples(&self) -> usize {
-        (self.cpu_window_secs / self.interval_secs.max(1)).max(1) as usize
-    }
-}
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -427,22 +355,6 @@ impl Default for LogConfig {
             level: "info,rmcp=warn".into(),
         }
     }
-}
-
-/// A configuration that cannot be used. The message names the key (and for files, the line).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("config key {key}: {problem}")]
-    Invalid { key: String, problem: String },
-    #[error("environment variable {var}: {problem}")]
-    Env { var: String, problem: String },
 }
 
 /// The prefix of environment variables that set config keys: `HEALTHSCORE_HOST__INTERVAL_SECS`
@@ -659,27 +571,15 @@ impl Config {
         }
     }
 
-    /// The engine's settings: the probe policy, and the history (loaded from `history.path`
-    /// when set).
-    pub fn engine(&self) -> Result<engine::Settings, ConfigError> {
-        let probes = self.health.policy()?;
-        let mut history = History::new(&self.history, std::time::SystemTime::now());
-        let journal = match &self.history.path {
-            None => None,
-            Some(path) => match Journal::open(path, self.history.max_transitions) {
-                Ok((transitions, journal)) => {
-                    history.restore(transitions);
-                    journal
-                }
-                // The history is worth less than the service: serve without the file.
-                Err(error) => {
-                    tracing::error!(path = %path.display(), %error, "cannot use the history journal (history.path): the history is kept in memory only and lost on restart");
-                    None
-                }
-            },
-        };
+    /// The engine's settings: the probe policy and the fleet guard, with `history` and
+    /// `journal` (see [`History::open`]).
+    pub fn engine(
+        &self,
+        history: History,
+        journal: Option<Journal>,
+    ) -> Result<engine::Settings, ConfigError> {
         Ok(engine::Settings {
-            probes,
+            probes: self.health.policy()?,
             fleet: self.fleet.as_ref().map(FleetConfig::guard),
             history,
             journal,

@@ -738,8 +738,8 @@ mod tests {
 
     fn task(config: &Config) -> (Task, watch::Sender<Arc<Published>>, Clock) {
         let start = Now::current();
-        let mut settings = config.engine().expect("a valid config");
-        settings.history = History::new(&config.history, start.wall);
+        let history = History::new(&config.history, start.wall);
+        let settings = config.engine(history, None).expect("a valid config");
         let store = Store::new(Limits::default(), config.policy());
         let mut task = Task::new(store, settings, start.instant);
         let first = task.recompute(&Subsystem::ALL, start);
@@ -802,7 +802,7 @@ mod tests {
     #[test]
     fn damping_holds_not_serving_until_recovery_has_lasted() {
         let mut config = Config::default();
-        config.health.recover_after = crate::config::Delay(Duration::from_secs(30));
+        config.health.recover_after = crate::setting::Delay(Duration::from_secs(30));
         let (mut task, publish, clock) = task(&config);
         let serving = |publish: &watch::Sender<Arc<Published>>, name: &str| {
             publish.borrow().probes.serving[name]
@@ -842,7 +842,7 @@ mod tests {
     #[test]
     fn fail_after_holds_serving_until_the_failure_has_lasted() {
         let mut config = Config::default();
-        config.health.fail_after = crate::config::Delay(Duration::from_secs(30));
+        config.health.fail_after = crate::setting::Delay(Duration::from_secs(30));
         let (mut task, publish, clock) = task(&config);
         let serving = |publish: &watch::Sender<Arc<Published>>| publish.borrow().probes.serving[""];
         push(&mut task, &publish, pool(10, 5), clock.at(0));
@@ -874,17 +874,11 @@ mod tests {
 
     #[test]
     fn the_fleet_guard_holds_a_shared_failure_and_only_that() {
-        let mut config = Config::default();
-        config.fleet = Some(crate::sources::fleet::FleetConfig {
-            prometheus_url: "http://prometheus:9090".into(),
-            peers: r#"job="healthscore""#.into(),
-            instance: None,
+        let (mut task, publish, clock) = task(&Config::default());
+        task.guard = Some(Guard {
             max_unready_fraction: 0.5,
-            refresh: crate::config::Delay(Duration::from_secs(10)),
-            prometheus_token_file: None,
-            prometheus_ca: None,
+            stale_after: Duration::from_secs(30),
         });
-        let (mut task, publish, clock) = task(&config);
         let view = |failing, at: Now| {
             let count = fleet::PeerCount { failing, peers: 4 };
             FleetView::Seen {

@@ -2,7 +2,9 @@
 //!
 //! The module list is the data flow: [`sources`] turn inputs into validated pushes; the
 //! [`engine`] owns the [`store`] and publishes states built by the pure [`core`]; [`faces`]
-//! serve those states; [`app`] wires them together; [`cli`] and [`config`] are the binary's.
+//! serve those states and [`alerts`] posts their issues; [`app`] wires them together; [`cli`]
+//! and [`config`] are the binary's. Below every part: [`setting`] (durations, the error that
+//! names a config key), [`http_client`] and [`proto`], the contract's generated types.
 
 pub mod alerts;
 pub mod allocator;
@@ -14,9 +16,8 @@ pub mod engine;
 pub mod faces;
 pub mod history;
 pub mod http_client;
+pub mod proto;
+pub mod setting;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
-
-/// The contract's generated types, for Rust clients and services that mount the engine.
-pub use faces::grpc::proto;

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use common::{http_get, next, pool, push_pools, TestServer};
 use healthscore::{
-    config::{Config, Delay},
+    config::Config,
     proto::{
         health::{
             health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
         },
         v1::{GetHistoryRequest, Status},
     },
+    setting::Delay,
 };
 
 fn config() -> Config {

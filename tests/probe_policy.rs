@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{http_get, next, pool, push_pools, TestServer};
-use healthscore::config::{Config, Delay, GroupConfig, StartupConfig};
+use healthscore::{
+    config::{Config, GroupConfig, StartupConfig},
+    setting::Delay,
+};
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
 
 fn config() -> Config {

@@ -167,7 +167,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-pub use crate::config::parse_duration;
+pub use crate::setting::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::reload::Reloadable;
-use crate::{config::ConfigError, core::probes::matches_source};
+use crate::{core::probes::matches_source, setting::ConfigError};
 
 /// `[auth]`: off (everything open, for a sidecar on localhost) while no token is configured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use rustls::{
 use serde::{Deserialize, Serialize};
 
 use super::reload::Reloadable;
-use crate::config::ConfigError;
+use crate::setting::ConfigError;
 
 /// `[tls]`: off while `cert` is unset.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use journal::Journal;
+
 use crate::core::{
     published::Published,
     scoring::{Code, Status, Subsystem},
@@ -132,6 +134,27 @@ pub const UPTIME_WINDOWS: [(&str, Duration); 2] = [
 ];
 
 impl History {
+    /// The history `config` asks for, restored from its journal (`path`) when set, and the
+    /// journal to append to. A journal that cannot be used is logged and left alone: the
+    /// history is worth less than the service, which serves with the history in memory.
+    pub fn open(config: &HistoryConfig) -> (Self, Option<Journal>) {
+        let mut history = Self::new(config, SystemTime::now());
+        let journal = match &config.path {
+            None => None,
+            Some(path) => match Journal::open(path, config.max_transitions) {
+                Ok((transitions, journal)) => {
+                    history.restore(transitions);
+                    journal
+                }
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "cannot use the history journal (history.path): the history is kept in memory only and lost on restart");
+                    None
+                }
+            },
+        };
+        (history, journal)
+    }
+
     pub fn new(config: &HistoryConfig, started: SystemTime) -> Self {
         Self {
             transitions: VecDeque::new(),
@@ -343,7 +366,7 @@ pub fn parse_since(text: &str) -> Option<SystemTime> {
     if let Ok(at) = text.parse::<prost_types::Timestamp>() {
         return SystemTime::try_from(at).ok();
     }
-    let back = crate::config::parse_duration(text).ok()?;
+    let back = crate::setting::parse_duration(text).ok()?;
     SystemTime::now().checked_sub(back)
 }
 

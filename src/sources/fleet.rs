@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use tokio_rustls::TlsConnector;
 
 use crate::{
-    config::{ConfigError, Delay},
     core::fleet::{check_selector, FleetView, Guard, PeerCount},
     engine::{Engine, EngineError},
     http_client::{self, Request},
+    setting::{ConfigError, Delay},
 };
 
 /// The most bytes a query answer may have: one series per probe name.

@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 
 use super::{Source, SourceError};
 use crate::{
-    config::HostConfig,
     core::{
         ingest::{Limits, Push, HOST_SOURCE},
         scoring::{
@@ -63,6 +62,39 @@ pub fn is_real_mount(file_system: &OsStr, mount_point: &Path, total_bytes: u64) 
     }
     let fs = file_system.to_string_lossy();
     total_bytes > 0 && !PSEUDO_FILESYSTEMS.contains(&fs.as_ref()) && !fs.starts_with("fuse.snap")
+}
+
+/// `[host]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Whether the host sampler runs.
+    pub enabled: bool,
+    /// Seconds between samples.
+    pub interval_secs: u64,
+    /// Seconds of CPU samples averaged by the HOST_CPU rules.
+    pub cpu_window_secs: u64,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 5,
+            cpu_window_secs: 30,
+        }
+    }
+}
+
+impl HostConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+
+    /// How many samples the CPU window holds.
+    pub fn cpu_window_samples(&self) -> usize {
+        (self.cpu_window_secs / self.interval_secs.max(1)).max(1) as usize
+    }
 }
 
 /// Reads the host; owns its sysinfo handles and the CPU window between samples.

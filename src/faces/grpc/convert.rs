@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tonic::Code;
 
-use super::proto::{health::health_check_response::ServingStatus, v1};
+use crate::proto::{health::health_check_response::ServingStatus, v1};
 use crate::{
     core::{
         ingest::{FieldError, Refusal},

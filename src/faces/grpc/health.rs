@@ -6,7 +6,7 @@ use std::pin::Pin;
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::proto::health::{
+use crate::proto::health::{
     health_check_response::ServingStatus, health_server, HealthCheckRequest, HealthCheckResponse,
     HealthListRequest, HealthListResponse,
 };

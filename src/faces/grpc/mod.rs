@@ -4,7 +4,6 @@
 pub mod convert;
 mod health;
 mod otlp;
-pub mod proto;
 mod reports;
 mod watch;
 
@@ -21,9 +20,9 @@ use super::{
     listener::{Incoming, TrackLayer},
     WatchSlots,
 };
+use crate::proto::{health::health_server::HealthServer, FILE_DESCRIPTOR_SET};
 use crate::{core::ingest::Limits, engine::Engine, sources::otlp::Otlp, telemetry::Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
-use proto::{health::health_server::HealthServer, FILE_DESCRIPTOR_SET};
 
 use health::Health;
 use reports::Reports;

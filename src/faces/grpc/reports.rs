@@ -10,7 +10,6 @@ use tonic::{Request, Response, Status};
 use super::{
     super::{admission::Admission, auth::Grant, budget::Budget, WatchSlots},
     convert,
-    proto::{v1, Envelope, SystemReportEnvelope},
 };
 use crate::{
     core::{
@@ -20,6 +19,7 @@ use crate::{
         subsystem::for_each_subsystem,
     },
     engine::{Engine, EngineError},
+    proto::{v1, Envelope, SystemReportEnvelope},
     sources::push,
     telemetry::{PushResult, Telemetry},
 };

@@ -24,15 +24,13 @@ use tokio_stream::Stream;
 use tonic::{body::Body, server::NamedService, Status};
 use tower::Service;
 
-use super::{
-    proto::{
-        v1::{
-            self,
-            health_reports_server::{HealthReports, HealthReportsServer},
-        },
-        Envelope, SystemReportEnvelope,
+use super::reports::Reports;
+use crate::proto::{
+    v1::{
+        self,
+        health_reports_server::{HealthReports, HealthReportsServer},
     },
-    reports::Reports,
+    Envelope, SystemReportEnvelope,
 };
 
 const WATCH_HEALTH: &str = "/healthscore.v1.HealthReports/WatchHealth";
