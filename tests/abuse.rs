@@ -10,20 +10,13 @@ use std::{
 };
 
 use common::TestServer;
-use healthscore::{config::Config, proto::v1};
+use healthscore::proto::v1;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
 };
 use tonic::transport::Endpoint;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-
-fn config() -> Config {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
-    config
-}
 
 /// A connection to `addr` from the loopback address `from`.
 async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
@@ -60,7 +53,7 @@ async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_peer_address_cannot_take_every_connection() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.max_connections_per_peer = 3;
     let server = TestServer::start_with(config).await;
     // The test client's channel is one connection from 127.0.0.1; two more fill its share.
@@ -98,7 +91,7 @@ async fn one_peer_address_cannot_take_every_connection() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn probes_are_served_on_the_kept_slots_when_every_other_is_taken() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.max_connections = 2;
     config.server.probe_connections = 1;
     let server = TestServer::start_with(config).await;
@@ -134,7 +127,7 @@ async fn probes_are_served_on_the_kept_slots_when_every_other_is_taken() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_http2_connection_that_answers_pings_is_closed_but_a_watch_is_not() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.idle_timeout_secs = 1;
     let server = TestServer::start_with(config).await;
 
@@ -169,7 +162,7 @@ async fn an_idle_http2_connection_that_answers_pings_is_closed_but_a_watch_is_no
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http1_headers_that_trickle_in_are_cut_off_at_the_header_timeout() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.handshake_timeout_secs = 1;
     let server = TestServer::start_with(config).await;
     let mut stream = TcpStream::connect(server.http).await.expect("connect");
@@ -205,7 +198,7 @@ async fn http1_headers_that_trickle_in_are_cut_off_at_the_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kept_alive_http1_connection_is_closed_after_the_header_timeout() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.handshake_timeout_secs = 1;
     let server = TestServer::start_with(config).await;
     let mut stream = TcpStream::connect(server.http).await.expect("connect");
@@ -221,7 +214,7 @@ async fn a_kept_alive_http1_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_trickles_in_is_refused_at_the_body_timeout() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.body_timeout_secs = 1;
     let server = TestServer::start_with(config).await;
     let mut stream = TcpStream::connect(server.http).await.expect("connect");
@@ -263,7 +256,7 @@ async fn a_body_that_trickles_in_is_refused_at_the_body_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn anonymous_probe_watches_cannot_take_the_report_watch_slots() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.max_watch_streams = 1;
     config.server.max_probe_watch_streams = 2;
     let server = TestServer::start_with(config).await;

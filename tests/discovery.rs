@@ -59,9 +59,7 @@ fn scrape(name: &str) -> Target {
 }
 
 async fn server_with(target: Target) -> TestServer {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.scrape.push(target);
     config.validate().expect("a valid config");
     TestServer::start_with(config).await

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::{http_get, next, pool, push_pools, TestServer};
 use healthscore::{
-    config::Config,
     proto::{
         health::{
             health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
@@ -16,13 +15,6 @@ use healthscore::{
     },
     setting::Delay,
 };
-
-fn config() -> Config {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
-    config
-}
 
 fn saturated() -> healthscore::proto::v1::ReportMetricsRequest {
     let mut pool = pool("mainDB", 10, 10);
@@ -36,7 +28,7 @@ fn calm() -> healthscore::proto::v1::ReportMetricsRequest {
 
 #[tokio::test]
 async fn transitions_are_served_over_grpc_http_and_the_cli() {
-    let server = TestServer::start_with(config()).await;
+    let server = TestServer::start_with(common::config()).await;
     let mut client = server.reports();
     client.report_metrics(calm()).await.expect("push");
     client.report_metrics(saturated()).await.expect("push");
@@ -116,7 +108,7 @@ async fn a_restart_with_a_journal_keeps_the_history() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("history.journal");
-    let mut config = config();
+    let mut config = common::config();
     config.history.path = Some(path.clone());
     {
         let server = TestServer::start_with(config.clone()).await;
@@ -152,7 +144,7 @@ async fn a_restart_with_a_journal_keeps_the_history() {
 
 #[tokio::test]
 async fn damping_holds_not_serving_until_recover_after_then_serves_once() {
-    let mut config = config();
+    let mut config = common::config();
     config.health.recover_after = Delay(Duration::from_secs(2));
     let server = TestServer::start_with(config).await;
     let mut health = HealthClient::new(server.channel.clone());
@@ -295,7 +287,7 @@ async fn a_journal_that_cannot_be_used_leaves_the_history_in_memory() {
     std::fs::write(&garbage, "someone else's file\n").unwrap();
     // A file that is not a journal (left untouched), and a path that is a directory.
     for path in [garbage.clone(), dir.clone()] {
-        let mut config = config();
+        let mut config = common::config();
         config.history.path = Some(path.clone());
         let server = TestServer::start_with(config).await;
         server

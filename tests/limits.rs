@@ -10,14 +10,7 @@ use std::{
 };
 
 use common::TestServer;
-use healthscore::{config::Config, proto::v1};
-
-fn config() -> Config {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
-    config
-}
+use healthscore::proto::v1;
 
 fn watch_request() -> v1::WatchHealthRequest {
     v1::WatchHealthRequest::default()
@@ -25,7 +18,7 @@ fn watch_request() -> v1::WatchHealthRequest {
 
 #[tokio::test]
 async fn watch_streams_beyond_the_cap_are_resource_exhausted_until_one_closes() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.max_watch_streams = 2;
     let server = TestServer::start_with(config).await;
     let mut client = server.reports();
@@ -56,7 +49,7 @@ async fn watch_streams_beyond_the_cap_are_resource_exhausted_until_one_closes() 
 
 #[tokio::test]
 async fn one_connection_cannot_open_more_streams_than_it_is_allowed() {
-    let mut config = config();
+    let mut config = common::config();
     config.server.max_concurrent_streams = 2;
     let server = TestServer::start_with(config).await;
     let mut client = server.reports();
@@ -147,7 +140,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_answer_fits_a_default_client_whatever_the_state_holds() {
     use prost::Message;
-    let server = TestServer::start_with(config()).await;
+    let server = TestServer::start_with(common::config()).await;
     let mut client = server.reports();
     for source in ["app-1", "app-2"] {
         // Long names and an issue on every entity: the heaviest rows there are.
@@ -211,7 +204,7 @@ async fn the_default_answer_fits_a_default_client_whatever_the_state_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_beyond_the_byte_budget_wait_then_are_refused_until_the_budget_drains() {
-    let mut config = config();
+    let mut config = common::config();
     // One KiB: any answer takes all of it.
     config.server.max_answer_bytes_in_flight = 1;
     let server = TestServer::start_with(config).await;

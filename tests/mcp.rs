@@ -149,9 +149,7 @@ async fn tools_read_the_reports_and_bad_arguments_are_named() {
 
 #[tokio::test]
 async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
-    let mut config = healthscore::config::Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.mcp.max_sessions = 1;
     let server = TestServer::start_with(config).await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

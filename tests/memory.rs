@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{pool, push_pools, TestServer};
-use healthscore::{config::Config, proto::v1};
+use healthscore::proto::v1;
 use prost::Message;
 use tokio::{io::AsyncWriteExt, net::TcpSocket};
 
@@ -67,9 +67,7 @@ async fn push_large(server: &TestServer, source: &str, active: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_watchers_share_the_report_instead_of_copying_it() {
     let _alone = ALONE.lock().await;
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.server.max_connections_per_peer = 1_000;
     let server = TestServer::start_with(config).await;
     push_large(&server, "app-1", 1).await;
@@ -178,9 +176,7 @@ async fn a_large_scrape_costs_a_few_times_its_size() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let before = resident_bytes();
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.scrape.push(healthscore::sources::scrape::Target {
         name: "large".into(),
         url: Some(format!("http://{target}/metrics")),

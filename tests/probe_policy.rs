@@ -7,17 +7,10 @@ use std::time::Duration;
 
 use common::{http_get, next, pool, push_pools, TestServer};
 use healthscore::{
-    config::{Config, GroupConfig, StartupConfig},
+    config::{GroupConfig, StartupConfig},
     setting::Delay,
 };
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
-
-fn config() -> Config {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
-    config
-}
 
 async fn push(server: &TestServer, source: &str, active: u32) {
     server
@@ -42,7 +35,7 @@ async fn check(server: &TestServer, service: &str) -> ServingStatus {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flap_inside_fail_after_sends_no_not_serving_and_a_lasting_failure_does() {
-    let mut config = config();
+    let mut config = common::config();
     config.health.fail_after = Delay(Duration::from_secs(2));
     let server = TestServer::start_with(config).await;
     let mut watch = server
@@ -94,7 +87,7 @@ async fn a_flap_inside_fail_after_sends_no_not_serving_and_a_lasting_failure_doe
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_reads_only_its_subsystems_and_codes() {
-    let mut config = config();
+    let mut config = common::config();
     config.health.groups.insert(
         "traffic".into(),
         GroupConfig {
@@ -166,7 +159,7 @@ async fn a_group_reads_only_its_subsystems_and_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_waits_for_the_startup_sources_but_liveness_does_not() {
-    let mut config = config();
+    let mut config = common::config();
     config.health.startup = Some(StartupConfig {
         sources: vec!["app-*".into()],
         max_wait: Delay(Duration::from_secs(300)),
@@ -192,7 +185,7 @@ async fn readiness_waits_for_the_startup_sources_but_liveness_does_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_serves_after_max_wait_without_the_startup_sources() {
-    let mut config = config();
+    let mut config = common::config();
     config.health.startup = Some(StartupConfig {
         sources: vec!["app-*".into()],
         max_wait: Delay(Duration::from_millis(500)),
@@ -219,7 +212,7 @@ async fn readiness_serves_after_max_wait_without_the_startup_sources() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_verbose_lists_each_subsystem_and_exclude_leaves_one_out() {
-    let server = TestServer::start_with(config()).await;
+    let server = TestServer::start_with(common::config()).await;
     push(&server, "app-1", 31).await;
     let verbose = http_get(server.http, "/readyz?verbose", None).await;
     assert_eq!(verbose.status, 503);

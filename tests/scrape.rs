@@ -71,9 +71,7 @@ fn pool(active: u32) -> String {
 }
 
 async fn server_scraping(addr: SocketAddr, timeout_secs: u64) -> TestServer {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.scrape.push(Target {
         name: "orders".into(),
         url: Some(format!("http://{addr}/actuator/prometheus")),

@@ -88,9 +88,7 @@ impl Drop for Pki {
 
 fn tls_config(pki: &Pki) -> Config {
     let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"]);
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.tls.cert = Some(cert);
     config.tls.key = Some(key);
     config
@@ -281,9 +279,7 @@ fn a_bad_certificate_at_start_names_the_config_key() {
 }
 
 fn token_config() -> Config {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     let dir = std::env::temp_dir().join(format!("healthscore-tokens-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut token = |name: &str, secret: &str, scopes: Vec<Scope>, sources: Vec<String>| {
@@ -523,9 +519,7 @@ async fn the_probe_listener_serves_probes_in_plaintext_and_nothing_else() {
 
 #[tokio::test]
 async fn a_flooding_source_is_limited_and_others_are_not() {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.limits.max_pushes_per_source_per_sec = 5;
     let server = TestServer::start_with(config).await;
     let mut client = server.reports();
@@ -563,9 +557,7 @@ async fn a_flooding_source_is_limited_and_others_are_not() {
 
 #[tokio::test]
 async fn requests_over_the_limit_are_refused_not_queued_and_probes_pass() {
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.server.max_concurrent_requests = 1;
     let server = TestServer::start_with(config).await;
     // A request whose body never ends holds the one slot.
@@ -756,9 +748,7 @@ async fn a_rotated_token_file_takes_effect_without_a_restart() {
     let file = dir.join("read");
     let (old, new) = ("rotated-read-token-old-0123", "rotated-read-token-new-0123");
     std::fs::write(&file, old).unwrap();
-    let mut config = Config::default();
-    config.host.enabled = false;
-    config.server.shutdown_grace_secs = 0;
+    let mut config = common::config();
     config.auth.tokens.push(TokenConfig {
         file: Some(file.clone()),
         scopes: vec![Scope::Read],

@@ -18,11 +18,20 @@ pub struct Sample {
     pub name: String,
     pub labels: Vec<(String, String)>,
     pub value: f64,
-    /// 1-based line number, for errors.
-    pub line: usize,
+    /// The 1-based line of an exposition, for errors; `None` for a point of an OTLP export,
+    /// whose errors name its metric instead.
+    pub line: Option<usize>,
 }
 
 impl Sample {
+    /// Where the sample came from, for an error's field: `line 12`, or `metric jvm.thread.count`.
+    pub fn place(&self) -> String {
+        match self.line {
+            Some(line) => format!("line {line}"),
+            None => format!("metric {}", self.name),
+        }
+    }
+
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels
             .iter()
@@ -143,7 +152,7 @@ fn sample(line: &str, number: usize) -> Result<Sample, String> {
         name,
         labels,
         value,
-        line: number,
+        line: Some(number),
     })
 }
 

@@ -537,7 +537,7 @@ impl Mapping {
                 read = true;
                 if !sample.value.is_finite() {
                     return Err(FieldError::new(
-                        format!("line {}", sample.line),
+                        sample.place(),
                         format!(
                             "{} is {}, not a finite number",
                             series(sample),
@@ -551,7 +551,7 @@ impl Mapping {
                         continue;
                     }
                     return Err(FieldError::new(
-                        format!("line {}", sample.line),
+                        sample.place(),
                         format!("{} is negative ({})", series(sample), sample.value),
                     ));
                 }
@@ -873,8 +873,13 @@ process_uptime_seconds 12.0
         assert_eq!(error.field, "line 1");
         let inf = parse("cache_size{cache=\"c\"} +Inf").expect("parses");
         assert!(Mapping::micrometer().apply(&inf).is_err());
-        let negative = parse("hikaricp_connections_active{pool=\"p\"} -3").expect("parses");
+        let mut negative = parse("hikaricp_connections_active{pool=\"p\"} -3").expect("parses");
         assert!(Mapping::micrometer().apply(&negative).is_err());
+        // A point of an OTLP export has no line: its error names the metric.
+        negative[0].line = None;
+        let error = Mapping::micrometer().apply(&negative).unwrap_err();
+        assert_eq!(error.field, "metric hikaricp_connections_active");
+        assert!(error.problem.contains("pool=\"p\""), "{}", error.problem);
         let remaining = parse(
             "executor_queued_tasks{name=\"e\"} 1\nexecutor_queue_remaining_tasks{name=\"e\"} 1e10",
         )

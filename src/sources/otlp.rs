@@ -365,7 +365,7 @@ impl Otlp {
                 name,
                 labels,
                 value,
-                line: 0,
+                line: None,
             })
             .collect();
         Ok(Resource {

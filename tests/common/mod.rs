@@ -14,6 +14,15 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
+/// The config every test starts from: no host sampler (its readings would vary by machine) and
+/// no shutdown grace (tests end at once).
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.host.enabled = false;
+    config.server.shutdown_grace_secs = 0;
+    config
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     /// The HTTP face's address.
@@ -27,10 +36,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
-        let mut config = Config::default();
-        config.host.enabled = false;
-        config.server.shutdown_grace_secs = 0;
-        Self::start_with(config).await
+        Self::start_with(config()).await
     }
 
     pub async fn start_with(config: Config) -> Self {
