@@ -97,7 +97,7 @@ sources = ["orders-*"]
 env = "CI_READ_TOKEN"
 scopes = ["read"]
 EOF
-"$bin" config check "$scratch/config.toml" >/dev/null
+CI_READ_TOKEN="$read_token" "$bin" config check "$scratch/config.toml" >/dev/null
 CI_READ_TOKEN="$read_token" "$bin" serve --config "$scratch/config.toml" 2>"$scratch/server.log" &
 server=$!
 for _ in $(seq 100); do
