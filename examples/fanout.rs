@@ -188,5 +188,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         before as f64 / 1024.0,
         after as f64 / 1024.0,
     );
+    // Close every stream and connection, then see what the server gave back.
+    drop(channels);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let closed = rss_kib(pid)?;
+    println!(
+        "  server RSS 10 s after the streams closed: {:.1} MiB ({:.2}x the RSS before; target <= 2x)",
+        closed as f64 / 1024.0,
+        closed as f64 / before.max(1) as f64,
+    );
     Ok(())
 }

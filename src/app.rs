@@ -75,6 +75,7 @@ pub async fn run(
     }
     // Always, and before serving: without a handler, SIGHUP's default action ends the process.
     tokio::spawn(faces::reload::run(secrets, faces::reload::hangups()));
+    tokio::spawn(crate::allocator::return_freed_memory());
     let (history, journal) = History::open(&config.history);
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
