@@ -258,6 +258,45 @@ async fn scale(addr: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// `count` sources, each pushing 5 pools once (TTL one hour), from 16 callers: what a fleet of
+/// scraped apps holds in the state.
+async fn sources(addr: &str, count: &str) -> Result<(), Box<dyn Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let count: usize = count.parse()?;
+    let mut callers = Vec::new();
+    for caller in 0..16 {
+        let mut client = HealthReportsClient::new(channel.clone());
+        callers.push(tokio::spawn(async move {
+            for index in (caller..count).step_by(16) {
+                client
+                    .report_metrics(ReportMetricsRequest {
+                        source: format!(
+                            "scrape:apps/10.{}.{}.{}:8080",
+                            index >> 16,
+                            (index >> 8) & 255,
+                            index & 255
+                        ),
+                        ttl: Some(prost_types::Duration {
+                            seconds: 3600,
+                            nanos: 0,
+                        }),
+                        datasources: pools("db", 5, 5),
+                        ..ReportMetricsRequest::default()
+                    })
+                    .await?;
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for caller in callers {
+        caller.await??;
+    }
+    println!("pushed {count} sources of 5 pools each");
+    Ok(())
+}
+
 /// Check latencies from 4 callers for `duration`, sorted.
 async fn check_latencies(
     channel: tonic::transport::Channel,
@@ -479,8 +518,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["otlp", addr] => otlp(addr).await,
         ["checks", addr, seconds] => checks(addr, seconds).await,
         ["flood", addr, seconds] => flood(addr, seconds).await,
+        ["sources", addr, count] => sources(addr, count).await,
         _ => Err(
-            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS"
+            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS | sources ADDR COUNT"
                 .into(),
         ),
     }
