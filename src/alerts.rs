@@ -278,8 +278,10 @@ impl Alerter {
     /// Alertmanager posts the queued alerts.
     pub async fn run(self, engine: Engine) {
         let alerter = Arc::new(self);
+        // Dropped (so aborted) when following ends: the senders live as long as this does.
+        let mut senders = tokio::task::JoinSet::new();
         for queue in &alerter.queues {
-            tokio::spawn(alerter.clone().send(queue.clone()));
+            senders.spawn(alerter.clone().send(queue.clone()));
         }
         let mut states = engine.subscribe();
         let mut tracked: HashMap<Key, Tracked> = HashMap::new();

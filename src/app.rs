@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     alerts::Alerter,
@@ -73,9 +73,16 @@ pub async fn run(
     if let Some(tokens) = &tokens {
         secrets.push(tokens.clone());
     }
+    // Everything that runs beside the faces, stopped together when the faces start draining
+    // (after the engine has stopped) and awaited before run returns.
+    let drain = CancellationToken::new();
+    let tasks = Tasks {
+        tracker: TaskTracker::new(),
+        stop: drain.clone(),
+    };
     // Always, and before serving: without a handler, SIGHUP's default action ends the process.
-    tokio::spawn(faces::reload::run(secrets, faces::reload::hangups()));
-    tokio::spawn(crate::allocator::return_freed_memory());
+    tasks.spawn(faces::reload::run(secrets, faces::reload::hangups()));
+    tasks.spawn(crate::allocator::return_freed_memory());
     let (history, journal) = History::open(&config.history);
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
@@ -83,24 +90,24 @@ pub async fn run(
     );
     if let Some(fleet) = &config.fleet {
         let source = FleetSource::new(fleet, &config.http.listen.to_string())?;
-        tokio::spawn(source.run(engine.clone()));
+        tasks.spawn(source.run(engine.clone()));
     }
     let telemetry = Telemetry::new();
     if config.host.enabled {
-        HostSource::new(&config.host, &config.limits, telemetry.clone())
-            .start(&engine)
-            .await?;
+        let host = HostSource::new(&config.host, &config.limits, telemetry.clone());
+        tasks.spawn(host.start(&engine).await?);
     }
     for target in &config.scrape {
         let (target, limits) = (target.clone(), config.limits.clone());
-        match Discovery::new(target.clone(), limits.clone(), telemetry.clone()) {
+        let running = match Discovery::new(target.clone(), limits.clone(), telemetry.clone()) {
             Some(discovery) => discovery.start(&engine).await?,
             None => {
                 ScrapeSource::new(target, limits, telemetry.clone())
                     .start(&engine)
                     .await?
             }
-        }
+        };
+        tasks.spawn(running);
     }
     if let Some(alerting) = &config.alerting {
         let alerter = Alerter::new(
@@ -109,7 +116,7 @@ pub async fn run(
             config.health.fail_after.0,
             telemetry.clone(),
         )?;
-        tokio::spawn(alerter.run(engine.clone()));
+        tasks.spawn(alerter.run(engine.clone()));
     }
     let watch_slots = WatchSlots::new(
         config.server.max_watch_streams,
@@ -135,7 +142,6 @@ pub async fn run(
             telemetry.clone(),
         ))
     });
-    let drain = CancellationToken::new();
     let incoming = |listener| Incoming::new(listener, config.accepting(), drain.clone());
     let grpc = faces::grpc::serve(
         incoming(listeners.grpc).with_tls(certificates.clone(), Alpn::Grpc),
@@ -207,7 +213,35 @@ pub async fn run(
         tokio::try_join!(async { grpc.await.map_err(AppError::from) }, http, probes).map(drop)
     };
     let sequence = shutdown_sequence(engine, config.shutdown_grace(), shutdown, drain);
-    serve_until_drained(servers, sequence, config.drain_timeout()).await
+    let served = serve_until_drained(servers, sequence, config.drain_timeout()).await;
+    tasks.stop().await;
+    served
+}
+
+/// The tasks the app runs beside the faces: sources, the fleet guard, alerts, reloads, memory
+/// trimming. Each runs until it ends or `stop` is cancelled.
+struct Tasks {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Tasks {
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = task => {}
+            }
+        });
+    }
+
+    /// Stops every task and waits for them to end.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Waits for `shutdown`, turns every probe-facing name NOT_SERVING, keeps serving for `grace`,

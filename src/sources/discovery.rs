@@ -14,7 +14,6 @@ use std::{
 
 use serde::Deserialize;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use super::scrape::{ScrapeSource, Target};
 use crate::{
@@ -192,11 +191,17 @@ pub struct Discovery {
     in_flight: Arc<Semaphore>,
 }
 
-/// A target's scrape task: its URL, and how to stop it.
-struct Running {
+/// A target's scrape task and its URL. The task ends with this (discovery stopped, or the
+/// target gone).
+struct Scraping {
     url: String,
-    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scraping {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A file's identity for change detection: its path, modification time and length.
@@ -223,7 +228,7 @@ impl Discovery {
 
     /// Reads the list every refresh and keeps one scrape per target, until the engine stops.
     pub async fn run(self, engine: Engine) {
-        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let mut running: BTreeMap<String, Scraping> = BTreeMap::new();
         let mut last_stamps: Option<Vec<Stamp>> = None;
         let mut ticks = tokio::time::interval(self.refresh);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -283,7 +288,7 @@ impl Discovery {
     async fn apply(
         &self,
         found: Vec<Found>,
-        running: &mut BTreeMap<String, Running>,
+        running: &mut BTreeMap<String, Scraping>,
         engine: &Engine,
     ) -> bool {
         let wanted: BTreeMap<String, String> = found
@@ -296,10 +301,10 @@ impl Discovery {
             .map(|(source, _)| source.clone())
             .collect();
         for source in gone {
-            if let Some(gone) = running.remove(&source) {
-                gone.stop.cancel();
+            if let Some(mut gone) = running.remove(&source) {
+                gone.task.abort();
                 // Stopped before it is forgotten: a push of its in flight cannot bring it back.
-                let _ = gone.task.await;
+                let _ = (&mut gone.task).await;
             }
             if engine.forget(source.into()).await.is_err() {
                 return false;
@@ -314,27 +319,17 @@ impl Discovery {
             target.url = Some(url.clone());
             let scrape = ScrapeSource::new(target, self.limits.clone(), self.telemetry.clone())
                 .with_in_flight(self.in_flight.clone());
-            let stop = CancellationToken::new();
-            let cancelled = stop.clone();
-            let engine = engine.clone();
-            let task = tokio::spawn(async move {
-                tokio::select! {
-                    () = cancelled.cancelled() => {}
-                    () = scrape.run(engine) => {}
-                }
-            });
-            running.insert(source, Running { url, stop, task });
+            let task = tokio::spawn(scrape.run(engine.clone()));
+            running.insert(source, Scraping { url, task });
         }
         true
     }
 }
 
 impl super::Source for Discovery {
-    /// Starts discovery; the first list is read at once, its targets scraped within their
-    /// interval.
-    async fn start(self, engine: &Engine) -> Result<(), super::SourceError> {
-        tokio::spawn(self.run(engine.clone()));
-        Ok(())
+    /// Reads the first list at once; its targets are scraped within their interval.
+    async fn start(self, engine: &Engine) -> Result<super::Running, super::SourceError> {
+        Ok(Box::pin(self.run(engine.clone())))
     }
 }
 

@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, ffi::OsStr, path::Path, sync::Arc, thread, time
 use sysinfo::{DiskRefreshKind, Disks, System, MINIMUM_CPU_UPDATE_INTERVAL};
 use tokio::sync::oneshot;
 
-use super::{Source, SourceError};
+use super::{Running, Source, SourceError};
 use crate::{
     core::{
         ingest::{Limits, Push, HOST_SOURCE},
@@ -247,9 +247,11 @@ fn settle(result: Result<PushOutcome, EngineError>, telemetry: &Telemetry) -> Re
 impl Source for HostSource {
     /// Returns once memory and disks are in the engine; CPU joins on the next sample, when
     /// sysinfo has a baseline to measure against.
-    async fn start(self, engine: &Engine) -> Result<(), SourceError> {
+    async fn start(self, engine: &Engine) -> Result<Running, SourceError> {
         let runtime = tokio::runtime::Handle::current();
         let (first, first_done) = oneshot::channel();
+        // Dropped when the thread ends: what the app awaits.
+        let (ended, end) = oneshot::channel::<()>();
         let engine = engine.clone();
         let telemetry = self.telemetry.clone();
         let push = move |entities| Push {
@@ -261,6 +263,7 @@ impl Source for HostSource {
         thread::Builder::new()
             .name("host-sampler".into())
             .spawn(move || {
+                let _ended = ended;
                 let mut sampler = Sampler::new(self.cpu_window_samples);
                 let pushed = runtime.block_on(engine.push(push(sampler.memory_and_disks())));
                 let running = settle(pushed, &telemetry);
@@ -281,7 +284,9 @@ impl Source for HostSource {
             })
             .map_err(|error| SourceError::Start("host sampler", error))?;
         match first_done.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(Box::pin(async move {
+                let _ = end.await;
+            })),
             _ => Err(SourceError::Stopped("host sampler")),
         }
     }

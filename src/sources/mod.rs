@@ -16,14 +16,18 @@ pub mod scrape;
 
 use crate::engine::Engine;
 
+/// What a started source leaves to run: it feeds the engine until the engine stops. The app
+/// spawns it (and stops it with everything else it runs).
+pub type Running = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A source that runs on its own, started once by the app.
 pub trait Source {
     /// Starts the source. Returns once its first reading is in the engine, so the reports it
-    /// feeds are there when the ports open; it then feeds the engine until the engine stops.
+    /// feeds are there when the ports open, with the rest of its work.
     fn start(
         self,
         engine: &Engine,
-    ) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
+    ) -> impl std::future::Future<Output = Result<Running, SourceError>> + Send;
 }
 
 /// Why a source could not start.

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use super::{
     discovery, exposition,
     mapping::{node_host, CpuTimes, Mapping, Row},
-    push, Source, SourceError,
+    push, Running, Source, SourceError,
 };
 use crate::{
     core::ingest::{FieldError, Limits, Push},
@@ -361,9 +361,8 @@ impl ScrapeSource {
 }
 
 impl Source for ScrapeSource {
-    /// Starts scraping; the first scrape comes within one interval.
-    async fn start(self, engine: &Engine) -> Result<(), SourceError> {
-        tokio::spawn(self.run(engine.clone()));
-        Ok(())
+    /// Scrapes from the first interval on.
+    async fn start(self, engine: &Engine) -> Result<Running, SourceError> {
+        Ok(Box::pin(self.run(engine.clone())))
     }
 }
