@@ -205,6 +205,20 @@ def entities_on_demand(d):
     return f"listed in {took:.2f} s"
 
 
+def opens_on_the_subsystem_of_a_link(d):
+    # An alert's generatorURL: /?subsystem=KEY opens that card's entities.
+    d.driver.get(d.url.rstrip("/") + "/?subsystem=datasources")
+    _, took = wait_for("the linked subsystem's entities", lambda: d.driver.find_element(
+        By.CSS_SELECTOR, '.card[data-subsystem="datasources"] li.entity[data-entity="mainDB"]'), 5)
+    button = d.driver.find_element(By.CSS_SELECTOR, '.card[data-subsystem="datasources"] .entities-toggle')
+    check(button.get_attribute("aria-expanded") == "true", "the linked card's entities are not open")
+    other = d.driver.find_element(By.CSS_SELECTOR, '.card[data-subsystem="caches"] .entities-toggle')
+    check(other.get_attribute("aria-expanded") == "false", "a card the link did not name opened")
+    d.assert_no_console_error("after opening a linked subsystem")
+    d.driver.get(d.url)
+    return f"opened in {took:.2f} s"
+
+
 def keyboard_reaches_entity_buttons(d):
     d.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
     d.js("document.body.setAttribute('tabindex', '-1'); document.body.focus();"
@@ -385,6 +399,7 @@ def alive(pid):
 CHECKS = [served_page, loads_without_console_error, shows_the_pushed_issue,
           strips_start_from_the_history, entities_on_demand, keyboard_reaches_entity_buttons,
           updates_live_without_reload, fits_a_phone_and_a_wall, requests_stay_on_healthscore,
+          opens_on_the_subsystem_of_a_link,
           shows_lost_connection_and_recovers, asks_for_a_token_when_reads_need_one]
 
 
