@@ -370,25 +370,14 @@ pub fn parse_since(text: &str) -> Option<SystemTime> {
     SystemTime::now().checked_sub(back)
 }
 
-/// `2026-11-23T22:30:36.123Z`: UTC, milliseconds.
+/// `2026-11-23T22:30:36.123Z`: UTC, to the millisecond (the fraction left out when it is zero),
+/// by prost-types' RFC 3339 form of a protobuf `Timestamp`.
 pub fn rfc3339(at: SystemTime) -> String {
-    let millis = at
+    let since_epoch = at
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let (days, rest) = ((millis / 86_400_000) as i64, millis % 86_400_000);
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (hours, minutes) = (rest / 3_600_000, rest / 60_000 % 60);
-    let (seconds, ms) = (rest / 1000 % 60, rest % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{ms:03}Z")
+        .unwrap_or_default();
+    let millis = Duration::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX));
+    prost_types::Timestamp::from(SystemTime::UNIX_EPOCH + millis).to_string()
 }
 
 fn add(uptime: &mut Uptime, status: Status, spent: Duration) {
@@ -469,7 +458,9 @@ mod tests {
     fn times_are_rfc3339() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_473_036_123);
         assert_eq!(rfc3339(at), "2026-11-23T22:30:36.123Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let micros = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_473_036_123_456);
+        assert_eq!(rfc3339(micros), "2026-11-23T22:30:36.123Z");
     }
 
     #[test]
