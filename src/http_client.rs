@@ -147,9 +147,8 @@ pub fn parse_url(url: &str) -> Result<Uri, String> {
     }
 }
 
-/// A TLS client that trusts the PEM CA certificates in `path`.
-pub fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
-    let mut roots = RootCertStore::empty();
+/// The PEM certificates in `path`, at least one, or what is wrong (naming the file).
+pub fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certificates = CertificateDer::pem_file_iter(path)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(|error| format!("{}: {error}", path.display()))?;
@@ -159,7 +158,13 @@ pub fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
             path.display()
         ));
     }
-    for certificate in certificates {
+    Ok(certificates)
+}
+
+/// A TLS client that trusts the PEM CA certificates in `path`.
+pub fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    for certificate in read_certificates(path)? {
         roots
             .add(certificate)
             .map_err(|error| format!("{}: {error}", path.display()))?;

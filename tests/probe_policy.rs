@@ -20,6 +20,21 @@ async fn push(server: &TestServer, source: &str, active: u32) {
         .expect("push");
 }
 
+/// A grpc.health.v1 Watch of `service`.
+async fn watch(
+    server: &TestServer,
+    service: &str,
+) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    server
+        .health()
+        .watch(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
 async fn check(server: &TestServer, service: &str) -> ServingStatus {
     let status = server
         .health()
@@ -38,14 +53,7 @@ async fn a_flap_inside_fail_after_sends_no_not_serving_and_a_lasting_failure_doe
     let mut config = common::config();
     config.health.fail_after = Delay(Duration::from_secs(2));
     let server = TestServer::start_with(config).await;
-    let mut watch = server
-        .health()
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch = watch(&server, "").await;
     assert_eq!(
         next(&mut watch, 5).await.status,
         ServingStatus::Serving as i32
@@ -143,14 +151,7 @@ async fn a_group_reads_only_its_subsystems_and_codes() {
             listed.keys()
         );
     }
-    let mut watch = server
-        .health()
-        .watch(HealthCheckRequest {
-            service: "lenient".into(),
-        })
-        .await
-        .expect("watch a group")
-        .into_inner();
+    let mut watch = watch(&server, "lenient").await;
     assert_eq!(
         next(&mut watch, 5).await.status,
         ServingStatus::Serving as i32
@@ -192,14 +193,7 @@ async fn readiness_serves_after_max_wait_without_the_startup_sources() {
     });
     let server = TestServer::start_with(config).await;
     assert_eq!(check(&server, "").await, ServingStatus::NotServing);
-    let mut watch = server
-        .health()
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch = watch(&server, "").await;
     assert_eq!(
         next(&mut watch, 5).await.status,
         ServingStatus::NotServing as i32

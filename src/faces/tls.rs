@@ -17,7 +17,7 @@ use rustls::{
 use serde::{Deserialize, Serialize};
 
 use super::reload::Reloadable;
-use crate::setting::ConfigError;
+use crate::{http_client::read_certificates, setting::ConfigError};
 
 /// `[tls]`: off while `cert` is unset.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -229,19 +229,6 @@ fn load(files: &Files) -> Result<Loaded, (&'static str, String)> {
         http: with_alpn(Alpn::Http),
         stamps,
     })
-}
-
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|error| format!("{}: {error}", path.display()))?;
-    if certificates.is_empty() {
-        return Err(format!(
-            "{}: no PEM certificate in the file",
-            path.display()
-        ));
-    }
-    Ok(certificates)
 }
 
 impl Reloadable for Certificates {
