@@ -224,10 +224,7 @@ impl Alerter {
         let token = match &config.token_file {
             None => None,
             Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|error| invalid("token_file", format!("{}: {error}", path.display())))?
-                    .trim()
-                    .to_owned(),
+                http_client::read_token(path).map_err(|problem| invalid("token_file", problem))?,
             ),
         };
         let tls = match &config.ca {
@@ -251,9 +248,8 @@ impl Alerter {
                 }))
             })
             .collect::<Result<_, ConfigError>>()?;
-        for queue in &queues {
-            let queue: &Arc<Queue> = queue;
-            telemetry.alerts_sent(&queue.name, true, 0);
+        for url in &config.alertmanagers {
+            telemetry.alerts_sent(url, true, 0);
         }
         Ok(Self {
             resend: Duration::from_secs(config.resend_secs),

@@ -183,6 +183,8 @@ struct Task {
     damping: Vec<Damping>,
     guard: Option<Guard>,
     view: FleetView,
+    /// `LIVENESS_SERVICE`, made once: every state lists it.
+    liveness: Arc<str>,
     /// The subsystems whose published reports carry the guard's issues.
     decorated: BTreeSet<Subsystem>,
 }
@@ -311,6 +313,7 @@ impl Task {
                 reason: "not read yet".into(),
             },
             decorated: BTreeSet::new(),
+            liveness: LIVENESS_SERVICE.into(),
         }
     }
 
@@ -559,17 +562,7 @@ impl Task {
         let mut issues: BTreeMap<Subsystem, Vec<Issue>> = BTreeMap::new();
         let mut fleet = self.guard.map(|_| self.fleet_state());
         for (probe, damping) in self.policy.names.iter().zip(&mut self.damping) {
-            let failing: Vec<Subsystem> = probe
-                .members
-                .iter()
-                .copied()
-                .filter(|member| {
-                    system
-                        .subsystems
-                        .get(member.key())
-                        .is_some_and(|report| probe.fails(report))
-                })
-                .collect();
+            let failing = probe.failing_members(system);
             let raw = if failing.is_empty() {
                 Serving::Serving
             } else {
@@ -638,7 +631,7 @@ impl Task {
             }
             serving.insert(probe.name.clone(), status);
         }
-        serving.insert(LIVENESS_SERVICE.into(), Serving::Serving);
+        serving.insert(self.liveness.clone(), Serving::Serving);
         let probes = Probes {
             serving,
             holds,

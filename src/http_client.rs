@@ -147,6 +147,13 @@ pub fn parse_url(url: &str) -> Result<Uri, String> {
     }
 }
 
+/// The bearer token in the file `path` (surrounding whitespace left out), or what is wrong.
+pub fn read_token(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|token| token.trim().to_owned())
+        .map_err(|error| format!("{}: {error}", path.display()))
+}
+
 /// The PEM certificates in `path`, at least one, or what is wrong (naming the file).
 pub fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certificates = CertificateDer::pem_file_iter(path)

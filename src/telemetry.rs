@@ -122,6 +122,16 @@ enum Outcome {
     failed,
 }
 
+impl Outcome {
+    fn of(ok: bool) -> Self {
+        if ok {
+            Self::ok
+        } else {
+            Self::failed
+        }
+    }
+}
+
 /// An open watch stream, counted until dropped.
 #[derive(Debug)]
 pub struct OpenStream(Gauge);
@@ -232,7 +242,7 @@ impl Telemetry {
 
     /// Counts `count` alerts posted to `alertmanager` (0 makes the series exist).
     pub fn alerts_sent(&self, alertmanager: &str, ok: bool, count: u64) {
-        let result = if ok { Outcome::ok } else { Outcome::failed };
+        let result = Outcome::of(ok);
         self.alerts_sent
             .get_or_create(&AlertLabels {
                 alertmanager: alertmanager.to_owned(),
@@ -243,7 +253,7 @@ impl Telemetry {
 
     /// Counts one read of `scrape`'s target list.
     pub fn sd_refresh(&self, scrape: &str, ok: bool) {
-        let result = if ok { Outcome::ok } else { Outcome::failed };
+        let result = Outcome::of(ok);
         self.sd_refreshes
             .get_or_create(&SdLabels {
                 scrape: scrape.to_owned(),

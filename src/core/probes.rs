@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::scoring::{Code, HealthReport, Issue, Status, Subsystem};
+use super::scoring::{Code, HealthReport, Issue, Status, Subsystem, SystemHealthReport};
 
 /// The grpc.health.v1 name that is SERVING while the process is up (a liveness target).
 pub const LIVENESS_SERVICE: &str = "healthscore.v1.HealthReports";
@@ -54,6 +54,20 @@ impl ProbeName {
             return !self.not_serving_at.serves(report.status);
         }
         report.issues.iter().any(|issue| self.counts(issue))
+    }
+
+    /// The members whose reports in `system` fail this name, in table order.
+    pub fn failing_members(&self, system: &SystemHealthReport) -> Vec<Subsystem> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|member| {
+                system
+                    .subsystems
+                    .get(member.key())
+                    .is_some_and(|report| self.fails(report))
+            })
+            .collect()
     }
 
     /// The distinct codes by which `report` fails this name, in report order.

@@ -103,17 +103,7 @@ impl Probes {
         let Some(probe) = self.policy.name(name) else {
             return Some(serving);
         };
-        let failing: Vec<Subsystem> = probe
-            .members
-            .iter()
-            .copied()
-            .filter(|&member| {
-                system
-                    .subsystems
-                    .get(member.key())
-                    .is_some_and(|report| probe.fails(report))
-            })
-            .collect();
+        let failing = probe.failing_members(system);
         let all_excluded = !failing.is_empty() && failing.iter().all(|m| excluded.contains(m));
         Some(if all_excluded {
             Serving::Serving

@@ -133,15 +133,8 @@ impl FleetSource {
         let token = match &config.prometheus_token_file {
             None => None,
             Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|error| {
-                        invalid(
-                            "prometheus_token_file",
-                            format!("{}: {error}", path.display()),
-                        )
-                    })?
-                    .trim()
-                    .to_owned(),
+                http_client::read_token(path)
+                    .map_err(|problem| invalid("prometheus_token_file", problem))?,
             ),
         };
         let tls = match &config.prometheus_ca {
