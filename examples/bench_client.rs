@@ -15,6 +15,10 @@
 //!     bench_client flood ADDR SECONDS
 //!                                 one source pushing ReportMetrics from 16 callers, past its
 //!                                 per-source rate limit (run beside `checks`, as its own process)
+//!     bench_client targets COUNT FILE
+//!                                 COUNT Spring Boot-like targets of 5,000 series each on
+//!                                 loopback ports, listed in the file_sd file FILE; serves them
+//!                                 until killed
 
 use std::{
     error::Error,
@@ -501,6 +505,80 @@ async fn scrape(addr: &str, http: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// A Spring Boot app's `/actuator/prometheus` of `series` series: 5 pools, 10 caches and 5
+/// executors under Micrometer's names, and request histograms no row reads (as most of a real
+/// scrape is).
+fn app_exposition(series: usize) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    for i in 0..5 {
+        for (name, value) in [
+            ("hikaricp_connections_active", 8),
+            ("hikaricp_connections_idle", 4),
+            ("hikaricp_connections_max", 32),
+            ("hikaricp_connections_pending", 0),
+        ] {
+            let _ = writeln!(text, "{name}{{pool=\"pool-{i}\"}} {value}.0");
+        }
+        let _ = writeln!(text, "executor_active_threads{{name=\"executor-{i}\"}} 2.0");
+        let _ = writeln!(
+            text,
+            "executor_pool_max_threads{{name=\"executor-{i}\"}} 16.0"
+        );
+    }
+    for i in 0..10 {
+        for result in ["hit", "miss"] {
+            let _ = writeln!(
+                text,
+                "cache_gets_total{{cache=\"cache-{i}\",result=\"{result}\"}} 1000.0"
+            );
+        }
+        let _ = writeln!(text, "cache_size{{cache=\"cache-{i}\"}} 10.0");
+    }
+    let mut written = text.lines().count();
+    let mut i = 0;
+    while written < series {
+        let _ = writeln!(
+            text,
+            "http_server_requests_seconds_bucket{{method=\"GET\",status=\"200\",uri=\"/api/{}\",le=\"{}\"}} 42.0",
+            i / 10,
+            i % 10
+        );
+        written += 1;
+        i += 1;
+    }
+    text
+}
+
+async fn targets(count: &str, file: &str) -> Result<(), Box<dyn Error>> {
+    let count: usize = count.parse()?;
+    let body = bytes::Bytes::from(app_exposition(5_000));
+    let router = axum::Router::new().route(
+        "/actuator/prometheus",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "text/plain; version=0.0.4")], body) }
+        }),
+    );
+    let mut addresses = Vec::with_capacity(count);
+    for _ in 0..count {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        addresses.push(format!("\"{}\"", listener.local_addr()?));
+        let router = router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    let groups = format!(
+        r#"[{{"targets": [{}], "labels": {{"__metrics_path__": "/actuator/prometheus", "team": "bench"}}}}]"#,
+        addresses.join(", ")
+    );
+    let scratch = format!("{file}.tmp");
+    std::fs::write(&scratch, groups)?;
+    std::fs::rename(&scratch, file)?;
+    println!("{count} targets listed in {file}");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -519,8 +597,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["checks", addr, seconds] => checks(addr, seconds).await,
         ["flood", addr, seconds] => flood(addr, seconds).await,
         ["sources", addr, count] => sources(addr, count).await,
+        ["targets", count, file] => targets(count, file).await,
         _ => Err(
-            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS | sources ADDR COUNT"
+            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS | sources ADDR COUNT | targets COUNT FILE"
                 .into(),
         ),
     }

@@ -17,7 +17,6 @@ use std::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use tokio_rustls::TlsConnector;
 
 use crate::{
     core::{
@@ -26,7 +25,7 @@ use crate::{
     },
     engine::Engine,
     history::rfc3339,
-    http_client::{self, Request},
+    http_client::{self, Credentials, CredentialsError, Request},
     setting::ConfigError,
     telemetry::Telemetry,
 };
@@ -202,8 +201,7 @@ pub struct Alerter {
     labels: BTreeMap<String, String>,
     instance: String,
     external_url: String,
-    token: Option<String>,
-    tls: Option<TlsConnector>,
+    credentials: Credentials,
     queues: Vec<Arc<Queue>>,
     telemetry: Arc<Telemetry>,
 }
@@ -221,16 +219,11 @@ impl Alerter {
             key: format!("alerting.{key}"),
             problem,
         };
-        let token = match &config.token_file {
-            None => None,
-            Some(path) => Some(
-                http_client::read_token(path).map_err(|problem| invalid("token_file", problem))?,
-            ),
-        };
-        let tls = match &config.ca {
-            None => None,
-            Some(path) => Some(http_client::connector(path).map_err(|p| invalid("ca", p))?),
-        };
+        let credentials = Credentials::read(config.token_file.as_deref(), config.ca.as_deref())
+            .map_err(|error| match error {
+                CredentialsError::TokenFile(problem) => invalid("token_file", problem),
+                CredentialsError::Ca(problem) => invalid("ca", problem),
+            })?;
         let queues = config
             .alertmanagers
             .iter()
@@ -264,8 +257,7 @@ impl Alerter {
                 .unwrap_or_else(|| format!("http://{listen}"))
                 .trim_end_matches('/')
                 .to_owned(),
-            token,
-            tls,
+            credentials,
             queues,
             telemetry,
         })
@@ -444,8 +436,8 @@ impl Alerter {
             let request = Request {
                 uri: &queue.uri,
                 accept: "application/json",
-                bearer: self.token.as_deref(),
-                tls: self.tls.as_ref(),
+                bearer: self.credentials.bearer.as_deref(),
+                tls: self.credentials.tls.as_ref(),
                 max_body: 1 << 20,
                 body: Some(("application/json", Bytes::from(body))),
             };

@@ -23,8 +23,12 @@ use crate::{
     history::History,
     setting::ConfigError,
     sources::{
-        discovery::Discovery, fleet::FleetSource, host::HostSource, otlp::Otlp,
-        scrape::ScrapeSource, Source, SourceError,
+        discovery::Discovery,
+        fleet::FleetSource,
+        host::HostSource,
+        otlp::Otlp,
+        scrape::{Scrape, ScrapeSource},
+        Source, SourceError,
     },
     store::Store,
     telemetry::Telemetry,
@@ -97,14 +101,21 @@ pub async fn run(
         let host = HostSource::new(&config.host, &config.limits, telemetry.clone());
         tasks.spawn(host.start(&engine).await?);
     }
-    for target in &config.scrape {
+    for (index, target) in config.scrape.iter().enumerate() {
+        let credentials = target.credentials(&format!("scrape[{index}]"))?;
         let (target, limits) = (target.clone(), config.limits.clone());
-        let running = match Discovery::new(target.clone(), limits.clone(), telemetry.clone()) {
+        let discovery = Discovery::new(
+            target.clone(),
+            credentials.clone(),
+            limits.clone(),
+            telemetry.clone(),
+        );
+        let running = match discovery {
             Some(discovery) => discovery.start(&engine).await?,
             None => {
-                ScrapeSource::new(target, limits, telemetry.clone())
-                    .start(&engine)
-                    .await?
+                let endpoint = target.endpoint();
+                let scrape = Scrape::new(target, credentials, None, limits, telemetry.clone());
+                ScrapeSource::new(scrape, endpoint).start(&engine).await?
             }
         };
         tasks.spawn(running);

@@ -148,7 +148,7 @@ pub fn parse_url(url: &str) -> Result<Uri, String> {
 }
 
 /// The bearer token in the file `path` (surrounding whitespace left out), or what is wrong.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
+fn read_token(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map(|token| token.trim().to_owned())
         .map_err(|error| format!("{}: {error}", path.display()))
@@ -168,8 +168,41 @@ pub fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'s
     Ok(certificates)
 }
 
+/// What a client sends and whom it trusts: a bearer token and CA certificates, each read once
+/// from its file when the client is made.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub bearer: Option<String>,
+    pub tls: Option<TlsConnector>,
+}
+
+/// Which of `Credentials`' files could not be read, and why.
+pub enum CredentialsError {
+    TokenFile(String),
+    Ca(String),
+}
+
+impl Credentials {
+    /// Reads the token in `token_file` and the CA certificates in `ca`, where given.
+    pub fn read(
+        token_file: Option<&std::path::Path>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, CredentialsError> {
+        Ok(Self {
+            bearer: token_file
+                .map(read_token)
+                .transpose()
+                .map_err(CredentialsError::TokenFile)?,
+            tls: ca
+                .map(connector)
+                .transpose()
+                .map_err(CredentialsError::Ca)?,
+        })
+    }
+}
+
 /// A TLS client that trusts the PEM CA certificates in `path`.
-pub fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
+fn connector(path: &std::path::Path) -> Result<TlsConnector, String> {
     let mut roots = RootCertStore::empty();
     for certificate in read_certificates(path)? {
         roots

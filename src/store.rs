@@ -14,8 +14,8 @@ use std::{
 use crate::core::{
     ingest::{FieldError, Limits, Push},
     scoring::{
-        assemble, evaluate, snapshot, stale, Evaluated, HealthReport, Policy, Snapshot, Staleness,
-        Subsystem,
+        assemble, evaluate, snapshot, stale, Evaluated, HealthReport, Policy, Snapshot,
+        SourceLabels, Staleness, Subsystem,
     },
     subsystem::for_each_subsystem,
 };
@@ -42,7 +42,7 @@ impl<S: Snapshot> Slot<S> {
     /// The slot after a push of `snapshots`: each entity keeps its last snapshot (from `old`)
     /// as its previous, unless the push comes from a new incarnation of the source.
     fn new(
-        source: &Arc<str>,
+        (source, labels): (&Arc<str>, &SourceLabels),
         snapshots: Vec<S>,
         started_at: Option<SystemTime>,
         old: Option<Self>,
@@ -65,6 +65,7 @@ impl<S: Snapshot> Slot<S> {
         entities.sort_by(|a, b| a.current.name().cmp(b.current.name()));
         let fresh = evaluate(
             source,
+            labels,
             entities.iter().map(|e| (&e.current, e.previous.as_ref())),
             policy,
         );
@@ -74,6 +75,18 @@ impl<S: Snapshot> Slot<S> {
             fresh,
             stale: None,
         }
+    }
+
+    /// The same entities shown with the source's new `labels`.
+    fn relabel(&mut self, source: &Arc<str>, labels: &SourceLabels, policy: &Policy) {
+        self.fresh = evaluate(
+            source,
+            labels,
+            self.entities
+                .iter()
+                .map(|e| (&e.current, e.previous.as_ref())),
+            policy,
+        );
     }
 
     fn shown(&self) -> &Evaluated {
@@ -91,13 +104,24 @@ macro_rules! slots {
         }
 
         impl Slots {
-            /// Replaces the subsystems `push` carries a list for; returns them.
-            fn replace(&mut self, push: Push, source: &Arc<str>, policy: &Policy) -> Vec<Subsystem> {
+            /// Replaces the subsystems `push` carries a list for; returns them. With `relabel`
+            /// (the source's labels changed), the other subsystems are shown with the new
+            /// labels too, and returned.
+            fn replace(
+                &mut self,
+                push: Push,
+                source: (&Arc<str>, &SourceLabels),
+                relabel: bool,
+                policy: &Policy,
+            ) -> Vec<Subsystem> {
                 let mut changed = Vec::new();
                 $(if let Some(list) = push.$field {
                     let old = self.$field.take();
                     self.$field = (!list.is_empty())
                         .then(|| Slot::new(source, list, push.started_at, old, policy));
+                    changed.push(Subsystem::$variant);
+                } else if let Some(slot) = self.$field.as_mut().filter(|_| relabel) {
+                    slot.relabel(source.0, source.1, policy);
                     changed.push(Subsystem::$variant);
                 })+
                 changed
@@ -150,6 +174,8 @@ struct Source {
     sequence: Option<u64>,
     /// Whether the source is past its TTL (set by `expire`, cleared by its next push).
     stale: bool,
+    /// As its last applied push said.
+    labels: SourceLabels,
     slots: Slots,
 }
 
@@ -171,6 +197,7 @@ impl Source {
             started_at: None,
             sequence: None,
             stale: false,
+            labels: SourceLabels::default(),
             slots: Slots::default(),
         }
     }
@@ -279,7 +306,12 @@ impl Store {
         let was_stale = std::mem::replace(&mut source.stale, false);
         source.last_seen = now;
         source.ttl = ttl;
-        let mut changed = source.slots.replace(push, &name, &self.policy);
+        let relabel = source.labels != push.labels;
+        source.labels = push.labels.clone();
+        let mut changed =
+            source
+                .slots
+                .replace(push, (&name, &source.labels), relabel, &self.policy);
         if was_stale {
             // Coming back clears SOURCE_STALE from subsystems this push did not touch too.
             source.slots.refresh();
@@ -489,6 +521,40 @@ mod tests {
         let mut long = push("a", None, 1);
         long.ttl = Some(Duration::from_secs(7200));
         assert_eq!(store.apply(long, now).unwrap_err().field, "ttl");
+    }
+
+    #[test]
+    fn new_labels_show_on_every_subsystem_of_the_source() {
+        let mut store = store(Limits::default());
+        let now = Instant::now();
+        let cache = Push {
+            source: "a".into(),
+            caches: Some(vec![CacheSnapshot {
+                name: "c".into(),
+                enabled: true,
+                hits: 1,
+                misses: 0,
+                evictions: 0,
+                size: 1,
+                max_size: 100,
+            }]),
+            ..Push::default()
+        };
+        store.apply(cache, now).expect("valid");
+        let mut relabelled = push("a", None, 1);
+        relabelled.labels = Arc::new([("team".to_owned(), "orders".to_owned())].into());
+        assert_eq!(
+            store.apply(relabelled.clone(), now),
+            Ok(Applied::Changed(vec![
+                Subsystem::Datasources,
+                Subsystem::Caches
+            ]))
+        );
+        for subsystem in [Subsystem::Datasources, Subsystem::Caches] {
+            let report = store.report(subsystem);
+            let entity = report.entities.iter().next().expect("an entity");
+            assert_eq!(entity.labels, relabelled.labels, "{subsystem:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,12 @@ use crate::{
 };
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
     registry::Registry,
 };
 
@@ -99,7 +104,13 @@ pub struct Telemetry {
     alerts_sent: Family<AlertLabels, Counter>,
     alerts_dropped: Counter,
     sd_refreshes: Family<SdLabels, Counter>,
+    scrape_durations: Family<ScrapeNameLabels, Histogram, fn() -> Histogram>,
     watch_streams: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScrapeNameLabels {
+    scrape: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,6 +164,13 @@ impl Telemetry {
         let alerts_sent = Family::<AlertLabels, Counter>::default();
         let alerts_dropped = Counter::default();
         let sd_refreshes = Family::<SdLabels, Counter>::default();
+        let scrape_durations: Family<_, _, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 15)));
+        registry.register(
+            "healthscore_scrape_duration_seconds",
+            "Time a [[scrape]]'s targets took to answer and be read, from connecting to the pushed snapshot",
+            scrape_durations.clone(),
+        );
         registry.register(
             "healthscore_sd_refreshes",
             "Reads of a [[scrape]]'s target list (file_sd, http_sd), by result",
@@ -226,6 +244,7 @@ impl Telemetry {
             alerts_sent,
             alerts_dropped,
             sd_refreshes,
+            scrape_durations,
             watch_streams,
         })
     }
@@ -273,6 +292,30 @@ impl Telemetry {
                 result,
             })
             .inc();
+    }
+
+    /// Observes one answered scrape of a target of `scrape` that took `seconds`.
+    pub fn scrape_duration(&self, scrape: &str, seconds: f64) {
+        self.scrape_durations
+            .get_or_create(&ScrapeNameLabels {
+                scrape: scrape.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Drops the series of a target discovery no longer lists, so pods that come and go do not
+    /// grow `/metrics` for ever.
+    pub fn forget_target(&self, target: &str) {
+        for result in [
+            ScrapeResult::ok,
+            ScrapeResult::failed,
+            ScrapeResult::refused,
+        ] {
+            self.scrapes.remove(&ScrapeLabels {
+                target: target.to_owned(),
+                result,
+            });
+        }
     }
 
     pub fn otlp_points(&self, result: PointResult, points: u64) {

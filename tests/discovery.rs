@@ -231,3 +231,132 @@ async fn discovery_keys_are_checked_by_name() {
         assert!(error.starts_with(&format!("config key {key}:")), "{error}");
     }
 }
+
+/// An https target answering the exposition only to `authorization: Bearer {TOKEN}`, with a
+/// certificate for 127.0.0.1 signed by a CA written to `dir/ca.pem`.
+async fn tls_app(dir: &Dir) -> SocketAddr {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write CA");
+    let key = KeyPair::generate().expect("key");
+    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("sign");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![certificate.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key"),
+    )
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let router = Router::new().route(
+        "/actuator/prometheus",
+        get(|headers: axum::http::HeaderMap| async move {
+            let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+            if bearer == Some(&format!("Bearer {TOKEN}")) {
+                Ok(EXPOSITION)
+            } else {
+                Err(axum::http::StatusCode::UNAUTHORIZED)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+const TOKEN: &str = "scrape-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_targets_are_read_with_the_ca_and_token_and_their_labels_are_shown() {
+    let dir = Dir::new("https-sd");
+    let app = tls_app(&dir).await;
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("token");
+    // `source` clashes with healthscore's own label: exported as `exported_source`.
+    dir.write(
+        "targets.json",
+        &format!(
+            r#"[{{"targets": ["{app}"], "labels": {{"__scheme__": "https",
+                "__metrics_path__": "/actuator/prometheus", "team": "orders", "source": "k8s"}}}}]"#
+        ),
+    );
+    let mut target = scrape("secure");
+    target.file_sd = vec![format!("{}/*.json", dir.path().display())];
+    target.ca = Some(dir.path().join("ca.pem"));
+    target.token_file = Some(dir.path().join("token"));
+    target.labels = [("env".to_owned(), "prod".to_owned())].into();
+    let server = server_with(target).await;
+    let source = format!("scrape:secure/{app}");
+    until_sources(&server, &[source.clone()].into()).await;
+
+    let report = http_get(server.http, "/v1/health/datasources", None)
+        .await
+        .json();
+    assert_eq!(
+        report["entities"][0]["labels"],
+        serde_json::json!({"env": "prod", "source": "k8s", "team": "orders"})
+    );
+    let metrics = http_get(server.http, "/metrics", None).await.body;
+    let stale = format!(
+        "healthscore_source_stale{{source=\"{source}\",env=\"prod\",exported_source=\"k8s\",team=\"orders\"}} 0"
+    );
+    assert!(metrics.contains(&stale), "no {stale} in\n{metrics}");
+    assert!(metrics.contains("healthscore_scrape_duration_seconds_count{scrape=\"secure\"}"));
+
+    let entities = server
+        .reports()
+        .get_datasource_health(healthscore::proto::v1::GetDatasourceHealthRequest::default())
+        .await
+        .expect("report")
+        .into_inner()
+        .report
+        .expect("a report")
+        .entities;
+    assert_eq!(
+        entities[0].labels.get("team").map(String::as_str),
+        Some("orders")
+    );
+}
+
+#[tokio::test]
+async fn https_without_a_ca_and_bad_labels_are_refused_by_key() {
+    let mut config = Config::default();
+    let mut https = scrape("x");
+    https.url = Some("https://127.0.0.1:1/metrics".into());
+    let mut labels = scrape("y");
+    labels.url = Some("http://127.0.0.1:1/metrics".into());
+    labels.labels = [("bad-name".to_owned(), "v".to_owned())].into();
+    for (target, key) in [
+        (https, "scrape[0].ca"),
+        (labels, "scrape[0].labels.bad-name"),
+    ] {
+        config.scrape = vec![target];
+        let error = config.validate().expect_err("refused").to_string();
+        assert!(error.starts_with(&format!("config key {key}:")), "{error}");
+    }
+}

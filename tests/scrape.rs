@@ -267,7 +267,8 @@ async fn bad_answers_change_nothing_and_are_counted() {
 #[test]
 fn config_check_names_the_bad_key_of_a_target() {
     for (toml, key) in [
-        ("[[scrape]]\nname = \"a\"\nurl = \"https://x/metrics\"\nprofile = \"node\"\n", "scrape[0].url"),
+        ("[[scrape]]\nname = \"a\"\nurl = \"ftp://x/metrics\"\nprofile = \"node\"\n", "scrape[0].url"),
+        ("[[scrape]]\nname = \"a\"\nurl = \"https://x/metrics\"\nprofile = \"node\"\n", "scrape[0].ca"),
         ("[[scrape]]\nname = \"a\"\nurl = \"http://x/metrics\"\n", "scrape[0].profile"),
         ("[[scrape]]\nname = \"a\"\nurl = \"http://x/m\"\nprofile = \"node\"\ninterval_secs = 5\ntimeout_secs = 9\n", "scrape[0].timeout_secs"),
         ("[[scrape]]\nname = \"a\"\nurl = \"http://x/m\"\n[[scrape.mappings]]\nmetric = \"m\"\nsubsystem = \"caches\"\nfield = \"active\"\nentity = \"c\"\n", "scrape[0].mappings[0].field"),

@@ -11,7 +11,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{scoring::snapshot, subsystem::for_each_subsystem};
+use super::{
+    scoring::{snapshot, SourceLabels},
+    subsystem::for_each_subsystem,
+};
 
 /// Why an input was refused: the request is malformed; or it is valid but a limit of the
 /// server's (sources, entities, pushes a second) is full; or its token may not write there.
@@ -82,6 +85,8 @@ macro_rules! push_struct {
             pub sequence: Option<u64>,
             /// `None` uses the configured default.
             pub ttl: Option<Duration>,
+            /// Shown with the source's entities; a push with other labels relabels them all.
+            pub labels: SourceLabels,
             $(pub $field: Option<Vec<snapshot::$snapshot>>,)+
         }
 
@@ -118,6 +123,41 @@ pub fn name(field: &str, value: &str, max_bytes: usize) -> Result<Arc<str>, Fiel
         ));
     }
     Ok(Arc::from(value))
+}
+
+/// The most labels a source carries.
+pub const MAX_SOURCE_LABELS: usize = 32;
+
+/// Validates a source's labels (`field` is where they were given): at most
+/// `MAX_SOURCE_LABELS`, names as Prometheus' (`[a-zA-Z_][a-zA-Z0-9_]*`, not the reserved `__`
+/// prefix), values as names are (`name`), so they can be shown and exported as series labels.
+pub fn labels<'a>(
+    field: &str,
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+    max_bytes: usize,
+) -> Result<SourceLabels, FieldError> {
+    let mut checked = std::collections::BTreeMap::new();
+    for (label, value) in labels {
+        let is_name = label
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        if !is_name || label.is_empty() || label.starts_with("__") {
+            return Err(FieldError::new(
+                format!("{field}.{label}"),
+                "is not a label name: [a-zA-Z_][a-zA-Z0-9_]*, not starting with __",
+            ));
+        }
+        name(&format!("{field}.{label}"), value, max_bytes)?;
+        checked.insert(label.clone(), value.clone());
+    }
+    if checked.len() > MAX_SOURCE_LABELS {
+        return Err(FieldError::new(
+            field,
+            format!("{} labels; the limit is {MAX_SOURCE_LABELS}", checked.len()),
+        ));
+    }
+    Ok(Arc::new(checked))
 }
 
 /// Unicode format characters (category Cf) that change how text displays without showing:

@@ -13,13 +13,15 @@ use std::{
 };
 
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
-use super::scrape::{ScrapeSource, Target};
+use super::scrape::{source_target, Endpoint, Scrape, ScrapeSource, Target};
 use crate::{
-    core::{ingest::Limits, probes::matches_source},
+    core::{
+        ingest::{self, Limits},
+        probes::matches_source,
+    },
     engine::Engine,
-    http_client::Request,
+    http_client::{Credentials, Request},
     telemetry::Telemetry,
 };
 
@@ -34,13 +36,6 @@ struct Group {
     targets: Vec<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
-}
-
-/// A discovered target: its source name and URL.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Found {
-    pub source: String,
-    pub url: String,
 }
 
 /// The target groups in `text`, JSON or (for `yaml`) YAML.
@@ -59,19 +54,21 @@ fn stable_hash(text: &str) -> u64 {
     })
 }
 
-/// The targets `groups` list for the scrape `name`, the URL shaped by `__scheme__`,
-/// `__metrics_path__` and `__param_<name>`, keeping those of shard `index` of `count`.
-fn targets(name: &str, groups: &[Group], (count, index): (u32, u32)) -> Result<Vec<Found>, String> {
+/// The targets `groups` list for `target`'s scrape, the URL shaped by `__scheme__`,
+/// `__metrics_path__` and `__param_<name>`, the other labels (`__` ones left out) added to the
+/// scrape's, keeping those of the scrape's shard. Label values are limited to `max_bytes`.
+fn targets(target: &Target, groups: &[Group], max_bytes: usize) -> Result<Vec<Endpoint>, String> {
     let mut urls = BTreeMap::new();
     for group in groups {
         let scheme = group
             .labels
             .get("__scheme__")
             .map_or("http", String::as_str);
-        if scheme != "http" {
-            return Err(format!(
-                "__scheme__ {scheme:?}: only http targets are scraped"
-            ));
+        match scheme {
+            "http" => {}
+            "https" if target.ca.is_some() => {}
+            "https" => return Err("__scheme__ \"https\": the [[scrape]] sets no ca".into()),
+            _ => return Err(format!("__scheme__ {scheme:?}: only http and https")),
         }
         let path = group
             .labels
@@ -94,36 +91,49 @@ fn targets(name: &str, groups: &[Group], (count, index): (u32, u32)) -> Result<V
         } else {
             format!("?{}", params.join("&"))
         };
-        for target in &group.targets {
-            let authority: hyper::http::uri::Authority = target
+        let shown = target.labels.iter().chain(
+            group
+                .labels
+                .iter()
+                .filter(|(label, _)| !label.starts_with("__")),
+        );
+        let labels = ingest::labels("labels", shown, max_bytes).map_err(|e| e.to_string())?;
+        for listed in &group.targets {
+            let authority: hyper::http::uri::Authority = listed
                 .parse()
-                .map_err(|_| format!("{target:?} is not a host:port target"))?;
+                .map_err(|_| format!("{listed:?} is not a host:port target"))?;
             if authority.port().is_none() {
-                return Err(format!("{target:?} has no port"));
+                return Err(format!("{listed:?} has no port"));
             }
-            let url = format!("http://{authority}{path}{query}");
-            url.parse::<hyper::Uri>()
+            let url = format!("{scheme}://{authority}{path}{query}");
+            let uri = url
+                .parse::<hyper::Uri>()
                 .map_err(|error| format!("{url:?} is not a URL: {error}"))?;
-            urls.insert(url, (authority.to_string(), path.to_owned()));
+            urls.insert(
+                url,
+                (authority.to_string(), path.to_owned(), uri, labels.clone()),
+            );
         }
     }
     let mut per_address: BTreeMap<&str, usize> = BTreeMap::new();
-    for (address, _) in urls.values() {
+    for (address, ..) in urls.values() {
         *per_address.entry(address).or_default() += 1;
     }
+    let (count, index) = (target.shard_count, target.shard_index);
     Ok(urls
         .iter()
         .filter(|(url, _)| stable_hash(url) % u64::from(count) == u64::from(index))
-        .map(|(url, (address, path))| {
+        .map(|(_, (address, path, uri, labels))| {
             // The path joins the name only when two targets share an address.
             let source = if per_address[address.as_str()] > 1 {
-                format!("{name}/{address}{path}")
+                format!("scrape:{}/{address}{path}", target.name)
             } else {
-                format!("{name}/{address}")
+                format!("scrape:{}/{address}", target.name)
             };
-            Found {
+            Endpoint {
+                uri: uri.clone(),
                 source,
-                url: url.clone(),
+                labels: labels.clone(),
             }
         })
         .collect())
@@ -182,19 +192,15 @@ enum Lists {
 
 /// A `[[scrape]]` with discovery: it keeps one scrape task per target it lists.
 pub struct Discovery {
-    target: Target,
+    scrape: Arc<Scrape>,
     lists: Lists,
     refresh: Duration,
-    shard: (u32, u32),
-    limits: Limits,
-    telemetry: Arc<Telemetry>,
-    in_flight: Arc<Semaphore>,
 }
 
-/// A target's scrape task and its URL. The task ends with this (discovery stopped, or the
-/// target gone).
+/// A target's scrape task and where it scrapes. The task ends with this (discovery stopped,
+/// or the target gone or changed).
 struct Scraping {
-    url: String,
+    endpoint: Endpoint,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -209,20 +215,22 @@ type Stamp = (PathBuf, Option<SystemTime>, u64);
 
 impl Discovery {
     /// The discovery of `target` (validated), which has `file_sd` or `http_sd`.
-    pub fn new(target: Target, limits: Limits, telemetry: Arc<Telemetry>) -> Option<Self> {
+    pub fn new(
+        target: Target,
+        credentials: Credentials,
+        limits: Limits,
+        telemetry: Arc<Telemetry>,
+    ) -> Option<Self> {
         let lists = match (&target.http_sd, target.file_sd.is_empty()) {
             (Some(url), _) => Lists::Http(url.parse().ok()?),
             (None, false) => Lists::Files(target.file_sd.clone()),
             (None, true) => return None,
         };
+        let refresh = Duration::from_secs(target.refresh_secs);
         Some(Self {
-            refresh: Duration::from_secs(target.refresh_secs),
-            shard: (target.shard_count, target.shard_index),
-            target,
+            scrape: Scrape::new(target, credentials, Some(MAX_IN_FLIGHT), limits, telemetry),
             lists,
-            limits,
-            telemetry,
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            refresh,
         })
     }
 
@@ -250,13 +258,14 @@ impl Discovery {
                 }
                 Lists::Http(uri) => self.fetch(uri).await,
             };
-            let found = listed.and_then(|groups| targets(&self.target.name, &groups, self.shard));
+            let target = self.scrape.target();
+            let found = listed.and_then(|groups| targets(target, &groups, self.max_label_bytes()));
             let ok = found.is_ok();
-            self.telemetry.sd_refresh(&self.target.name, ok);
+            self.scrape.telemetry().sd_refresh(&target.name, ok);
             let found = match found {
                 Ok(found) => found,
                 Err(error) => {
-                    tracing::warn!(scrape = %self.target.name, %error, "target discovery failed; keeping the last target list");
+                    tracing::warn!(scrape = %target.name, %error, "target discovery failed; keeping the last target list");
                     continue;
                 }
             };
@@ -267,15 +276,16 @@ impl Discovery {
     }
 
     async fn fetch(&self, uri: &hyper::Uri) -> Result<Vec<Group>, String> {
+        let credentials = self.scrape.credentials();
         let request = Request {
             uri,
             accept: "application/json",
-            bearer: None,
-            tls: None,
+            bearer: credentials.bearer.as_deref(),
+            tls: credentials.tls.as_ref(),
             max_body: MAX_LIST_BYTES,
             body: None,
         };
-        let timeout = Duration::from_secs(self.target.timeout_secs);
+        let timeout = Duration::from_secs(self.scrape.target().timeout_secs);
         let body = tokio::time::timeout(timeout, request.send())
             .await
             .map_err(|_| format!("no answer within {timeout:?} (timeout_secs)"))?
@@ -283,22 +293,27 @@ impl Discovery {
         parse_groups(&body, false)
     }
 
-    /// Starts the targets that appeared and forgets those that left; `false` once the engine
-    /// has stopped.
+    /// Label values as long as names may be.
+    fn max_label_bytes(&self) -> usize {
+        self.scrape.limits().max_name_bytes
+    }
+
+    /// Starts the targets that appeared, restarts those whose URL or labels changed and forgets
+    /// those that left; `false` once the engine has stopped.
     async fn apply(
         &self,
-        found: Vec<Found>,
+        found: Vec<Endpoint>,
         running: &mut BTreeMap<String, Scraping>,
         engine: &Engine,
     ) -> bool {
-        let wanted: BTreeMap<String, String> = found
+        let mut wanted: BTreeMap<String, Endpoint> = found
             .into_iter()
-            .map(|f| (format!("scrape:{}", f.source), f.url))
+            .map(|endpoint| (endpoint.source.clone(), endpoint))
             .collect();
         let gone: Vec<String> = running
-            .iter()
-            .filter(|(source, running)| wanted.get(*source) != Some(&running.url))
-            .map(|(source, _)| source.clone())
+            .keys()
+            .filter(|source| !wanted.contains_key(*source))
+            .cloned()
             .collect();
         for source in gone {
             if let Some(mut gone) = running.remove(&source) {
@@ -306,21 +321,19 @@ impl Discovery {
                 // Stopped before it is forgotten: a push of its in flight cannot bring it back.
                 let _ = (&mut gone.task).await;
             }
+            self.scrape
+                .telemetry()
+                .forget_target(source_target(&source));
             if engine.forget(source.into()).await.is_err() {
                 return false;
             }
         }
-        for (source, url) in wanted {
-            if running.contains_key(&source) {
-                continue;
-            }
-            let mut target = self.target.clone();
-            target.name = source.trim_start_matches("scrape:").to_owned();
-            target.url = Some(url.clone());
-            let scrape = ScrapeSource::new(target, self.limits.clone(), self.telemetry.clone())
-                .with_in_flight(self.in_flight.clone());
+        running.retain(|source, scraping| wanted.get(source) == Some(&scraping.endpoint));
+        wanted.retain(|source, _| !running.contains_key(source));
+        for (source, endpoint) in wanted {
+            let scrape = ScrapeSource::new(self.scrape.clone(), endpoint.clone());
             let task = tokio::spawn(scrape.run(engine.clone()));
-            running.insert(source, Scraping { url, task });
+            running.insert(source, Scraping { endpoint, task });
         }
         true
     }
@@ -368,29 +381,49 @@ mod tests {
         parse_groups(json.as_bytes(), false).expect("groups")
     }
 
+    fn scrape(name: &str, shard: (u32, u32)) -> Target {
+        Target {
+            name: name.into(),
+            shard_count: shard.0,
+            shard_index: shard.1,
+            labels: [("env".to_owned(), "prod".to_owned())].into(),
+            ..Target::default()
+        }
+    }
+
     #[test]
     fn urls_are_shaped_by_the_meta_labels_and_shared_addresses_keep_their_path() {
         let listed = groups(
             r#"[{"targets": ["10.0.0.1:8080", "10.0.0.2:8080"], "labels": {"team": "a",
                  "__metrics_path__": "/actuator/prometheus", "__param_format": "text plain"}},
-                {"targets": ["10.0.0.1:8080"]}]"#,
+                {"targets": ["10.0.0.1:8080"], "labels": {"env": "dev"}}]"#,
         );
-        let found = targets("apps", &listed, (1, 0)).expect("targets");
-        let pairs: Vec<(&str, &str)> = found
+        let found = targets(&scrape("apps", (1, 0)), &listed, 64).expect("targets");
+        type Shown<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+        let shown: Vec<Shown> = found
             .iter()
-            .map(|f| (f.source.as_str(), f.url.as_str()))
+            .map(|f| {
+                let labels = f.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                (f.source.as_str(), f.uri.to_string(), labels.collect())
+            })
             .collect();
         assert_eq!(
-            pairs,
+            shown,
             [
                 (
-                    "apps/10.0.0.1:8080/actuator/prometheus",
-                    "http://10.0.0.1:8080/actuator/prometheus?format=text%20plain"
+                    "scrape:apps/10.0.0.1:8080/actuator/prometheus",
+                    "http://10.0.0.1:8080/actuator/prometheus?format=text%20plain".into(),
+                    vec![("env", "prod"), ("team", "a")]
                 ),
-                ("apps/10.0.0.1:8080/metrics", "http://10.0.0.1:8080/metrics"),
                 (
-                    "apps/10.0.0.2:8080",
-                    "http://10.0.0.2:8080/actuator/prometheus?format=text%20plain"
+                    "scrape:apps/10.0.0.1:8080/metrics",
+                    "http://10.0.0.1:8080/metrics".into(),
+                    vec![("env", "dev")]
+                ),
+                (
+                    "scrape:apps/10.0.0.2:8080",
+                    "http://10.0.0.2:8080/actuator/prometheus?format=text%20plain".into(),
+                    vec![("env", "prod"), ("team", "a")]
                 ),
             ]
         );
@@ -400,16 +433,33 @@ mod tests {
         )
         .expect("YAML groups");
         assert_eq!(
-            targets("n", &yaml, (1, 0)).expect("targets")[0].source,
-            "n/10.0.0.3:9100"
+            targets(&scrape("n", (1, 0)), &yaml, 64).expect("targets")[0].source,
+            "scrape:n/10.0.0.3:9100"
         );
         for bad in [
             r#"[{"targets": ["no-port"]}]"#,
             r#"[{"targets": ["a:1"], "labels": {"__scheme__": "https"}}]"#,
+            r#"[{"targets": ["a:1"], "labels": {"__scheme__": "ftp"}}]"#,
+            r#"[{"targets": ["a:1"], "labels": {"bad-name": "x"}}]"#,
+            r#"[{"targets": ["a:1"], "labels": {"long": "0123456789"}}]"#,
         ] {
-            assert!(targets("x", &groups(bad), (1, 0)).is_err(), "{bad}");
+            assert!(
+                targets(&scrape("x", (1, 0)), &groups(bad), 8).is_err(),
+                "{bad}"
+            );
         }
         assert!(parse_groups(b"{\"targets\": 1}", false).is_err());
+    }
+
+    #[test]
+    fn https_targets_need_the_scrapes_ca() {
+        let listed = groups(r#"[{"targets": ["a:1"], "labels": {"__scheme__": "https"}}]"#);
+        let with_ca = Target {
+            ca: Some("/etc/ca.pem".into()),
+            ..scrape("s", (1, 0))
+        };
+        let found = targets(&with_ca, &listed, 64).expect("targets");
+        assert_eq!(found[0].uri.to_string(), "https://a:1/metrics");
     }
 
     #[test]
@@ -418,7 +468,7 @@ mod tests {
             .map(|i| format!("\"10.0.{}.{}:80\"", i / 250, i % 250))
             .collect();
         let listed = groups(&format!(r#"[{{"targets": [{}]}}]"#, all.join(",")));
-        let shard = |index| targets("s", &listed, (2, index)).expect("targets");
+        let shard = |index| targets(&scrape("s", (2, index)), &listed, 64).expect("targets");
         let (a, b) = (shard(0), shard(1));
         assert_eq!(a.len() + b.len(), 1000);
         assert!(a.len() > 400 && b.len() > 400, "{} / {}", a.len(), b.len());

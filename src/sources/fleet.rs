@@ -6,12 +6,11 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use tokio_rustls::TlsConnector;
 
 use crate::{
     core::fleet::{check_selector, FleetView, Guard, PeerCount},
     engine::{Engine, EngineError},
-    http_client::{self, Request},
+    http_client::{self, Credentials, CredentialsError, Request},
     setting::{ConfigError, Delay},
 };
 
@@ -104,8 +103,7 @@ pub struct FleetSource {
     /// `sum by (name)` and `count by (name)` of the other instances' failing series.
     queries: [hyper::Uri; 2],
     refresh: Duration,
-    token: Option<String>,
-    tls: Option<TlsConnector>,
+    credentials: Credentials,
 }
 
 impl FleetSource {
@@ -130,25 +128,18 @@ impl FleetSource {
                 .parse::<hyper::Uri>()
                 .map_err(|error| invalid("prometheus_url", error.to_string()))
         };
-        let token = match &config.prometheus_token_file {
-            None => None,
-            Some(path) => Some(
-                http_client::read_token(path)
-                    .map_err(|problem| invalid("prometheus_token_file", problem))?,
-            ),
-        };
-        let tls = match &config.prometheus_ca {
-            None => None,
-            Some(path) => Some(
-                http_client::connector(path)
-                    .map_err(|problem| invalid("prometheus_ca", problem))?,
-            ),
-        };
+        let credentials = Credentials::read(
+            config.prometheus_token_file.as_deref(),
+            config.prometheus_ca.as_deref(),
+        )
+        .map_err(|error| match error {
+            CredentialsError::TokenFile(problem) => invalid("prometheus_token_file", problem),
+            CredentialsError::Ca(problem) => invalid("prometheus_ca", problem),
+        })?;
         Ok(Self {
             queries: [query("sum")?, query("count")?],
             refresh: config.refresh.0,
-            token,
-            tls,
+            credentials,
         })
     }
 
@@ -200,8 +191,8 @@ impl FleetSource {
         let [failing, peers] = [&self.queries[0], &self.queries[1]].map(|uri| Request {
             uri,
             accept: "application/json",
-            bearer: self.token.as_deref(),
-            tls: self.tls.as_ref(),
+            bearer: self.credentials.bearer.as_deref(),
+            tls: self.credentials.tls.as_ref(),
             max_body: MAX_ANSWER_BYTES,
             body: None,
         });

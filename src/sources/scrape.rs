@@ -5,9 +5,11 @@
 //! and changes nothing.
 
 use std::{
+    collections::BTreeMap,
     hash::{Hash, Hasher},
+    path::PathBuf,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use serde::{Deserialize, Serialize};
@@ -19,9 +21,13 @@ use super::{
     push, Running, Source, SourceError,
 };
 use crate::{
-    core::ingest::{FieldError, Limits, Push},
+    core::{
+        ingest::{self, FieldError, Limits, Push},
+        scoring::SourceLabels,
+    },
     engine::{Engine, EngineError},
-    http_client::{HttpError, Request},
+    http_client::{Credentials, CredentialsError, HttpError, Request},
+    setting::ConfigError,
     telemetry::{ScrapeResult, Telemetry},
 };
 
@@ -72,6 +78,16 @@ pub struct Target {
     /// A larger answer is refused.
     #[serde(default = "Target::default_max_body")]
     pub max_body_bytes: usize,
+    /// Shown with the sources' entities and series; a discovered target group's labels are
+    /// added (and win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// A file holding a bearer token sent to the targets and the `http_sd` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA certificates that https targets and the `http_sd` URL are verified with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for Target {
@@ -89,6 +105,9 @@ impl Default for Target {
             profile: None,
             mappings: Vec::new(),
             max_body_bytes: Self::default_max_body(),
+            labels: BTreeMap::new(),
+            token_file: None,
+            ca: None,
         }
     }
 }
@@ -122,6 +141,11 @@ impl Target {
             limits.max_name_bytes,
         )?;
         self.check_where(key)?;
+        ingest::labels(
+            &format!("{key}.labels"),
+            &self.labels,
+            limits.max_name_bytes,
+        )?;
         if !(1..=3_600).contains(&self.interval_secs) {
             return Err(FieldError::new(
                 format!("{key}.interval_secs"),
@@ -162,10 +186,16 @@ impl Target {
                     format!("{url:?} is not a URL: {error}"),
                 )
             })?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 return Err(FieldError::new(
                     format!("{key}.{field}"),
-                    format!("{url:?} is not an http://host:port/path URL (https is not supported)"),
+                    format!("{url:?} is not an http:// or https://host:port/path URL"),
+                ));
+            }
+            if uri.scheme_str() == Some("https") && self.ca.is_none() {
+                return Err(FieldError::new(
+                    format!("{key}.ca"),
+                    format!("{url:?} is https: give the CA to verify it with"),
                 ));
             }
             Ok(())
@@ -217,18 +247,106 @@ impl Target {
     fn source(&self) -> String {
         format!("scrape:{}", self.name)
     }
+
+    /// The endpoint of a `url` target (validated).
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            uri: self
+                .url
+                .as_deref()
+                .unwrap_or_default()
+                .parse()
+                .expect("Target::validate accepted the URL"),
+            source: self.source(),
+            labels: Arc::new(self.labels.clone()),
+        }
+    }
+
+    /// Reads the token and CA files; errors name the key (`scrape[1].ca`).
+    pub fn credentials(&self, key: &str) -> Result<Credentials, ConfigError> {
+        Credentials::read(self.token_file.as_deref(), self.ca.as_deref()).map_err(|error| {
+            let (field, problem) = match error {
+                CredentialsError::TokenFile(problem) => ("token_file", problem),
+                CredentialsError::Ca(problem) => ("ca", problem),
+            };
+            ConfigError::Invalid {
+                key: format!("{key}.{field}"),
+                problem,
+            }
+        })
+    }
 }
 
-/// A running target: its address, mapping and TTL, made once.
-pub struct ScrapeSource {
+/// What every target of one `[[scrape]]` shares, made once: its config, mapping, TTL and
+/// credentials, and the permits of its scrapes in flight.
+pub struct Scrape {
     target: Target,
-    uri: hyper::Uri,
-    /// Shared by the targets of one discovery: scrapes in flight at once.
-    in_flight: Option<Arc<Semaphore>>,
     mapping: Mapping,
     ttl: Duration,
+    credentials: Credentials,
+    /// Shared by the targets of one discovery: scrapes in flight at once.
+    in_flight: Option<Semaphore>,
     limits: Limits,
     telemetry: Arc<Telemetry>,
+}
+
+impl Scrape {
+    /// The scrape of `target` (validated), read with `credentials`; its discovered targets
+    /// scrape at most `in_flight` at once.
+    pub fn new(
+        target: Target,
+        credentials: Credentials,
+        in_flight: Option<usize>,
+        limits: Limits,
+        telemetry: Arc<Telemetry>,
+    ) -> Arc<Self> {
+        let mapping = match target.profile {
+            Some(Profile::Micrometer) => Mapping::micrometer(),
+            Some(Profile::Node) | None => Mapping::default(),
+        }
+        .with(&target.mappings);
+        let ttl = limits.ttl_of_interval(Duration::from_secs(target.interval_secs));
+        Arc::new(Self {
+            target,
+            mapping,
+            ttl,
+            credentials,
+            in_flight: in_flight.map(Semaphore::new),
+            limits,
+            telemetry,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// Where one source is scraped: its URL, its source name and its labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub uri: hyper::Uri,
+    /// `scrape:<name>`, or `scrape:<name>/<host:port>` for a discovered target.
+    pub source: String,
+    pub labels: SourceLabels,
+}
+
+/// One running target.
+pub struct ScrapeSource {
+    scrape: Arc<Scrape>,
+    endpoint: Endpoint,
 }
 
 /// Why one scrape changed nothing.
@@ -247,69 +365,46 @@ enum ScrapeError {
 }
 
 impl ScrapeSource {
-    /// A source for `target`, which `Target::validate` has accepted.
-    pub fn new(target: Target, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
-        let uri = target
-            .url
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .expect("Target::validate accepted the URL");
-        let mapping = match target.profile {
-            Some(Profile::Micrometer) => Mapping::micrometer(),
-            Some(Profile::Node) | None => Mapping::default(),
-        }
-        .with(&target.mappings);
-        let ttl = limits.ttl_of_interval(Duration::from_secs(target.interval_secs));
-        Self {
-            target,
-            uri,
-            in_flight: None,
-            mapping,
-            ttl,
-            limits,
-            telemetry,
-        }
-    }
-
-    /// Scrapes only while it holds one of `in_flight`'s permits.
-    pub fn with_in_flight(self, in_flight: Arc<Semaphore>) -> Self {
-        Self {
-            in_flight: Some(in_flight),
-            ..self
-        }
+    pub fn new(scrape: Arc<Scrape>, endpoint: Endpoint) -> Self {
+        Self { scrape, endpoint }
     }
 
     /// Scrapes every interval, starting at an offset of its own, until the engine stops.
     pub async fn run(self, engine: Engine) {
-        let interval = Duration::from_secs(self.target.interval_secs);
+        let target = &self.scrape.target;
+        let interval = Duration::from_secs(target.interval_secs);
         // Targets start spread over the interval, so many of them do not scrape at once.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.target.name.hash(&mut hasher);
+        self.endpoint.source.hash(&mut hasher);
         let offset = Duration::from_millis(hasher.finish() % interval.as_millis().max(1) as u64);
         tokio::time::sleep(offset).await;
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cpu = None;
+        let telemetry = &self.scrape.telemetry;
         loop {
             ticks.tick().await;
-            let permit = match &self.in_flight {
-                Some(in_flight) => in_flight.clone().acquire_owned().await.ok(),
+            let permit = match &self.scrape.in_flight {
+                Some(in_flight) => in_flight.acquire().await.ok(),
                 None => None,
             };
+            let began = Instant::now();
             let scraped = self.scrape(&mut cpu).await;
             drop(permit);
+            if !matches!(scraped, Err(ScrapeError::Timeout(_) | ScrapeError::Get(_))) {
+                telemetry.scrape_duration(&target.name, began.elapsed().as_secs_f64());
+            }
             let result = match scraped {
                 Ok(push) => match engine.push(push).await {
                     Ok(_) => ScrapeResult::ok,
                     Err(EngineError::Stopped) => return,
                     Err(EngineError::Invalid(error)) => {
-                        tracing::warn!(target = %self.target.name, %error, "scrape refused");
+                        tracing::warn!(source = %self.endpoint.source, %error, "scrape refused");
                         ScrapeResult::refused
                     }
                 },
                 Err(error) => {
-                    tracing::warn!(target = %self.target.name, url = %self.uri, %error, "scrape failed");
+                    tracing::warn!(source = %self.endpoint.source, url = %self.endpoint.uri, %error, "scrape failed");
                     match error {
                         ScrapeError::Parse(_) | ScrapeError::Refused(_) | ScrapeError::NotText => {
                             ScrapeResult::refused
@@ -318,26 +413,28 @@ impl ScrapeSource {
                     }
                 }
             };
-            self.telemetry.scrape(&self.target.name, result);
+            telemetry.scrape(source_target(&self.endpoint.source), result);
         }
     }
 
     /// One scrape, as the push it makes.
     async fn scrape(&self, cpu: &mut Option<CpuTimes>) -> Result<Push, ScrapeError> {
-        let timeout = Duration::from_secs(self.target.timeout_secs);
+        let scrape = &*self.scrape;
+        let timeout = Duration::from_secs(scrape.target.timeout_secs);
         let body = tokio::time::timeout(timeout, self.fetch())
             .await
             .map_err(|_| ScrapeError::Timeout(timeout))??;
         let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText)?;
-        let node = self.target.profile == Some(Profile::Node);
+        let node = scrape.target.profile == Some(Profile::Node);
         // Only what a row (or the node profile) reads is kept of a large exposition.
         let samples = exposition::parse_kept(text, |name| {
-            self.mapping.reads(name) || (node && name.starts_with("node_"))
+            scrape.mapping.reads(name) || (node && name.starts_with("node_"))
         })?;
-        let (mut request, _unread) = self.mapping.apply(&samples)?;
-        request.source = self.target.source();
-        let mut push = push::from_wire(request, &self.limits, SystemTime::now())?;
-        push.ttl = Some(self.ttl);
+        let (mut request, _unread) = scrape.mapping.apply(&samples)?;
+        request.source.clone_from(&self.endpoint.source);
+        let mut push = push::from_wire(request, &scrape.limits, SystemTime::now())?;
+        push.ttl = Some(scrape.ttl);
+        push.labels = self.endpoint.labels.clone();
         if node {
             let (host, times) = node_host(&samples, *cpu);
             *cpu = times;
@@ -348,16 +445,23 @@ impl ScrapeSource {
 
     /// The target's answer, read up to its size limit.
     async fn fetch(&self) -> Result<Vec<u8>, ScrapeError> {
+        let scrape = &*self.scrape;
         let get = Request {
-            uri: &self.uri,
+            uri: &self.endpoint.uri,
             accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-            bearer: None,
-            tls: None,
-            max_body: self.target.max_body_bytes,
+            bearer: scrape.credentials.bearer.as_deref(),
+            tls: scrape.credentials.tls.as_ref(),
+            max_body: scrape.target.max_body_bytes,
             body: None,
         };
         Ok(get.send().await?)
     }
+}
+
+/// The target a source name stands for in `healthscore_scrapes_total`: the name without
+/// `scrape:`.
+pub fn source_target(source: &str) -> &str {
+    source.strip_prefix("scrape:").unwrap_or(source)
 }
 
 impl Source for ScrapeSource {

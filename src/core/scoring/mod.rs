@@ -13,7 +13,7 @@ pub mod snapshot;
 pub use catalog::Code;
 pub use model::{
     issue_digest, Deduction, EntityHealth, HealthReport, Issue, Metrics, Omitted, Runs,
-    ScoreBreakdown, Severity, Status, Subsystem, SystemHealthReport,
+    ScoreBreakdown, Severity, SourceLabels, Status, Subsystem, SystemHealthReport,
 };
 pub use policy::{Penalties, Policy, Thresholds};
 pub use score::{

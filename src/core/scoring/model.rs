@@ -2,7 +2,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{hash_map::DefaultHasher, BinaryHeap},
+    collections::{hash_map::DefaultHasher, BTreeMap, BinaryHeap},
     fmt,
     hash::{Hash, Hasher},
     str::FromStr,
@@ -214,12 +214,19 @@ impl ScoreBreakdown {
     }
 }
 
+/// The labels a source carries, shown with its entities: a `[[scrape]]`'s `labels` and a
+/// discovered target group's (Prometheus' `__` meta labels left out). Shared by every row of
+/// the source.
+pub type SourceLabels = Arc<BTreeMap<String, String>>;
+
 /// One entity a report evaluated, healthy or not.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntityHealth {
     pub name: Arc<str>,
     pub source: Arc<str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: SourceLabels,
     pub status: Status,
     pub metrics: Metrics,
     pub stale: bool,

@@ -7,7 +7,7 @@ use super::{
     catalog::Code,
     model::{
         issue_digest, Deduction, EntityHealth, HealthReport, Issue, Omitted, Runs, ScoreBreakdown,
-        Status, Subsystem, SystemHealthReport,
+        SourceLabels, Status, Subsystem, SystemHealthReport,
     },
     policy::Policy,
     snapshot::Snapshot,
@@ -81,6 +81,7 @@ impl Evaluated {
 /// Runs the subsystem's rules on one source's entities (current snapshot, previous snapshot).
 pub fn evaluate<'a, S: Snapshot + 'a>(
     source: &Arc<str>,
+    labels: &SourceLabels,
     entities: impl IntoIterator<Item = (&'a S, Option<&'a S>)>,
     policy: &Policy,
 ) -> Evaluated {
@@ -114,6 +115,7 @@ pub fn evaluate<'a, S: Snapshot + 'a>(
         rows.push(EntityHealth {
             name: name.clone(),
             source: source.clone(),
+            labels: labels.clone(),
             status,
             metrics: evaluation.metrics,
             stale: false,
@@ -160,7 +162,7 @@ pub fn subsystem_report<'a, S: Snapshot + 'a>(
     let parts: Vec<Evaluated> = sources
         .into_iter()
         .map(|(source, (entities, staleness))| {
-            let evaluated = evaluate(source, entities, policy);
+            let evaluated = evaluate(source, &SourceLabels::default(), entities, policy);
             match staleness {
                 Some(staleness) => stale(&evaluated, S::SUBSYSTEM, source, staleness, policy),
                 None => evaluated,

@@ -161,6 +161,11 @@ pub fn health_report(report: &scoring::HealthReport, stamp: Stamp, view: View) -
             .map(|e| v1::EntityHealth {
                 name: e.name.to_string(),
                 source: e.source.to_string(),
+                labels: e
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 status: v1::Status::from(e.status).into(),
                 metrics: metrics_map(&e.metrics),
                 stale: e.stale,
@@ -293,6 +298,7 @@ impl TryFrom<v1::HealthReport> for scoring::HealthReport {
                     Ok(scoring::EntityHealth {
                         name: e.name.into(),
                         source: e.source.into(),
+                        labels: Arc::new(e.labels.into_iter().collect()),
                         status: status(e.status, "entity.status")?,
                         metrics: metrics(e.metrics),
                         stale: e.stale,

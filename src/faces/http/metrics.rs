@@ -6,7 +6,8 @@
 //! 2 critical), `healthscore_revision`, per subsystem `healthscore_subsystem_score`,
 //! `healthscore_subsystem_available` and `healthscore_subsystem_status{status}` (one series per
 //! status, 1 for the current one), `healthscore_issue{subsystem,code,severity,entity,source}`
-//! (1 per current issue) and `healthscore_source_stale{source}`; then
+//! (1 per current issue) and `healthscore_source_stale{source}`, both with the source's labels
+//! (a clash with an own label exported as `exported_<name>`, as Prometheus does); then
 //! `healthscore_pushes_total{result}` and `healthscore_watch_streams`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -25,7 +26,7 @@ use prometheus_client::{
 use super::Face;
 use crate::core::{
     published::{Hold, Published, Rendition},
-    scoring::Status,
+    scoring::{SourceLabels, Status},
 };
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -64,6 +65,24 @@ pub async fn metrics(State(face): State<Face>, headers: HeaderMap) -> Response {
 }
 
 type Labels = Vec<(&'static str, String)>;
+
+/// `own` labels, then the source's `labels`; one named like an own label is exported as
+/// `exported_<name>`.
+fn with_source_labels(own: Labels, labels: &SourceLabels) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = own
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
+    for (name, value) in labels.iter() {
+        let name = if own.iter().any(|(own, _)| own == name) {
+            format!("exported_{name}")
+        } else {
+            name.clone()
+        };
+        all.push((name, value.clone()));
+    }
+    all
+}
 
 fn status_value(status: Status) -> i64 {
     match status {
@@ -120,17 +139,31 @@ fn state_series(state: &Published) -> String {
         "healthscore_subsystem_status",
         "A subsystem's status: 1 for the current one of healthy, warning and critical",
     );
-    let issue = family(
+    let labelled = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let issue = labelled(
         &mut registry,
         "healthscore_issue",
         "1 for each current issue",
     );
-    let stale = family(
+    let stale = labelled(
         &mut registry,
         "healthscore_source_stale",
         "1 when a source missed its TTL, 0 while it reports on time",
     );
-    let mut sources: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut sources: BTreeMap<&str, (bool, &SourceLabels)> = BTreeMap::new();
+    for report in system.subsystems.values() {
+        for entity in &report.entities {
+            let (is_stale, _) = sources
+                .entry(&entity.source)
+                .or_insert((false, &entity.labels));
+            *is_stale |= entity.stale;
+        }
+    }
+    let no_labels = SourceLabels::default();
     for (key, report) in &system.subsystems {
         let subsystem = || vec![("subsystem", (*key).to_owned())];
         score
@@ -147,22 +180,23 @@ fn state_series(state: &Published) -> String {
                 .set(i64::from(candidate == report.status));
         }
         for i in report.issues.iter() {
-            let labels = vec![
+            let own = vec![
                 ("subsystem", (*key).to_owned()),
                 ("code", i.code.as_str().to_owned()),
                 ("severity", i.severity.as_str().to_owned()),
                 ("entity", i.entity.to_string()),
                 ("source", i.source.to_string()),
             ];
-            issue.get_or_create(&labels).set(1);
-        }
-        for entity in &report.entities {
-            *sources.entry(&entity.source).or_default() |= entity.stale;
+            let source_labels = sources.get(&*i.source).map_or(&no_labels, |(_, l)| l);
+            issue
+                .get_or_create(&with_source_labels(own, source_labels))
+                .set(1);
         }
     }
-    for (source, is_stale) in sources {
+    for (source, (is_stale, labels)) in sources {
+        let own = vec![("source", source.to_owned())];
         stale
-            .get_or_create(&vec![("source", source.to_owned())])
+            .get_or_create(&with_source_labels(own, labels))
             .set(i64::from(is_stale));
     }
     probe_series(&mut registry, state);
