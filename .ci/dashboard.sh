@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dashboard (GET / on the HTTP listener) in a real headless Chromium: starts the server
-# ($HEALTHSCORE_BIN, default target/debug/healthscore), pushes a saturated pool and runs
+# ($HEALTHSCORE_BIN, default target/debug/healthscore) scraping one file_sd target with a group
+# label (a Python http.server), pushes a saturated pool and runs
 # .ci/dashboard_test.py, which pushes again, stops the server and starts it again. Installs what
 # it needs: Debian's chromium and chromium-driver (apt-get), selenium into target/ci-venv (PyPI).
 # Screenshots: target/dashboard-360.png, target/dashboard-1280.png, target/dashboard-1280-dark.png.
@@ -37,6 +38,7 @@ scratch=$(mktemp -d)
 server=
 finish() {
   status=$?
+  [ -n "${app:-}" ] && kill "$app" 2>/dev/null
   if [ -n "$server" ]; then
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
@@ -57,9 +59,32 @@ grpc="127.0.0.1:$(free_port)"
 http="127.0.0.1:$(free_port)"
 export HEALTHSCORE_HTTP__LISTEN="$http" HEALTHSCORE_HOST__ENABLED=false \
   HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0
+# A scraped app listed in a file_sd file with a group label, which the entity rows must show.
+mkdir "$scratch/app"
+cat >"$scratch/app/prometheus" <<'EOF'
+hikaricp_connections_active{pool="labelledDB"} 2.0
+hikaricp_connections_idle{pool="labelledDB"} 6.0
+hikaricp_connections_max{pool="labelledDB"} 32.0
+EOF
+app_port=$(free_port)
+"$venv/bin/python" -m http.server --bind 127.0.0.1 --directory "$scratch/app" "$app_port" \
+  >"$scratch/app.log" 2>&1 &
+app=$!
+cat >"$scratch/targets.json" <<EOF
+[{"targets": ["127.0.0.1:$app_port"], "labels": {"__metrics_path__": "/prometheus", "team": "payments"}}]
+EOF
+cat >"$scratch/healthscore.toml" <<EOF
+[[scrape]]
+name = "apps"
+file_sd = ["$scratch/targets.json"]
+refresh_secs = 1
+interval_secs = 1
+timeout_secs = 1
+profile = "micrometer"
+EOF
 # The test stops this server to see the page notice, then starts it again with the same command.
-start="exec '$bin' serve --listen '$grpc' 2>>'$scratch/server-restarted.log'"
-"$bin" serve --listen "$grpc" 2>"$scratch/server.log" &
+start="exec '$bin' serve --config '$scratch/healthscore.toml' --listen '$grpc' 2>>'$scratch/server-restarted.log'"
+"$bin" serve --config "$scratch/healthscore.toml" --listen "$grpc" 2>"$scratch/server.log" &
 server=$!
 "$venv/bin/python" - "http://$http/livez" <<'EOF'
 import sys, time, urllib.request

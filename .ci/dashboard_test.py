@@ -201,6 +201,10 @@ def entities_on_demand(d):
     for part in ("mainDB", "app-1", "critical", "stale", "no", "threadsAwaiting", "utilization"):
         check(part in text, f"the entity does not show {part!r}:\n{text}")
     check(button.get_attribute("aria-expanded") == "true", "aria-expanded not true when open")
+    # A scraped target's group labels (dashboard.sh lists it in a file_sd file).
+    scraped, _ = wait_for("the scraped labelledDB entity listed", lambda: d.driver.find_element(
+        By.CSS_SELECTOR, '.card[data-subsystem="datasources"] li.entity[data-entity="labelledDB"]'), 5)
+    check("team=payments" in scraped.text, f"the scraped entity does not show its labels:\n{scraped.text}")
     d.assert_no_console_error("after listing entities")
     return f"listed in {took:.2f} s"
 

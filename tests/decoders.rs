@@ -7,7 +7,7 @@ use healthscore::{
     cli::push::snapshots,
     config::Config,
     core::{
-        ingest::Limits,
+        ingest::{FieldError, Limits, Push, PushBuilder},
         scoring::{HealthReport, Policy, Subsystem},
     },
     proto::v1,
@@ -73,9 +73,17 @@ fn feed(store: &mut Store, bytes: &[u8]) -> Result<(), TestCaseError> {
     let Ok(request) = v1::ReportMetricsRequest::decode(bytes) else {
         return Ok(());
     };
+    apply(
+        store,
+        push::from_wire(request, &Limits::default(), SystemTime::now()),
+    )
+}
+
+/// Applies a push that may have been refused already; if anything refuses it, the state is
+/// unchanged.
+fn apply(store: &mut Store, push: Result<Push, FieldError>) -> Result<(), TestCaseError> {
     let before = reports(store);
-    let outcome = push::from_wire(request, &Limits::default(), SystemTime::now())
-        .and_then(|push| store.apply(push, Instant::now()).map(drop));
+    let outcome = push.and_then(|push| store.apply(push, Instant::now()).map(drop));
     if let Err(error) = outcome {
         prop_assert!(!error.field.is_empty());
         prop_assert_eq!(
@@ -156,9 +164,12 @@ proptest! {
         let at = cut.min(text.len());
         let mutated = format!("{}{insert}{}", &text[..at], &text[at..]);
         if let Ok(samples) = exposition::parse(&mutated) {
-            if let Ok((mut request, _)) = Mapping::micrometer().apply(&samples) {
-                request.source = "scrape:fuzz".into();
-                feed(&mut seeded(), &request.encode_to_vec())?;
+            if let Ok((mapped, _)) = Mapping::micrometer().apply(&samples) {
+                let limits = Limits::default();
+                let push = PushBuilder::new("scrape:fuzz", mapped.entity_count(), &limits)
+                    .and_then(|push| mapped.add_to(push))
+                    .map(PushBuilder::build);
+                apply(&mut seeded(), push)?;
             }
             let _ = node_host(&samples, None);
         }

@@ -1,10 +1,12 @@
-//! What inputs hand to the engine: a validated [`Push`] of one source's snapshots, the
-//! [`Limits`] every input obeys, and the one error type ([`FieldError`]) a rejected input gets.
-//! Each face maps a `FieldError` to its protocol's error (gRPC status, HTTP code) itself.
+//! What inputs hand to the engine: a validated [`Push`] of one source's snapshots, made by the
+//! one [`PushBuilder`] every input uses (a push, a scrape, an OTLP export, the host sampler),
+//! the [`Limits`] every input obeys, and the one error type ([`FieldError`]) a rejected input
+//! gets. Each face maps a `FieldError` to its protocol's error (gRPC status, HTTP code) itself.
 //!
 //! Pure: no I/O, no clock (callers pass the time).
 
 use std::{
+    collections::HashSet,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -12,7 +14,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    scoring::{snapshot, SourceLabels},
+    scoring::{snapshot, Snapshot, SourceLabels},
     subsystem::for_each_subsystem,
 };
 
@@ -96,9 +98,129 @@ macro_rules! push_struct {
                 0 $(+ self.$field.as_ref().map_or(0, Vec::len))+
             }
         }
+
+        $(impl Listed for snapshot::$snapshot {
+            fn list(push: &mut Push) -> &mut Option<Vec<Self>> {
+                &mut push.$field
+            }
+        })+
     };
 }
 for_each_subsystem!(push_struct);
+
+/// A snapshot type that a `Push` carries a list of.
+pub trait Listed: Snapshot + Sized {
+    fn list(push: &mut Push) -> &mut Option<Vec<Self>>;
+}
+
+/// A push being made. Every input makes its push here, so each is held to the same checks
+/// whichever way its values arrived: the source's name, the entity count (before any entity is
+/// converted), the TTL's bounds, `started_at` against the clock, entity names valid and unique
+/// within a list, and each snapshot's own checks. What `build` returns is valid.
+pub struct PushBuilder<'a> {
+    limits: &'a Limits,
+    push: Push,
+}
+
+impl<'a> PushBuilder<'a> {
+    /// A push from `source` that will carry `entities` entities. `host` is the host sampler's
+    /// name and no other input's.
+    pub fn new(source: &str, entities: usize, limits: &'a Limits) -> Result<Self, FieldError> {
+        let builder = Self::of(source, entities, limits)?;
+        if &*builder.push.source == HOST_SOURCE {
+            return Err(FieldError::new(
+                "source",
+                format!("{HOST_SOURCE:?} is reserved for the host sampler"),
+            ));
+        }
+        Ok(builder)
+    }
+
+    /// The host sampler's push of `entities` entities.
+    pub fn host(entities: usize, limits: &'a Limits) -> Result<Self, FieldError> {
+        Self::of(HOST_SOURCE, entities, limits)
+    }
+
+    fn of(source: &str, entities: usize, limits: &'a Limits) -> Result<Self, FieldError> {
+        let source = name("source", source, limits.max_name_bytes)?;
+        limits.entity_count(entities)?;
+        Ok(Self {
+            limits,
+            push: Push {
+                source,
+                ..Push::default()
+            },
+        })
+    }
+
+    /// How long the source stays fresh without another push; `None` is the configured default.
+    pub fn ttl(mut self, ttl: Option<Duration>) -> Result<Self, FieldError> {
+        self.limits.ttl(ttl)?;
+        self.push.ttl = ttl;
+        Ok(self)
+    }
+
+    /// When the source's incarnation started, checked against `now`.
+    pub fn started_at(mut self, at: SystemTime, now: SystemTime) -> Result<Self, FieldError> {
+        let skew = Duration::from_secs(self.limits.max_clock_skew_secs);
+        self.push.started_at = Some(started_at(at, now, skew)?);
+        Ok(self)
+    }
+
+    pub fn sequence(mut self, sequence: Option<u64>) -> Self {
+        self.push.sequence = sequence;
+        self
+    }
+
+    pub fn labels(mut self, labels: SourceLabels) -> Self {
+        self.push.labels = labels;
+        self
+    }
+
+    /// Adds one subsystem's list, `field` naming it in errors: each item's name (`name_of`)
+    /// must be valid and unique, then `convert` makes its snapshot (given the checked name and
+    /// a function naming one of its fields in errors), which must pass its own checks. An
+    /// empty list leaves the subsystem untouched.
+    pub fn list<W, S: Listed>(
+        mut self,
+        field: &str,
+        items: Vec<W>,
+        name_of: impl Fn(&W) -> &str,
+        convert: impl Fn(W, Arc<str>, &dyn Fn(&str) -> String) -> Result<S, FieldError>,
+    ) -> Result<Self, FieldError> {
+        if items.is_empty() {
+            return Ok(self);
+        }
+        let mut seen = HashSet::with_capacity(items.len());
+        let mut snapshots = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let name = name(
+                &format!("{field}[{index}].name"),
+                name_of(&item),
+                self.limits.max_name_bytes,
+            )?;
+            if !seen.insert(name.clone()) {
+                return Err(FieldError::new(
+                    format!("{field}[{index}].name"),
+                    format!("duplicate entity name {name:?}"),
+                ));
+            }
+            let path = |key: &str| format!("{field}[{index}] {name:?}.{key}");
+            let snapshot = convert(item, name.clone(), &path)?;
+            snapshot.check().map_err(|error| FieldError {
+                field: path(&error.field),
+                ..error
+            })?;
+            snapshots.push(snapshot);
+        }
+        *S::list(&mut self.push) = Some(snapshots);
+        Ok(self)
+    }
+
+    pub fn build(self) -> Push {
+        self.push
+    }
+}
 
 /// Validates a name (source or entity): not blank, at most `max_bytes`, and nothing that renders
 /// invisibly or reorders text (control, bidi and zero-width characters), so that two names that

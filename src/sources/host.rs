@@ -13,10 +13,11 @@ use tokio::sync::oneshot;
 use super::{Running, Source, SourceError};
 use crate::{
     core::{
-        ingest::{Limits, Push, HOST_SOURCE},
+        ingest::{FieldError, Limits, Push, PushBuilder},
         scoring::{
             rules::host::CpuWindow,
             snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+            Snapshot,
         },
     },
     engine::{Engine, EngineError, PushOutcome},
@@ -215,6 +216,7 @@ pub struct HostSource {
     interval: Duration,
     cpu_window_samples: usize,
     ttl: Duration,
+    limits: Limits,
     telemetry: Arc<Telemetry>,
 }
 
@@ -224,6 +226,7 @@ impl HostSource {
             interval: config.interval(),
             cpu_window_samples: config.cpu_window_samples(),
             ttl: limits.ttl_of_interval(config.interval()),
+            limits: limits.clone(),
             telemetry,
         }
     }
@@ -254,18 +257,24 @@ impl Source for HostSource {
         let (ended, end) = oneshot::channel::<()>();
         let engine = engine.clone();
         let telemetry = self.telemetry.clone();
-        let push = move |entities| Push {
-            source: Arc::from(HOST_SOURCE),
-            ttl: Some(self.ttl),
-            host: Some(entities),
-            ..Push::default()
+        let (ttl, limits) = (self.ttl, self.limits.clone());
+        // A sample the builder refuses is refused as the engine would refuse it.
+        let push = move |entities: Vec<HostSnapshot>| {
+            let push = PushBuilder::host(entities.len(), &limits)?
+                .ttl(Some(ttl))?
+                .list("host", entities, |e| e.name(), |e, _, _| Ok(e))?;
+            Ok::<_, FieldError>(push.build())
+        };
+        let send = move |push: Result<Push, FieldError>| match push {
+            Ok(push) => runtime.block_on(engine.push(push)),
+            Err(error) => Err(EngineError::Invalid(error)),
         };
         thread::Builder::new()
             .name("host-sampler".into())
             .spawn(move || {
                 let _ended = ended;
                 let mut sampler = Sampler::new(self.cpu_window_samples);
-                let pushed = runtime.block_on(engine.push(push(sampler.memory_and_disks())));
+                let pushed = send(push(sampler.memory_and_disks()));
                 let running = settle(pushed, &telemetry);
                 let _ = first.send(running);
                 if running.is_err() {
@@ -273,12 +282,7 @@ impl Source for HostSource {
                 }
                 // sysinfo needs two CPU readings some time apart before usage means anything.
                 thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)));
-                while settle(
-                    runtime.block_on(engine.push(push(sampler.sample()))),
-                    &telemetry,
-                )
-                .is_ok()
-                {
+                while settle(send(push(sampler.sample())), &telemetry).is_ok() {
                     thread::sleep(self.interval);
                 }
             })

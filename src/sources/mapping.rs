@@ -1,7 +1,7 @@
 //! Metric series to snapshots: the well-known names of Micrometer (Spring Boot's
 //! `/actuator/prometheus`) and of the OpenTelemetry semantic conventions, node_exporter's host
-//! series, and rows added in config. The result is a `ReportMetricsRequest`, so a scraped or
-//! exported snapshot goes through exactly the validation of a push.
+//! series, and rows added in config. What the rows read (`Mapped`) is added to a
+//! `PushBuilder`, so a scraped or exported snapshot goes through exactly the checks of a push.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,11 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::exposition::{series, Sample};
 use crate::{
     core::{
-        ingest::FieldError,
-        scoring::snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
+        ingest::{FieldError, PushBuilder},
+        scoring::snapshot::{self as core, CpuSample, DiskSample, HostSnapshot, MemorySample},
         subsystem::for_each_subsystem,
     },
-    proto::v1,
     sources::host::is_real_mount,
 };
 
@@ -74,27 +73,31 @@ macro_rules! snapshot_fields {
             $($($($(capacity!($zero ($key, stringify!($name))),)?)*)?)+
         ];
 
-        impl Fields {
-            /// Every entity as the wire snapshot of its subsystem.
-            fn request(mut self) -> Result<v1::ReportMetricsRequest, FieldError> {
-                self.fill_sole_entities();
-                self.add_queue_remaining()?;
-                let mut request = v1::ReportMetricsRequest::default();
-                for ((subsystem, name), fields) in &self.0 {
-                    let e = Entity {
-                        subsystem,
-                        name,
-                        fields,
-                    };
-                    match subsystem.as_str() {
-                        $($($key => request.$wire.push(v1::$snapshot {
-                            name: name.clone(),
+        impl Mapped {
+            /// Adds every entity to `push`, as the snapshot of its subsystem.
+            pub fn add_to<'a>(
+                &self,
+                mut push: PushBuilder<'a>,
+            ) -> Result<PushBuilder<'a>, FieldError> {
+                $($(
+                    let entities: Vec<Entity> = self
+                        .0
+                        .iter()
+                        .filter(|((subsystem, _), _)| subsystem == $key)
+                        .map(|((subsystem, name), fields)| Entity {
+                            subsystem,
+                            name,
+                            fields,
+                        })
+                        .collect();
+                    push = push.list($key, entities, |e| e.name, |e, name, _| {
+                        Ok(core::$snapshot {
+                            name,
                             $($name: FromSamples::read(&e, stringify!($name))?,)*
-                        }),)?)+
-                        other => unreachable!("rows are validated against SNAPSHOT_FIELDS, {other} is not there"),
-                    }
-                }
-                Ok(request)
+                        })
+                    })?;
+                )?)+
+                Ok(push)
             }
         }
     };
@@ -510,13 +513,9 @@ impl Mapping {
         self.by_metric.contains_key(name)
     }
 
-    /// The snapshots `samples` describe, as a request of their lists (no source, TTL or
-    /// sequence); the number of samples no row read is returned too.
-    pub fn apply(
-        &self,
-        samples: &[Sample],
-    ) -> Result<(v1::ReportMetricsRequest, usize), FieldError> {
-        let mut fields = Fields::default();
+    /// The entities `samples` describe, and the number of samples no row read.
+    pub fn apply(&self, samples: &[Sample]) -> Result<(Mapped, usize), FieldError> {
+        let mut fields = Mapped::default();
         let mut unread = 0;
         for sample in samples {
             let Some(candidates) = self.by_metric.get(&sample.name) else {
@@ -570,15 +569,23 @@ impl Mapping {
             }
             unread += usize::from(!read);
         }
-        Ok((fields.request()?, unread))
+        fields.fill_sole_entities();
+        fields.add_queue_remaining()?;
+        Ok((fields, unread))
     }
 }
 
-/// Every field read, by (subsystem key, entity).
-#[derive(Default)]
-struct Fields(BTreeMap<(String, String), BTreeMap<String, f64>>);
+/// Every field the rows read, by (subsystem key, entity).
+#[derive(Debug, Default)]
+pub struct Mapped(BTreeMap<(String, String), BTreeMap<String, f64>>);
 
-/// One entity's fields, read as the wire snapshot's integer types.
+impl Mapped {
+    pub fn entity_count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// One entity's fields, read as the snapshot's types.
 struct Entity<'a> {
     subsystem: &'a str,
     name: &'a str,
@@ -615,15 +622,15 @@ impl Entity<'_> {
     }
 }
 
-/// A wire snapshot field, read from the samples that landed on it.
+/// A snapshot field, read from the samples that landed on it.
 trait FromSamples: Sized {
     fn read(entity: &Entity, field: &str) -> Result<Self, FieldError>;
 }
 
 /// A state flag: absent (no sample) is the normal state.
-impl FromSamples for Option<bool> {
+impl FromSamples for bool {
     fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
-        Ok(entity.flag(field))
+        Ok(entity.flag(field).unwrap_or(true))
     }
 }
 
@@ -639,14 +646,14 @@ impl FromSamples for u64 {
     }
 }
 
-/// The wire's enums (an executor's state): no row sets them, so they stay unspecified.
-impl FromSamples for i32 {
+/// An executor's state: no row sets it, so it is running.
+impl FromSamples for core::ExecutorState {
     fn read(_: &Entity, _: &str) -> Result<Self, FieldError> {
-        Ok(0)
+        Ok(Self::Running)
     }
 }
 
-impl Fields {
+impl Mapped {
     /// Sets each executor's `queue_capacity` to `queued + queue_remaining` where a row read the
     /// remaining capacity; either count above a `u32` is refused, as any field's is.
     fn add_queue_remaining(&mut self) -> Result<(), FieldError> {
@@ -832,12 +839,18 @@ http_server_requests_seconds_count{status="503",uri="/b"} 10.0
 process_uptime_seconds 12.0
 "#;
         let samples = parse(text).expect("valid");
-        let (request, unread) = Mapping::micrometer().apply(&samples).expect("maps");
+        let (mapped, unread) = Mapping::micrometer().apply(&samples).expect("maps");
         assert_eq!(unread, 2, "nonheap memory and uptime are not read");
-        let pool = &request.datasources[0];
+        let limits = crate::core::ingest::Limits::default();
+        let builder = PushBuilder::new("app", mapped.entity_count(), &limits).expect("valid");
+        let push = mapped.add_to(builder).expect("valid").build();
+        fn list<T>(list: Option<Vec<T>>) -> T {
+            list.expect("a list").remove(0)
+        }
+        let pool: core::DatasourceSnapshot = list(push.datasources);
         assert_eq!(
             (
-                pool.name.as_str(),
+                &*pool.name,
                 pool.active,
                 pool.idle,
                 pool.max,
@@ -845,23 +858,18 @@ process_uptime_seconds 12.0
             ),
             ("HikariPool-1", 31, 1, 32, 2)
         );
-        let cache = &request.caches[0];
+        let cache: core::CacheSnapshot = list(push.caches);
         assert_eq!((cache.hits, cache.misses, cache.size), (90, 10, 5));
-        let executor = &request.executors[0];
+        let executor: core::ExecutorSnapshot = list(push.executors);
         assert_eq!((executor.queued, executor.queue_capacity), (3, 10));
-        let jvm = &request.runtimes[0];
+        let jvm: core::RuntimeSnapshot = list(push.runtimes);
         assert_eq!(
             (jvm.heap_used_bytes, jvm.heap_max_bytes, jvm.blocked_threads),
             (400, 1000, 1)
         );
-        let web = &request.web_servers[0];
+        let web: core::WebServerSnapshot = list(push.web_servers);
         assert_eq!(
-            (
-                web.name.as_str(),
-                web.busy_workers,
-                web.requests,
-                web.errors
-            ),
+            (&*web.name, web.busy_workers, web.requests, web.errors),
             ("http-nio-8080", 3, 100, 10)
         );
     }

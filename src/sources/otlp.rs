@@ -15,7 +15,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use opentelemetry_proto::tonic::{
@@ -26,9 +26,9 @@ use opentelemetry_proto::tonic::{
     metrics::v1::{metric::Data, number_data_point, AggregationTemporality, ResourceMetrics},
 };
 
-use super::{exposition::Sample, mapping::Mapping, push, Admit};
+use super::{exposition::Sample, mapping::Mapping, Admit};
 use crate::{
-    core::ingest::{FieldError, Limits, Push, Refusal},
+    core::ingest::{FieldError, Limits, PushBuilder, Refusal},
     engine::{Engine, EngineError},
     telemetry::{PointResult, Telemetry},
 };
@@ -220,21 +220,17 @@ impl Otlp {
 
     async fn apply(&self, resource: Resource) -> Result<(), (Refusal, String)> {
         let invalid = |error: FieldError| (error.refusal, format!("{}: {error}", resource.source));
-        let (mut request, unread) = self
-            .mapping
-            .apply(&resource.samples)
-            .map_err(|error| (Refusal::Invalid, format!("{}: {error}", resource.source)))?;
+        let (mapped, unread) = self.mapping.apply(&resource.samples).map_err(invalid)?;
         let unread = unread as u64;
         let read = resource.points.saturating_sub(unread);
         self.telemetry.otlp_points(PointResult::ignored, unread);
-        if push::entity_count(&request) == 0 {
+        if mapped.entity_count() == 0 {
             return Ok(());
         }
-        request.source = resource.source.clone();
-        let mut push: Push =
-            push::from_wire(request, &self.limits, SystemTime::now()).map_err(invalid)?;
-        // Checked against the bounds when the config was read, and again by the store.
-        push.ttl = Some(self.ttl);
+        let push = PushBuilder::new(&resource.source, mapped.entity_count(), &self.limits)
+            .and_then(|push| mapped.add_to(push.ttl(Some(self.ttl))?))
+            .map_err(invalid)?
+            .build();
         match self.engine.push(push).await {
             Ok(_) => {
                 self.telemetry.otlp_points(PointResult::applied, read);

@@ -1,16 +1,12 @@
 //! The push source: `ReportMetrics` requests, validated into the core's [`Push`]. The gRPC face
 //! hosts the RPC and hands the request here; nothing past this module sees a bad value.
 
-use std::{
-    collections::HashSet,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use crate::{
     core::{
-        ingest::{self, name, FieldError, Limits, Push, HOST_SOURCE},
-        scoring::{snapshot as core, Snapshot},
+        ingest::{FieldError, Limits, Push, PushBuilder},
+        scoring::snapshot as core,
         subsystem::for_each_subsystem,
     },
     proto::v1,
@@ -20,43 +16,24 @@ macro_rules! push_from_wire {
     ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
         [$(pushed $wire:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?]
         $codes:tt;)+) => {
-        /// Validates a request: names, numbers, the entity count (before any per-entity work),
-        /// TTL bounds and `started_at` against `now`. Limits that depend on the state (sources)
+        /// Validates a request into a push, by the builder every input uses; `now` is the
+        /// clock `started_at` is checked against. Limits that depend on the state (sources)
         /// are the store's to check.
         pub fn from_wire(
             request: v1::ReportMetricsRequest,
             limits: &Limits,
             now: SystemTime,
         ) -> Result<Push, FieldError> {
-            let source = name("source", &request.source, limits.max_name_bytes)?;
-            if &*source == HOST_SOURCE {
-                return Err(FieldError::new(
-                    "source",
-                    format!("{HOST_SOURCE:?} is reserved for the host sampler"),
-                ));
+            let mut push = PushBuilder::new(&request.source, entity_count(&request), limits)?
+                .ttl(request.ttl.map(ttl).transpose()?)?
+                .sequence((request.sequence > 0).then_some(request.sequence));
+            if let Some(at) = request.started_at {
+                push = push.started_at(timestamp(at)?, now)?;
             }
-            limits.entity_count(entity_count(&request))?;
-            let ttl = request.ttl.map(ttl).transpose()?;
-            limits.ttl(ttl)?;
-            let started_at = request
-                .started_at
-                .map(|at| {
-                    let at = timestamp(at)?;
-                    ingest::started_at(at, now, Duration::from_secs(limits.max_clock_skew_secs))
-                })
-                .transpose()?;
-            let mut push = Push {
-                source,
-                started_at,
-                sequence: (request.sequence > 0).then_some(request.sequence),
-                ttl,
-                ..Push::default()
-            };
             $($(
-                push.$field = snapshots(
-                    request.$wire,
+                push = push.list(
                     stringify!($wire),
-                    limits.max_name_bytes,
+                    request.$wire,
                     |wire| &wire.name,
                     |wire, name, path| {
                         Ok(core::$snapshot {
@@ -66,7 +43,7 @@ macro_rules! push_from_wire {
                     },
                 )?;
             )?)+
-            Ok(push)
+            Ok(push.build())
         }
 
         /// Entities a request carries, counted before any is converted.
@@ -156,43 +133,6 @@ fn timestamp(at: prost_types::Timestamp) -> Result<SystemTime, FieldError> {
     SystemTime::try_from(at).map_err(|_| invalid())
 }
 
-/// Converts one repeated snapshot field, checking names (valid, unique) and each snapshot's
-/// values (`Snapshot::check`).
-fn snapshots<W, C: Snapshot>(
-    list: Vec<W>,
-    field: &str,
-    max_name_bytes: usize,
-    name_of: impl Fn(&W) -> &str,
-    convert: impl Fn(W, Arc<str>, &dyn Fn(&str) -> String) -> Result<C, FieldError>,
-) -> Result<Option<Vec<C>>, FieldError> {
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let mut seen = HashSet::with_capacity(list.len());
-    let mut out = Vec::with_capacity(list.len());
-    for (index, snapshot) in list.into_iter().enumerate() {
-        let name = name(
-            &format!("{field}[{index}].name"),
-            name_of(&snapshot),
-            max_name_bytes,
-        )?;
-        if !seen.insert(name.clone()) {
-            return Err(FieldError::new(
-                format!("{field}[{index}].name"),
-                format!("duplicate entity name {name:?}"),
-            ));
-        }
-        let path = |key: &str| format!("{field}[{index}] {name:?}.{key}");
-        let snapshot = convert(snapshot, name.clone(), &path)?;
-        snapshot.check().map_err(|error| FieldError {
-            field: path(&error.field),
-            ..error
-        })?;
-        out.push(snapshot);
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +168,7 @@ mod tests {
     #[test]
     fn the_host_source_name_is_reserved() {
         let error = refused(v1::ReportMetricsRequest {
-            source: HOST_SOURCE.into(),
+            source: crate::core::ingest::HOST_SOURCE.into(),
             ..request()
         });
         assert_eq!(error.field, "source");

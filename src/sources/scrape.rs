@@ -9,7 +9,7 @@ use std::{
     hash::{Hash, Hasher},
     path::PathBuf,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use serde::{Deserialize, Serialize};
@@ -18,12 +18,12 @@ use tokio::sync::Semaphore;
 use super::{
     discovery, exposition,
     mapping::{node_host, CpuTimes, Mapping, Row},
-    push, Running, Source, SourceError,
+    Running, Source, SourceError,
 };
 use crate::{
     core::{
-        ingest::{self, FieldError, Limits, Push},
-        scoring::SourceLabels,
+        ingest::{self, FieldError, Limits, Push, PushBuilder},
+        scoring::{Snapshot, SourceLabels},
     },
     engine::{Engine, EngineError},
     http_client::{Credentials, CredentialsError, HttpError, Request},
@@ -332,6 +332,36 @@ impl Scrape {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    /// The push one target's answer `body` makes, and node_exporter's CPU counters for the
+    /// next (`previous` are the last ones).
+    fn read(
+        &self,
+        body: &[u8],
+        endpoint: &Endpoint,
+        previous: Option<CpuTimes>,
+    ) -> Result<(Push, Option<CpuTimes>), ScrapeError> {
+        let text = std::str::from_utf8(body).map_err(|_| ScrapeError::NotText)?;
+        let node = self.target.profile == Some(Profile::Node);
+        // Only what a row (or the node profile) reads is kept of a large exposition.
+        let samples = exposition::parse_kept(text, |name| {
+            self.mapping.reads(name) || (node && name.starts_with("node_"))
+        })?;
+        let (mapped, _unread) = self.mapping.apply(&samples)?;
+        let (host, times) = if node {
+            node_host(&samples, previous)
+        } else {
+            (Vec::new(), None)
+        };
+        let entities = mapped.entity_count() + host.len();
+        let push = PushBuilder::new(&endpoint.source, entities, &self.limits)?
+            .ttl(Some(self.ttl))?
+            .labels(endpoint.labels.clone());
+        let push = mapped
+            .add_to(push)?
+            .list("host", host, |e| e.name(), |e, _, _| Ok(e))?;
+        Ok((push.build(), times))
+    }
 }
 
 /// Where one source is scraped: its URL, its source name and its labels.
@@ -362,6 +392,8 @@ enum ScrapeError {
     Parse(#[from] exposition::ParseError),
     #[error("{0}")]
     Refused(#[from] FieldError),
+    #[error("reading the answer stopped: {0}")]
+    Stopped(tokio::task::JoinError),
 }
 
 impl ScrapeSource {
@@ -419,27 +451,18 @@ impl ScrapeSource {
 
     /// One scrape, as the push it makes.
     async fn scrape(&self, cpu: &mut Option<CpuTimes>) -> Result<Push, ScrapeError> {
-        let scrape = &*self.scrape;
-        let timeout = Duration::from_secs(scrape.target.timeout_secs);
+        let timeout = Duration::from_secs(self.scrape.target.timeout_secs);
         let body = tokio::time::timeout(timeout, self.fetch())
             .await
             .map_err(|_| ScrapeError::Timeout(timeout))??;
-        let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText)?;
-        let node = scrape.target.profile == Some(Profile::Node);
-        // Only what a row (or the node profile) reads is kept of a large exposition.
-        let samples = exposition::parse_kept(text, |name| {
-            scrape.mapping.reads(name) || (node && name.starts_with("node_"))
-        })?;
-        let (mut request, _unread) = scrape.mapping.apply(&samples)?;
-        request.source.clone_from(&self.endpoint.source);
-        let mut push = push::from_wire(request, &scrape.limits, SystemTime::now())?;
-        push.ttl = Some(scrape.ttl);
-        push.labels = self.endpoint.labels.clone();
-        if node {
-            let (host, times) = node_host(&samples, *cpu);
-            *cpu = times;
-            push.host = Some(host);
-        }
+        // Reading thousands of series takes milliseconds: on the blocking pool, so that no
+        // probe waits behind it on an async worker.
+        let (scrape, endpoint, previous) = (self.scrape.clone(), self.endpoint.clone(), *cpu);
+        let (push, times) =
+            tokio::task::spawn_blocking(move || scrape.read(&body, &endpoint, previous))
+                .await
+                .map_err(ScrapeError::Stopped)??;
+        *cpu = times;
         Ok(push)
     }
 
