@@ -301,7 +301,7 @@ fn is_invisible(c: char) -> bool {
 
 /// Checks a source's `started_at` against the clock: more than `max_skew` in the future is a
 /// client whose clock is wrong, and accepting it would lock out its real later incarnations.
-pub fn started_at(
+fn started_at(
     started_at: SystemTime,
     now: SystemTime,
     max_skew: Duration,
