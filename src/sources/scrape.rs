@@ -376,7 +376,8 @@ pub struct Endpoint {
 /// One running target.
 pub struct ScrapeSource {
     scrape: Arc<Scrape>,
-    endpoint: Endpoint,
+    /// Shared with the blocking task that reads each answer.
+    endpoint: Arc<Endpoint>,
 }
 
 /// Why one scrape changed nothing.
@@ -398,7 +399,10 @@ enum ScrapeError {
 
 impl ScrapeSource {
     pub fn new(scrape: Arc<Scrape>, endpoint: Endpoint) -> Self {
-        Self { scrape, endpoint }
+        Self {
+            scrape,
+            endpoint: Arc::new(endpoint),
+        }
     }
 
     /// Scrapes every interval, starting at an offset of its own, until the engine stops.
