@@ -19,6 +19,12 @@
 //!                                 COUNT Spring Boot-like targets of 5,000 series each on
 //!                                 loopback ports, listed in the file_sd file FILE; serves them
 //!                                 until killed
+//!     bench_client exposition FILE
+//!                                 writes the 5,000-series exposition of `benches/inputs.rs`
+//!     bench_client parse FILE ROUNDS
+//!                                 reads FILE with healthscore's parser ROUNDS times: the best
+//!                                 round's nanoseconds per series (beside Prometheus' Go parser
+//!                                 in scripts/parser-vs-go.sh)
 
 use std::{
     error::Error,
@@ -40,6 +46,9 @@ use healthscore::proto::{
     },
 };
 use prost::Message;
+
+#[path = "../benches/common/expositions.rs"]
+mod expositions;
 
 fn pools(prefix: &str, count: usize, saturated_every: usize) -> Vec<DatasourceSnapshot> {
     (0..count)
@@ -505,54 +514,9 @@ async fn scrape(addr: &str, http: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// A Spring Boot app's `/actuator/prometheus` of `series` series: 5 pools, 10 caches and 5
-/// executors under Micrometer's names, and request histograms no row reads (as most of a real
-/// scrape is).
-fn app_exposition(series: usize) -> String {
-    use std::fmt::Write;
-    let mut text = String::new();
-    for i in 0..5 {
-        for (name, value) in [
-            ("hikaricp_connections_active", 8),
-            ("hikaricp_connections_idle", 4),
-            ("hikaricp_connections_max", 32),
-            ("hikaricp_connections_pending", 0),
-        ] {
-            let _ = writeln!(text, "{name}{{pool=\"pool-{i}\"}} {value}.0");
-        }
-        let _ = writeln!(text, "executor_active_threads{{name=\"executor-{i}\"}} 2.0");
-        let _ = writeln!(
-            text,
-            "executor_pool_max_threads{{name=\"executor-{i}\"}} 16.0"
-        );
-    }
-    for i in 0..10 {
-        for result in ["hit", "miss"] {
-            let _ = writeln!(
-                text,
-                "cache_gets_total{{cache=\"cache-{i}\",result=\"{result}\"}} 1000.0"
-            );
-        }
-        let _ = writeln!(text, "cache_size{{cache=\"cache-{i}\"}} 10.0");
-    }
-    let mut written = text.lines().count();
-    let mut i = 0;
-    while written < series {
-        let _ = writeln!(
-            text,
-            "http_server_requests_seconds_bucket{{method=\"GET\",status=\"200\",uri=\"/api/{}\",le=\"{}\"}} 42.0",
-            i / 10,
-            i % 10
-        );
-        written += 1;
-        i += 1;
-    }
-    text
-}
-
 async fn targets(count: &str, file: &str) -> Result<(), Box<dyn Error>> {
     let count: usize = count.parse()?;
-    let body = bytes::Bytes::from(app_exposition(5_000));
+    let body = bytes::Bytes::from(expositions::micrometer(5, 5_000));
     let router = axum::Router::new().route(
         "/actuator/prometheus",
         axum::routing::get(move || {
@@ -579,6 +543,23 @@ async fn targets(count: &str, file: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Every series of `file` read `rounds` times; prints the best round per series.
+fn parse(file: &str, rounds: &str) -> Result<(), Box<dyn Error>> {
+    let text = std::fs::read_to_string(file)?;
+    let mut best = Duration::MAX;
+    let mut series = 0;
+    for _ in 0..rounds.parse::<usize>()? {
+        let began = Instant::now();
+        series = healthscore::sources::exposition::parse(std::hint::black_box(&text))?.len();
+        best = best.min(began.elapsed());
+    }
+    println!(
+        "{:.0} ns/series",
+        best.as_nanos() as f64 / series.max(1) as f64
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -598,8 +579,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["flood", addr, seconds] => flood(addr, seconds).await,
         ["sources", addr, count] => sources(addr, count).await,
         ["targets", count, file] => targets(count, file).await,
+        ["exposition", file] => Ok(std::fs::write(file, expositions::micrometer(250, 5_000))?),
+        ["parse", file, rounds] => parse(file, rounds),
         _ => Err(
-            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS | sources ADDR COUNT | targets COUNT FILE"
+            "usage: bench_client payloads DIR | seed ADDR | verify ADDR | scale ADDR | otlp ADDR | scrape ADDR HTTP_ADDR | checks ADDR SECONDS | flood ADDR SECONDS | sources ADDR COUNT | targets COUNT FILE | exposition FILE | parse FILE ROUNDS"
                 .into(),
         ),
     }

@@ -8,9 +8,12 @@
 //! regex and chrono for what is a line format.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
-    hash::{Hash, Hasher},
+    hash::BuildHasher,
 };
+
+use foldhash::fast::RandomState as FoldState;
 
 /// One sample: a series (name and labels, in the order written) and its value.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,14 +58,18 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
 
 /// The samples of `text` whose metric name `keep` accepts. The others are read as strictly (a
 /// malformed line or a repeated series is an error) but only their series' hash is kept, so a
-/// large exposition costs what is read of it, not its size many times over.
+/// large exposition costs what is read of it, not its size many times over: a line is read
+/// borrowing from `text`, and copied into a `Sample` only when it is kept.
 pub fn parse_kept(text: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<Sample>, ParseError> {
     let mut samples: Vec<Sample> = Vec::new();
     // Kept series by the hash of their name and sorted labels; a hit is compared in full.
-    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut seen: HashMap<u64, Vec<usize>, FoldState> = HashMap::default();
     // The hashes of the series not kept: a hit is taken as a repeat (a 64-bit collision
     // between two series of one exposition is not a practical concern).
-    let mut unkept: HashSet<u64> = HashSet::new();
+    let mut unkept: HashSet<u64, FoldState> = HashSet::default();
+    let hashing = FoldState::default();
+    // One line's labels, reused from line to line.
+    let mut labels: Vec<Label> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -72,36 +79,43 @@ pub fn parse_kept(text: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<Sample>
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let sample = sample(trimmed, line).map_err(|problem| ParseError { line, problem })?;
-        let mut labels: Vec<&(String, String)> = sample.labels.iter().collect();
-        labels.sort();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (&sample.name, &labels).hash(&mut hasher);
-        let hash = hasher.finish();
-        if !keep(&sample.name) {
+        let failed = |problem| ParseError { line, problem };
+        let (name, value) = read_line(trimmed, &mut labels).map_err(failed)?;
+        let kept = keep(name).then(|| Sample {
+            name: name.to_owned(),
+            labels: labels
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), value.clone().into_owned()))
+                .collect(),
+            value,
+            line: Some(line),
+        });
+        labels.sort_unstable_by_key(|&(key, _)| key);
+        let hash = hashing.hash_one((name, &labels));
+        let Some(sample) = kept else {
             if !unkept.insert(hash) {
-                return Err(ParseError {
-                    line,
-                    problem: format!("series {} is repeated", series(&sample)),
-                });
+                return Err(failed(format!(
+                    "series {} is repeated",
+                    written(name, &labels)
+                )));
             }
             continue;
-        }
+        };
         let same = seen.entry(hash).or_default();
         if same
             .iter()
             .any(|&index| same_series(&samples[index], &sample))
         {
-            return Err(ParseError {
-                line,
-                problem: format!("series {} is repeated", series(&sample)),
-            });
+            return Err(failed(format!("series {} is repeated", series(&sample))));
         }
         same.push(samples.len());
         samples.push(sample);
     }
     Ok(samples)
 }
+
+/// A label as read from a line: its value is copied only when it holds an escape.
+type Label<'a> = (&'a str, Cow<'a, str>);
 
 fn same_series(a: &Sample, b: &Sample) -> bool {
     a.name == b.name
@@ -111,25 +125,33 @@ fn same_series(a: &Sample, b: &Sample) -> bool {
 
 /// `name{labels}` as written in expositions, for messages.
 pub fn series(sample: &Sample) -> String {
-    if sample.labels.is_empty() {
-        return sample.name.clone();
-    }
-    let labels: Vec<String> = sample
+    let labels: Vec<Label> = sample
         .labels
+        .iter()
+        .map(|(key, value)| (key.as_str(), Cow::Borrowed(value.as_str())))
+        .collect();
+    written(&sample.name, &labels)
+}
+
+fn written(name: &str, labels: &[Label]) -> String {
+    if labels.is_empty() {
+        return name.to_owned();
+    }
+    let labels: Vec<String> = labels
         .iter()
         .map(|(key, value)| format!("{key}={value:?}"))
         .collect();
-    format!("{}{{{}}}", sample.name, labels.join(","))
+    format!("{name}{{{}}}", labels.join(","))
 }
 
-fn sample(line: &str, number: usize) -> Result<Sample, String> {
+/// One sample line: its metric name and value, its labels into `labels`.
+fn read_line<'a>(line: &'a str, labels: &mut Vec<Label<'a>>) -> Result<(&'a str, f64), String> {
     let mut rest = line;
+    labels.clear();
     let name = take_name(&mut rest, true).ok_or("expected a metric name")?;
-    let labels = if rest.starts_with('{') {
-        take_labels(&mut rest)?
-    } else {
-        Vec::new()
-    };
+    if rest.starts_with('{') {
+        take_labels(&mut rest, labels)?;
+    }
     if !rest.starts_with([' ', '\t']) {
         return Err(format!("expected a space and a value after {name}"));
     }
@@ -148,43 +170,39 @@ fn sample(line: &str, number: usize) -> Result<Sample, String> {
         }
         _ => {}
     }
-    Ok(Sample {
-        name,
-        labels,
-        value,
-        line: Some(number),
-    })
+    Ok((name, value))
 }
 
-/// A metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or, without colons, a label name.
-fn take_name(rest: &mut &str, colons: bool) -> Option<String> {
-    let valid = |c: char, first: bool| {
-        c.is_ascii_alphabetic()
-            || c == '_'
-            || (colons && c == ':')
-            || (!first && c.is_ascii_digit())
+/// A metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or, without colons, a label name. Names are
+/// ASCII, so the first other byte ends one on a character boundary.
+fn take_name<'a>(rest: &mut &'a str, colons: bool) -> Option<&'a str> {
+    let valid = |b: u8, first: bool| {
+        b.is_ascii_alphabetic()
+            || b == b'_'
+            || (colons && b == b':')
+            || (!first && b.is_ascii_digit())
     };
     let end = rest
-        .char_indices()
-        .find(|&(i, c)| !valid(c, i == 0))
-        .map_or(rest.len(), |(i, _)| i);
+        .bytes()
+        .enumerate()
+        .position(|(i, b)| !valid(b, i == 0))
+        .unwrap_or(rest.len());
     if end == 0 {
         return None;
     }
-    let name = rest[..end].to_owned();
-    *rest = &rest[end..];
+    let (name, after) = rest.split_at(end);
+    *rest = after;
     Some(name)
 }
 
 /// `{name="value",...}` with `\\`, `\"` and `\n` escapes; a trailing comma is allowed.
-fn take_labels(rest: &mut &str) -> Result<Vec<(String, String)>, String> {
+fn take_labels<'a>(rest: &mut &'a str, labels: &mut Vec<Label<'a>>) -> Result<(), String> {
     *rest = &rest[1..];
-    let mut labels = Vec::new();
     loop {
         *rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix('}') {
             *rest = after;
-            return Ok(labels);
+            return Ok(());
         }
         let name = take_name(rest, false).ok_or("expected a label name")?;
         *rest = rest.trim_start();
@@ -195,28 +213,8 @@ fn take_labels(rest: &mut &str) -> Result<Vec<(String, String)>, String> {
         *rest = rest
             .strip_prefix('"')
             .ok_or_else(|| format!("expected a quoted value for label {name}"))?;
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next() {
-                None => return Err(format!("the value of label {name} is not closed")),
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    Some((_, 'n')) => value.push('\n'),
-                    other => {
-                        return Err(format!(
-                            "bad escape \\{} in label {name}",
-                            other.map_or(' ', |(_, c)| c)
-                        ))
-                    }
-                },
-                Some((_, c)) => value.push(c),
-            }
-        };
-        *rest = &rest[end + 1..];
-        if labels.iter().any(|(existing, _)| existing == &name) {
+        let value = take_value(rest, name)?;
+        if labels.iter().any(|(existing, _)| *existing == name) {
             return Err(format!("label {name} is repeated"));
         }
         labels.push((name, value));
@@ -225,6 +223,44 @@ fn take_labels(rest: &mut &str) -> Result<Vec<(String, String)>, String> {
             *rest = after;
         } else if !rest.starts_with('}') {
             return Err("expected , or } after a label".into());
+        }
+    }
+}
+
+/// A label's value up to its closing quote, which `rest` is left after: borrowed unless it
+/// holds an escape.
+fn take_value<'a>(rest: &mut &'a str, label: &str) -> Result<Cow<'a, str>, String> {
+    let text = *rest;
+    let not_closed = || format!("the value of label {label} is not closed");
+    let stop = text
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\')
+        .ok_or_else(not_closed)?;
+    if text.as_bytes()[stop] == b'"' {
+        *rest = &text[stop + 1..];
+        return Ok(Cow::Borrowed(&text[..stop]));
+    }
+    let mut value = text[..stop].to_owned();
+    let mut chars = text[stop..].char_indices();
+    loop {
+        match chars.next() {
+            None => return Err(not_closed()),
+            Some((i, '"')) => {
+                *rest = &text[stop + i + 1..];
+                return Ok(Cow::Owned(value));
+            }
+            Some((_, '\\')) => match chars.next() {
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, '"')) => value.push('"'),
+                Some((_, 'n')) => value.push('\n'),
+                other => {
+                    return Err(format!(
+                        "bad escape \\{} in label {label}",
+                        other.map_or(' ', |(_, c)| c)
+                    ))
+                }
+            },
+            Some((_, c)) => value.push(c),
         }
     }
 }
@@ -286,5 +322,25 @@ mod tests {
         ] {
             assert_eq!(parse(text).expect_err(text).line, line, "{text}");
         }
+    }
+
+    #[test]
+    fn series_not_kept_are_read_as_strictly_and_kept_ones_keep_their_label_order() {
+        let skip_x = |name: &str| name != "x";
+        let repeated = "x{b=\"a\\\\b\",a=\"1\"} 1\nx{a=\"1\",b=\"a\\\\b\"} 2";
+        assert_eq!(parse_kept(repeated, skip_x).expect_err("repeated").line, 2);
+        assert_eq!(
+            parse_kept("x 1\nx{a=\"1\" 2", skip_x)
+                .expect_err("broken")
+                .line,
+            2
+        );
+        let samples = parse_kept("x{a=\"1\"} 1\ny{z=\"q\\\"\",a=\"2\"} 3", skip_x).expect("valid");
+        assert_eq!(samples.len(), 1);
+        assert_eq!(
+            samples[0].labels,
+            [("z".into(), "q\"".into()), ("a".into(), "2".into())]
+        );
+        assert_eq!(samples[0].line, Some(2));
     }
 }

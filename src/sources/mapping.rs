@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::RandomState as FoldState;
 use serde::{Deserialize, Serialize};
 
 use super::exposition::{series, Sample};
@@ -482,12 +483,14 @@ fn rows(table: &[BuiltIn]) -> impl Iterator<Item = Row> + '_ {
 pub struct Mapping {
     rows: Vec<Row>,
     /// Indexes of `rows` by metric name: a scrape is mostly series no row reads.
-    by_metric: HashMap<String, Vec<usize>>,
+    /// Looked up once per series of every scrape, so hashed with foldhash rather than SipHash:
+    /// the keys are the rows' own names, not the targets'.
+    by_metric: HashMap<String, Vec<usize>, FoldState>,
 }
 
 impl Mapping {
     fn of(rows: Vec<Row>) -> Self {
-        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_metric: HashMap<String, Vec<usize>, FoldState> = HashMap::default();
         for (index, row) in rows.iter().enumerate() {
             by_metric.entry(row.metric.clone()).or_default().push(index);
         }
