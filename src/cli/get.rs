@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::{
     core::{
         published::View,
-        scoring::{HealthReport, Issue, Subsystem, SystemHealthReport},
+        scoring::{CodeForm, HealthReport, Issue, Subsystem, SystemHealthReport},
         subsystem::for_each_subsystem,
     },
     proto::v1::{self, health_reports_client::HealthReportsClient},
@@ -171,7 +171,7 @@ fn issues_table<'a>(
     out: &mut String,
     issues: impl Iterator<Item = &'a Issue>,
     omitted: u32,
-    prefixed: bool,
+    form: CodeForm,
     style: Style,
 ) {
     let mut issues = issues.peekable();
@@ -181,11 +181,7 @@ fn issues_table<'a>(
     }
     let _ = writeln!(out, "\nISSUES (worst first)");
     for issue in issues {
-        let code = if prefixed {
-            format!("{}:{}", issue.subsystem, issue.code)
-        } else {
-            issue.code.to_string()
-        };
+        let code = issue.code_in(form);
         let severity = style.severity(issue.severity);
         // Pad the plain word so colour codes do not break the alignment.
         let pad = " ".repeat(8usize.saturating_sub(issue.severity.as_str().len()));
@@ -240,7 +236,7 @@ fn system_table(report: &SystemHealthReport, revision: u64, style: Style) -> Str
         &mut out,
         report.issues(),
         report.issues_omitted,
-        true,
+        CodeForm::Qualified,
         style,
     );
     out
@@ -265,7 +261,7 @@ fn subsystem_table(report: &HealthReport, revision: u64, style: Style) -> String
         &mut out,
         report.issues.iter(),
         report.omitted.issues,
-        false,
+        CodeForm::Bare,
         style,
     );
     if !report.entities.is_empty() {

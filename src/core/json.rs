@@ -13,7 +13,7 @@ use serde::{ser::SerializeMap, Serialize, Serializer};
 
 use super::{
     published::View,
-    scoring::{HealthReport, Issue, SystemHealthReport},
+    scoring::{CodeForm, HealthReport, Issue, SystemHealthReport},
 };
 
 /// `report` as JSON, listed as `view` asks.
@@ -49,24 +49,20 @@ struct IssueJson<'a> {
     source: &'a str,
 }
 
-fn issues<'a>(issues: &'a [&'a Issue], prefixed: bool) -> impl Serialize + 'a {
-    Issues { issues, prefixed }
+fn issues<'a>(issues: &'a [&'a Issue], form: CodeForm) -> impl Serialize + 'a {
+    Issues { issues, form }
 }
 
 struct Issues<'a> {
     issues: &'a [&'a Issue],
-    prefixed: bool,
+    form: CodeForm,
 }
 
 impl Serialize for Issues<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.issues.iter().map(|issue| IssueJson {
             severity: issue.severity.as_str(),
-            code: if self.prefixed {
-                Cow::Owned(format!("{}:{}", issue.subsystem, issue.code))
-            } else {
-                Cow::Borrowed(issue.code.as_str())
-            },
+            code: issue.code_in(self.form),
             message: &issue.message,
             suggested_action: &issue.suggested_action,
             entity: &issue.entity,
@@ -111,7 +107,7 @@ impl Serialize for Report<'_> {
         map.serialize_entry("available", &report.available)?;
         map.serialize_entry("status", &report.status)?;
         map.serialize_entry("score", &report.score)?;
-        map.serialize_entry("issues", &issues(&listed_issues.items, false))?;
+        map.serialize_entry("issues", &issues(&listed_issues.items, CodeForm::Bare))?;
         map.serialize_entry(
             "scoreBreakdown",
             &BreakdownJson {
@@ -148,7 +144,7 @@ impl Serialize for System<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("status", &system.status)?;
         map.serialize_entry("score", &system.score)?;
-        map.serialize_entry("issues", &issues(&listed.items, true))?;
+        map.serialize_entry("issues", &issues(&listed.items, CodeForm::Qualified))?;
         if listed.omitted > 0 {
             map.serialize_entry("issuesOmitted", &listed.omitted)?;
         }

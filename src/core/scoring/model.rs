@@ -149,7 +149,24 @@ pub struct Issue {
     pub source: Arc<str>,
 }
 
+/// How a list writes its issues' codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeForm {
+    /// `DS_POOL_SATURATED`: a subsystem's report, where the subsystem goes without saying.
+    Bare,
+    /// `datasources:DS_POOL_SATURATED`: the system's report, where subsystems' issues mix.
+    Qualified,
+}
+
 impl Issue {
+    /// The issue's code as `form` writes it.
+    pub fn code_in(&self, form: CodeForm) -> Cow<'static, str> {
+        match form {
+            CodeForm::Bare => Cow::Borrowed(self.code.as_str()),
+            CodeForm::Qualified => Cow::Owned(format!("{}:{}", self.subsystem, self.code)),
+        }
+    }
+
     /// What identifies an issue across recomputations: a watcher is told when this set changes,
     /// not when a number in the message moves.
     pub fn identity(&self) -> (Severity, Subsystem, Code, &str, &str) {

@@ -106,7 +106,16 @@ pub fn evaluate<'a, S: Snapshot + 'a>(
                 entity_metrics: finding
                     .reads
                     .iter()
-                    .filter_map(|&key| evaluation.metrics.get(key).map(|v| (key, v)))
+                    .filter_map(|&key| {
+                        let value = evaluation.metrics.get(key);
+                        // A misspelt read would drop out of the issue unseen.
+                        debug_assert!(
+                            value.is_some(),
+                            "{} reads {key}, which is not set",
+                            finding.code
+                        );
+                        value.map(|value| (key, value))
+                    })
                     .collect(),
                 subsystem,
                 source: source.clone(),

@@ -10,7 +10,7 @@ use crate::{
     core::{
         ingest::{FieldError, Refusal},
         published::{Serving, Stamp, View},
-        scoring,
+        scoring::{self, CodeForm},
     },
     engine::EngineError,
     faces::NoWatchSlot,
@@ -111,14 +111,10 @@ fn metrics_map(metrics: &scoring::Metrics) -> std::collections::BTreeMap<String,
     metrics.iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn issue(issue: &scoring::Issue, prefixed: bool) -> v1::Issue {
+fn issue(issue: &scoring::Issue, form: CodeForm) -> v1::Issue {
     v1::Issue {
         severity: v1::Severity::from(issue.severity).into(),
-        code: if prefixed {
-            format!("{}:{}", issue.subsystem, issue.code)
-        } else {
-            issue.code.as_str().to_owned()
-        },
+        code: issue.code_in(form).into_owned(),
         message: issue.message.clone(),
         suggested_action: issue.suggested_action.to_string(),
         entity: issue.entity.to_string(),
@@ -138,7 +134,11 @@ pub fn health_report(report: &scoring::HealthReport, stamp: Stamp, view: View) -
         available: report.available,
         status: v1::Status::from(report.status).into(),
         score: report.score,
-        issues: issues.items.iter().map(|i| issue(i, false)).collect(),
+        issues: issues
+            .items
+            .iter()
+            .map(|i| issue(i, CodeForm::Bare))
+            .collect(),
         issues_omitted: issues.omitted,
         score_breakdown: Some(v1::ScoreBreakdown {
             base: report.score_breakdown.base,
@@ -187,7 +187,11 @@ pub fn system_report(
     v1::SystemHealthReport {
         status: v1::Status::from(report.status).into(),
         score: report.score,
-        issues: issues.items.iter().map(|i| issue(i, true)).collect(),
+        issues: issues
+            .items
+            .iter()
+            .map(|i| issue(i, CodeForm::Qualified))
+            .collect(),
         issues_omitted: issues.omitted,
         subsystems: report
             .subsystems
