@@ -10,8 +10,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Serialize, Serializer};
 
-/// Calls `$then!` with every subsystem's row, in report order. A new row goes at the end: the
-/// history journal names a subsystem by its place here. A row is
+/// Calls `$then!` with every subsystem's row, in report order. A row is
 /// `Variant "key" field: Snapshot { report, tool, thresholds, pushed, codes }`:
 ///
 /// - `key`: the name in maps, issue-code prefixes and grpc.health.v1 service names;

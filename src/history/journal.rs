@@ -20,7 +20,40 @@ use crate::core::scoring::{Code, Status, Subsystem};
 
 use super::Transition;
 
-const MAGIC: &[u8; 8] = b"HSHIST1\n";
+/// The first bytes of a journal, naming its format: format 2 names subsystems by key.
+const MAGIC: &[u8; 8] = b"HSHIST2\n";
+/// Format 1 (journals written before 2026-12-03) named a subsystem by its place in the table
+/// of the time, `FORMAT_1_SUBSYSTEMS`. It is read, then rewritten as format 2 before anything
+/// is appended, so the table's order is free.
+const MAGIC_1: &[u8; 8] = b"HSHIST1\n";
+const FORMAT_1_SUBSYSTEMS: [&str; 9] = [
+    "datasources",
+    "caches",
+    "watchers",
+    "schedulers",
+    "executors",
+    "webServer",
+    "runtime",
+    "performance",
+    "host",
+];
+
+/// How a journal's records name their subsystem.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Format {
+    Positions,
+    Keys,
+}
+
+impl Format {
+    fn of(bytes: &[u8]) -> Option<Self> {
+        match bytes.get(..MAGIC.len())? {
+            magic if magic == MAGIC => Some(Self::Keys),
+            magic if magic == MAGIC_1 => Some(Self::Positions),
+            _ => None,
+        }
+    }
+}
 /// No record is near this long; a longer length field is a torn or foreign record.
 const MAX_RECORD: usize = 64 * 1024;
 
@@ -35,16 +68,19 @@ impl Journal {
     /// the history's `max_transitions`. An error means nothing could be read: a file that is
     /// not a journal, or that cannot be read or created.
     pub fn open(path: &Path, keep: usize) -> io::Result<(Vec<Transition>, Option<Journal>)> {
-        let (transitions, records) = read(path)?;
+        let (transitions, records, format) = read(path)?;
+        let unwritable = |error: io::Error| {
+            tracing::error!(path = %path.display(), %error, "the history journal cannot be written: its transitions are restored, new ones are kept in memory only");
+        };
         let file = match OpenOptions::new().append(true).open(path) {
             Ok(file) => file,
             Err(error) => {
-                tracing::error!(path = %path.display(), %error, "the history journal cannot be written: its transitions are restored, new ones are kept in memory only");
+                unwritable(error);
                 return Ok((transitions, None));
             }
         };
         let (sender, receiver) = mpsc::channel();
-        let writer = Writer {
+        let mut writer = Writer {
             path: path.to_owned(),
             length: file.metadata()?.len(),
             file,
@@ -58,6 +94,13 @@ impl Journal {
                 .map(encode)
                 .collect(),
         };
+        if format == Format::Positions {
+            if let Err(error) = writer.rewrite() {
+                unwritable(error);
+                return Ok((transitions, None));
+            }
+            tracing::info!(path = %path.display(), "the history journal was rewritten in format 2");
+        }
         std::thread::Builder::new()
             .name("history-journal".into())
             .spawn(move || writer.run(receiver))?;
@@ -80,7 +123,7 @@ pub fn check(path: &Path) -> io::Result<()> {
     match File::open(path) {
         Ok(mut file) => {
             let mut magic = [0u8; MAGIC.len()];
-            if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
+            if file.read_exact(&mut magic).is_err() || Format::of(&magic).is_none() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "not a healthscore history journal",
@@ -176,9 +219,9 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     record
 }
 
-/// The transitions in the file at `path` (created if missing), and how many records it has;
-/// a damaged record is skipped and a torn tail cut off, with a warning.
-fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
+/// The transitions in the file at `path` (created if missing), how many records it has and its
+/// format; a damaged record is skipped and a torn tail cut off, with a warning.
+fn read(path: &Path) -> io::Result<(Vec<Transition>, usize, Format)> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut file) => {
@@ -188,16 +231,16 @@ fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
             let mut file = File::create(path)?;
             file.write_all(MAGIC)?;
             file.sync_all()?;
-            return Ok((Vec::new(), 0));
+            return Ok((Vec::new(), 0, Format::Keys));
         }
         Err(error) => return Err(error),
     }
-    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+    let Some(format) = Format::of(&bytes) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} is not a healthscore history journal", path.display()),
         ));
-    }
+    };
     let mut offset = MAGIC.len();
     let (mut transitions, mut records) = (Vec::new(), 0);
     while offset < bytes.len() {
@@ -231,10 +274,10 @@ fn read(path: &Path) -> io::Result<(Vec<Transition>, usize)> {
         };
         records += 1;
         // A record this version cannot read (a code it does not know) is skipped, not fatal.
-        transitions.extend(decode(payload));
+        transitions.extend(decode(payload, format));
         offset = next;
     }
-    Ok((transitions, records))
+    Ok((transitions, records, format))
 }
 
 /// The payload of the record at `offset` and where the next starts, if it is whole.
@@ -249,26 +292,20 @@ fn record_at(bytes: &[u8], offset: usize) -> Option<(&[u8], usize)> {
     (crc32fast::hash(payload) == crc).then_some((payload, offset + 8 + length))
 }
 
-/// `[at ms i64][name u8][from u8][to u8][score u8][added u8][removed u8]` then each code as
-/// `[length u8][name]`: codes by name, so a catalog that grows keeps old files readable; the
-/// name as 0 (the system) or 1 + the subsystem's place in the table, which new subsystems
-/// keep by joining the table at its end (`positions_of_subsystems_never_move`).
+/// `[at ms i64][name][from u8][to u8][score u8][added u8][removed u8]` then each code as a
+/// text: a text is `[length u8][UTF-8]`, the name is the subsystem's key (empty for the
+/// system). Codes and subsystems by name, so a catalog and a table that grow or reorder keep
+/// old files readable.
 fn encode(transition: &Transition) -> Vec<u8> {
     let millis = match transition.at.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
     };
-    let name = transition.name.map_or(0, |s| {
-        Subsystem::ALL
-            .iter()
-            .position(|x| *x == s)
-            .map_or(0, |i| i + 1) as u8
-    });
     let (added, removed) = (transition.added(), transition.removed());
-    let mut out = Vec::with_capacity(16 + 24 * (added.len() + removed.len()));
+    let mut out = Vec::with_capacity(32 + 24 * (added.len() + removed.len()));
     out.extend_from_slice(&millis.to_le_bytes());
+    push_text(&mut out, transition.name.map_or("", Subsystem::key));
     out.extend_from_slice(&[
-        name,
         status_byte(transition.from),
         status_byte(transition.to),
         transition.score,
@@ -276,29 +313,56 @@ fn encode(transition: &Transition) -> Vec<u8> {
         removed.len().min(u8::MAX.into()) as u8,
     ]);
     for code in added.iter().chain(removed.iter().take(u8::MAX.into())) {
-        let text = code.as_str().as_bytes();
-        out.push(text.len() as u8);
-        out.extend_from_slice(text);
+        push_text(&mut out, code.as_str());
     }
     out
 }
 
-fn decode(payload: &[u8]) -> Option<Transition> {
+/// Keys and codes are short ASCII names, far below the length byte's 255.
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    out.push(text.len() as u8);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// The text at the start of `bytes`, and what follows it.
+fn text_at(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let (&length, tail) = bytes.split_first()?;
+    let text = tail.get(..usize::from(length))?;
+    Some((
+        std::str::from_utf8(text).ok()?,
+        &tail[usize::from(length)..],
+    ))
+}
+
+/// A record's transition; `None` for one this version cannot read (a code or a subsystem it
+/// does not know).
+fn decode(payload: &[u8], format: Format) -> Option<Transition> {
     let millis = i64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
-    let fixed = payload.get(8..14)?;
-    let name = match fixed[0] {
-        0 => None,
-        n => Some(*Subsystem::ALL.get(usize::from(n) - 1)?),
+    let after_time = payload.get(8..)?;
+    let (name, rest) = match format {
+        Format::Keys => text_at(after_time)?,
+        Format::Positions => {
+            let (&place, rest) = after_time.split_first()?;
+            let key = match place {
+                0 => "",
+                n => FORMAT_1_SUBSYSTEMS.get(usize::from(n) - 1)?,
+            };
+            (key, rest)
+        }
     };
-    let (from, to) = (status(fixed[1])?, status(fixed[2])?);
-    let (added, removed) = (usize::from(fixed[4]), usize::from(fixed[5]));
+    let name = match name {
+        "" => None,
+        key => Some(key.parse::<Subsystem>().ok()?),
+    };
+    let fixed = rest.get(..5)?;
+    let (from, to) = (status(fixed[0])?, status(fixed[1])?);
+    let (added, removed) = (usize::from(fixed[3]), usize::from(fixed[4]));
     let mut codes = Vec::with_capacity(added + removed);
-    let mut rest = &payload[14..];
+    let mut rest = &rest[5..];
     for _ in 0..added + removed {
-        let (&length, tail) = rest.split_first()?;
-        let text = tail.get(..usize::from(length))?;
-        codes.push(std::str::from_utf8(text).ok()?.parse::<Code>().ok()?);
-        rest = &tail[usize::from(length)..];
+        let (code, tail) = text_at(rest)?;
+        codes.push(code.parse::<Code>().ok()?);
+        rest = tail;
     }
     let at = if millis >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_millis(millis as u64)
@@ -310,7 +374,7 @@ fn decode(payload: &[u8]) -> Option<Transition> {
         at,
         name,
         (from, to),
-        fixed[3].into(),
+        fixed[2].into(),
         added,
         removed,
     ))
@@ -349,24 +413,36 @@ mod tests {
     }
 
     #[test]
-    fn positions_of_subsystems_never_move() {
-        let written_by_earlier_versions = [
-            "datasources",
-            "caches",
-            "watchers",
-            "schedulers",
-            "executors",
-            "webServer",
-            "runtime",
-            "performance",
-            "host",
-        ];
-        let keys: Vec<&str> = Subsystem::ALL.iter().map(|s| s.key()).collect();
-        assert_eq!(
-            keys[..written_by_earlier_versions.len()],
-            written_by_earlier_versions,
-            "journals name subsystems by position: add new subsystems at the end of the table"
-        );
+    fn a_format_1_journal_is_read_and_rewritten_in_format_2() {
+        let path = temp("format-1");
+        // As format 1 wrote them: datasources (place 1) and host (place 9).
+        let mut bytes = MAGIC_1.to_vec();
+        for place in [1u8, 9] {
+            let mut payload = (1_700_000_000_000i64 + i64::from(place))
+                .to_le_bytes()
+                .to_vec();
+            payload.extend_from_slice(&[place, 0, 2, 42, 1, 0, 17]);
+            payload.extend_from_slice(b"DS_POOL_SATURATED");
+            bytes.extend(frame(&payload));
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let (read_back, journal) = Journal::open(&path, 100).unwrap();
+        let names: Vec<_> = read_back.iter().map(|t| t.name).collect();
+        assert_eq!(names, [Some(Subsystem::Datasources), Some(Subsystem::Host)]);
+        assert_eq!(read_back[0].added(), [Code::DsPoolSaturated]);
+        assert!(std::fs::read(&path).unwrap().starts_with(MAGIC));
+        journal.unwrap().append(&transition(9, Status::Warning));
+        written(&path, 3);
+        let (again, _) = Journal::open(&path, 100).unwrap();
+        assert_eq!(again[..2], read_back[..]);
+        assert_eq!(again[2], transition(9, Status::Warning));
+    }
+
+    #[test]
+    fn every_format_1_subsystem_is_still_known() {
+        for key in FORMAT_1_SUBSYSTEMS {
+            assert!(key.parse::<Subsystem>().is_ok(), "{key}");
+        }
     }
 
     fn temp(name: &str) -> PathBuf {
@@ -380,7 +456,7 @@ mod tests {
     /// Waits for the writer thread to have written `records` records.
     fn written(path: &Path, records: usize) {
         for _ in 0..200 {
-            if read(path).map(|(t, _)| t.len()).unwrap_or(0) >= records {
+            if read(path).map(|(t, ..)| t.len()).unwrap_or(0) >= records {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -449,14 +525,14 @@ mod tests {
         let last = transition(39, Status::Critical);
         for _ in 0..200 {
             if read(&path)
-                .map(|(t, _)| t.last() == Some(&last))
+                .map(|(t, ..)| t.last() == Some(&last))
                 .unwrap_or(false)
             {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let (records, count) = read(&path).unwrap();
+        let (records, count, _) = read(&path).unwrap();
         assert!(count <= 16 + 1, "{count} records after compaction");
         assert_eq!(records.last(), Some(&last));
     }
