@@ -1,16 +1,17 @@
-//! The README's issue-code table is the catalog: same codes, subsystems, severities, triggers.
+//! The README's issue-code table is generated from the catalog (codes, subsystems, severities,
+//! triggers): a table that differs is rewritten in place, and the test fails so that the
+//! change is reviewed and committed.
+
+use std::path::Path;
 
 use healthscore::core::scoring::catalog::CATALOG;
 
-#[test]
-fn readme_issue_table_matches_the_catalog() {
-    let readme = include_str!("../README.md");
-    let rows: Vec<&str> = readme
-        .lines()
-        .filter(|line| line.starts_with("| `") && line.contains("_"))
-        .filter(|line| line.split('|').count() == 6)
-        .collect();
-    let expected: Vec<String> = CATALOG
+fn is_row(line: &str) -> bool {
+    line.starts_with("| `") && line.contains('_') && line.split('|').count() == 6
+}
+
+fn catalog_rows() -> Vec<String> {
+    CATALOG
         .iter()
         .map(|entry| {
             let subsystem = entry.subsystem.map_or("any", |s| s.key());
@@ -20,9 +21,26 @@ fn readme_issue_table_matches_the_catalog() {
                 entry.name, entry.trigger
             )
         })
-        .collect();
-    assert_eq!(
-        rows, expected,
-        "regenerate the README's issue-code table from the catalog"
-    );
+        .collect()
+}
+
+#[test]
+fn readme_issue_table_is_the_catalog() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    let lines: Vec<&str> = readme.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| is_row(l))
+        .expect("the issue-code table");
+    let end = first + lines[first..].iter().take_while(|l| is_row(l)).count();
+    let rows = catalog_rows();
+    if lines[first..end] == rows {
+        return;
+    }
+    let mut regenerated: Vec<&str> = lines[..first].to_vec();
+    regenerated.extend(rows.iter().map(String::as_str));
+    regenerated.extend(&lines[end..]);
+    std::fs::write(&path, regenerated.join("\n") + "\n").expect("write README.md");
+    panic!("README.md's issue-code table was regenerated from the catalog: review and commit it");
 }

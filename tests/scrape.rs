@@ -215,9 +215,19 @@ async fn bad_answers_change_nothing_and_are_counted() {
         ),
     ];
     for (case, answer) in bad {
+        let counted = bad_scrapes(&server).await;
         set(&shared, |a| *a = answer);
-        // Two intervals: at least one scrape of this answer completes (or times out).
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        // Two scrapes counted as refused or failed: the first may have begun before the
+        // answer changed, the second read this answer whole (or timed out on it).
+        let mut read = false;
+        for _ in 0..100 {
+            read = bad_scrapes(&server).await >= counted + 2.0;
+            if read {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(read, "{case}: no scrape of this answer was counted");
         // Nothing of the bad answer applied: the last good values stand (the source may have
         // gone stale meanwhile, which is what a silent target does).
         let now = datasources(&server).await;
@@ -244,24 +254,25 @@ async fn bad_answers_change_nothing_and_are_counted() {
         });
         eventually(&server, 5, |r| r["entities"][0]["stale"] == false).await;
     }
-    let metrics = http_get(server.http, "/metrics", None).await.body;
     for result in ["refused", "failed"] {
-        let line = metrics
-            .lines()
-            .find(|l| {
-                l.starts_with(&format!(
-                    "healthscore_scrapes_total{{target=\"orders\",result=\"{result}\"}}"
-                ))
-            })
-            .unwrap_or_else(|| panic!("no {result} count in {metrics}"));
-        let count: f64 = line
-            .rsplit(' ')
-            .next()
-            .expect("value")
-            .parse()
-            .expect("number");
-        assert!(count >= 2.0, "{line}");
+        let count = scrapes(&server, result).await;
+        assert!(count >= 2.0, "{result}: {count}");
     }
+}
+
+/// The target's scrapes that ended as `result`, from `/metrics`.
+async fn scrapes(server: &TestServer, result: &str) -> f64 {
+    let metrics = http_get(server.http, "/metrics", None).await.body;
+    let series = format!("healthscore_scrapes_total{{target=\"orders\",result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn bad_scrapes(server: &TestServer) -> f64 {
+    scrapes(server, "refused").await + scrapes(server, "failed").await
 }
 
 #[test]
