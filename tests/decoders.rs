@@ -11,11 +11,7 @@ use healthscore::{
         scoring::{HealthReport, Policy, Subsystem},
     },
     proto::v1,
-    sources::{
-        exposition,
-        mapping::{node_host, Mapping},
-        push,
-    },
+    sources::{exposition, mapping::Mapping, node_exporter::host_entities, push},
     store::Store,
 };
 use proptest::prelude::*;
@@ -151,7 +147,7 @@ proptest! {
     fn arbitrary_text_as_a_scrape(text in "[a-z_{}=\",. 0-9#\\\n+-]{0,300}") {
         if let Ok(samples) = exposition::parse(&text) {
             let _ = Mapping::micrometer().apply(&samples);
-            let _ = node_host(&samples, None);
+            let _ = host_entities(&samples, None);
         }
     }
 
@@ -171,7 +167,7 @@ proptest! {
                     .map(PushBuilder::build);
                 apply(&mut seeded(), push)?;
             }
-            let _ = node_host(&samples, None);
+            let _ = host_entities(&samples, None);
         }
     }
 

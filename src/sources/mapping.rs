@@ -1,7 +1,8 @@
-//! Metric series to snapshots: the well-known names of Micrometer (Spring Boot's
-//! `/actuator/prometheus`) and of the OpenTelemetry semantic conventions, node_exporter's host
-//! series, and rows added in config. What the rows read (`Mapped`) is added to a
-//! `PushBuilder`, so a scraped or exported snapshot goes through exactly the checks of a push.
+//! Metric series to snapshots by rows: the built-in profiles (`profiles/*.toml`: Micrometer's
+//! names, as Spring Boot's `/actuator/prometheus` writes them, and the OpenTelemetry semantic
+//! conventions) and rows added in config, both in the `[[scrape.mappings]]` shape. What the
+//! rows read (`Mapped`) is added to a `PushBuilder`, so a scraped or exported snapshot goes
+//! through exactly the checks of a push. node_exporter's series are `node_exporter`'s.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,13 +10,10 @@ use foldhash::fast::RandomState as FoldState;
 use serde::{Deserialize, Serialize};
 
 use super::exposition::{series, Sample};
-use crate::{
-    core::{
-        ingest::{FieldError, PushBuilder},
-        scoring::snapshot::{self as core, CpuSample, DiskSample, HostSnapshot, MemorySample},
-        subsystem::for_each_subsystem,
-    },
-    sources::host::is_real_mount,
+use crate::core::{
+    ingest::{FieldError, PushBuilder},
+    scoring::snapshot as core,
+    subsystem::for_each_subsystem,
 };
 
 /// A mapping row: samples of `metric` whose labels match `labels` set `field` of the entity
@@ -183,299 +181,29 @@ impl Row {
     }
 }
 
-/// Built-in rows: (metric, label matchers, subsystem, field, entity label or `=fixed name`).
-type BuiltIn = (
-    &'static str,
-    &'static [(&'static str, &'static str)],
-    &'static str,
-    &'static str,
-    &'static str,
-);
+/// A built-in profile: rows in the users' own `[[scrape.mappings]]` shape, shipped as data.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    mappings: Vec<Row>,
+}
 
 /// Micrometer's names, as `/actuator/prometheus` writes them (and as OTLP names normalize to).
-const MICROMETER: &[BuiltIn] = &[
-    (
-        "hikaricp_connections_active",
-        &[],
-        "datasources",
-        "active",
-        "pool",
-    ),
-    (
-        "hikaricp_connections_idle",
-        &[],
-        "datasources",
-        "idle",
-        "pool",
-    ),
-    (
-        "hikaricp_connections_max",
-        &[],
-        "datasources",
-        "max",
-        "pool",
-    ),
-    (
-        "hikaricp_connections_pending",
-        &[],
-        "datasources",
-        "threads_awaiting",
-        "pool",
-    ),
-    (
-        "jdbc_connections_active",
-        &[],
-        "datasources",
-        "active",
-        "name",
-    ),
-    ("jdbc_connections_idle", &[], "datasources", "idle", "name"),
-    ("jdbc_connections_max", &[], "datasources", "max", "name"),
-    (
-        "cache_gets_total",
-        &[("result", "hit")],
-        "caches",
-        "hits",
-        "cache",
-    ),
-    (
-        "cache_gets_total",
-        &[("result", "miss")],
-        "caches",
-        "misses",
-        "cache",
-    ),
-    ("cache_evictions_total", &[], "caches", "evictions", "cache"),
-    ("cache_size", &[], "caches", "size", "cache"),
-    (
-        "executor_active_threads",
-        &[],
-        "executors",
-        "active",
-        "name",
-    ),
-    (
-        "executor_pool_max_threads",
-        &[],
-        "executors",
-        "max_threads",
-        "name",
-    ),
-    ("executor_queued_tasks", &[], "executors", "queued", "name"),
-    (
-        "executor_queue_remaining_tasks",
-        &[],
-        "executors",
-        "queue_remaining",
-        "name",
-    ),
-    (
-        "jvm_memory_used_bytes",
-        &[("area", "heap")],
-        "runtime",
-        "heap_used_bytes",
-        "=jvm",
-    ),
-    (
-        "jvm_memory_max_bytes",
-        &[("area", "heap")],
-        "runtime",
-        "heap_max_bytes",
-        "=jvm",
-    ),
-    (
-        "jvm_threads_states_threads",
-        &[("state", "blocked")],
-        "runtime",
-        "blocked_threads",
-        "=jvm",
-    ),
-    (
-        "tomcat_threads_busy_threads",
-        &[],
-        "webServer",
-        "busy_workers",
-        "name",
-    ),
-    (
-        "tomcat_threads_config_max_threads",
-        &[],
-        "webServer",
-        "max_workers",
-        "name",
-    ),
-    (
-        "tomcat_connections_current_connections",
-        &[],
-        "webServer",
-        "connections",
-        "name",
-    ),
-    (
-        "jetty_threads_busy",
-        &[],
-        "webServer",
-        "busy_workers",
-        "=jetty",
-    ),
-    (
-        "jetty_threads_config_max",
-        &[],
-        "webServer",
-        "max_workers",
-        "=jetty",
-    ),
-    (
-        "http_server_requests_seconds_count",
-        &[],
-        "webServer",
-        "requests",
-        "=*",
-    ),
-    (
-        "http_server_requests_seconds_count",
-        &[("status", "5*")],
-        "webServer",
-        "errors",
-        "=*",
-    ),
-];
+const MICROMETER: &str = include_str!("profiles/micrometer.toml");
+/// The OpenTelemetry semantic conventions, as Prometheus normalizes OTLP names.
+const SEMCONV: &str = include_str!("profiles/semconv.toml");
 
-/// The OpenTelemetry semantic conventions, with names and attribute keys normalized the way
-/// Prometheus reads OTLP (dots to underscores, units and `_total` appended).
-const SEMCONV: &[BuiltIn] = &[
-    (
-        "db_client_connection_count",
-        &[("db_client_connection_state", "used")],
-        "datasources",
-        "active",
-        "db_client_connection_pool_name",
-    ),
-    (
-        "db_client_connection_count",
-        &[("db_client_connection_state", "idle")],
-        "datasources",
-        "idle",
-        "db_client_connection_pool_name",
-    ),
-    (
-        "db_client_connection_count",
-        &[("state", "used")],
-        "datasources",
-        "active",
-        "pool_name",
-    ),
-    (
-        "db_client_connection_count",
-        &[("state", "idle")],
-        "datasources",
-        "idle",
-        "pool_name",
-    ),
-    (
-        "db_client_connection_max",
-        &[],
-        "datasources",
-        "max",
-        "db_client_connection_pool_name",
-    ),
-    (
-        "db_client_connection_max",
-        &[],
-        "datasources",
-        "max",
-        "pool_name",
-    ),
-    (
-        "db_client_connection_pending_requests",
-        &[],
-        "datasources",
-        "threads_awaiting",
-        "db_client_connection_pool_name",
-    ),
-    (
-        "db_client_connection_pending_requests",
-        &[],
-        "datasources",
-        "threads_awaiting",
-        "pool_name",
-    ),
-    (
-        "jvm_memory_used_bytes",
-        &[("jvm_memory_type", "heap")],
-        "runtime",
-        "heap_used_bytes",
-        "=jvm",
-    ),
-    (
-        "jvm_memory_limit_bytes",
-        &[("jvm_memory_type", "heap")],
-        "runtime",
-        "heap_max_bytes",
-        "=jvm",
-    ),
-    (
-        "jvm_memory_used",
-        &[("jvm_memory_type", "heap")],
-        "runtime",
-        "heap_used_bytes",
-        "=jvm",
-    ),
-    (
-        "jvm_memory_limit",
-        &[("jvm_memory_type", "heap")],
-        "runtime",
-        "heap_max_bytes",
-        "=jvm",
-    ),
-    (
-        "jvm_thread_count",
-        &[("jvm_thread_state", "blocked")],
-        "runtime",
-        "blocked_threads",
-        "=jvm",
-    ),
-    (
-        "http_server_request_duration_seconds_count",
-        &[],
-        "webServer",
-        "requests",
-        "=*",
-    ),
-    (
-        "http_server_request_duration_seconds_count",
-        &[("http_response_status_code", "5*")],
-        "webServer",
-        "errors",
-        "=*",
-    ),
-];
+/// The rows of a built-in profile. Its text is part of the binary, and a test reads and
+/// validates every profile, so a failure here is a defect of the build, not of any input.
+fn profile(text: &str) -> Vec<Row> {
+    toml::from_str::<Profile>(text)
+        .expect("the built-in profiles parse (tested)")
+        .mappings
+}
 
 /// The entity name of rows that fill in an existing entity: the subsystem's only entity when it
 /// has one (a Tomcat connector's request counts), else this one.
 const SOLE_ENTITY: &str = "http";
-
-fn rows(table: &[BuiltIn]) -> impl Iterator<Item = Row> + '_ {
-    table
-        .iter()
-        .map(|(metric, labels, subsystem, field, entity)| {
-            let (entity_label, entity) = match entity.strip_prefix('=') {
-                Some(fixed) => (None, Some(fixed.to_owned())),
-                None => (Some((*entity).to_owned()), None),
-            };
-            Row {
-                metric: (*metric).to_owned(),
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                subsystem: (*subsystem).to_owned(),
-                field: (*field).to_owned(),
-                entity_label,
-                entity,
-            }
-        })
-}
 
 /// The rows of an input: a profile's, then config's (which may add to or override them: a
 /// later row for the same field wins).
@@ -498,12 +226,17 @@ impl Mapping {
     }
 
     pub fn micrometer() -> Self {
-        Self::of(rows(MICROMETER).collect())
+        Self::of(profile(MICROMETER))
     }
 
     /// What OTLP exports carry: the semantic conventions and Micrometer's names.
     pub fn otlp() -> Self {
-        Self::of(rows(SEMCONV).chain(rows(MICROMETER)).collect())
+        Self::of(
+            profile(SEMCONV)
+                .into_iter()
+                .chain(profile(MICROMETER))
+                .collect(),
+        )
     }
 
     pub fn with(mut self, extra: &[Row]) -> Self {
@@ -706,114 +439,21 @@ impl Mapped {
     }
 }
 
-/// node_exporter's CPU counters at one scrape, for the share of non-idle time until the next.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct CpuTimes {
-    idle: f64,
-    total: f64,
-}
-
-/// The host entities node_exporter's series describe: CPU (from the second scrape on, the
-/// non-idle share since the previous one), memory, and one entity per real mount.
-pub fn node_host(
-    samples: &[Sample],
-    previous: Option<CpuTimes>,
-) -> (Vec<HostSnapshot>, Option<CpuTimes>) {
-    let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
-    let mut entities = Vec::new();
-    let mut times = CpuTimes::default();
-    let mut cpus = std::collections::BTreeSet::new();
-    for sample in samples
-        .iter()
-        .filter(|s| s.name == "node_cpu_seconds_total")
-    {
-        if !sample.value.is_finite() {
-            continue;
-        }
-        times.total += sample.value;
-        if matches!(sample.label("mode"), Some("idle" | "iowait")) {
-            times.idle += sample.value;
-        }
-        if let Some(cpu) = sample.label("cpu") {
-            cpus.insert(cpu.to_owned());
-        }
-    }
-    let current = (times.total > 0.0).then_some(times);
-    if let (Some(now), Some(before)) = (current, previous) {
-        let total = now.total - before.total;
-        if total > 0.0 {
-            let busy = (1.0 - (now.idle - before.idle) / total).clamp(0.0, 1.0);
-            let finite = |v: Option<f64>| v.filter(|v| v.is_finite()).unwrap_or(0.0);
-            entities.push(HostSnapshot::Cpu(CpuSample {
-                name: "cpu".into(),
-                usage_percent: (busy * 1000.0).round() / 10.0,
-                window_samples: 1,
-                cores: u32::try_from(cpus.len()).unwrap_or(u32::MAX),
-                load_1: finite(value("node_load1")),
-                load_5: finite(value("node_load5")),
-                load_15: finite(value("node_load15")),
-            }));
-        }
-    }
-    if let (Some(total), Some(available)) = (
-        value("node_memory_MemTotal_bytes"),
-        value("node_memory_MemAvailable_bytes"),
-    ) {
-        if total.is_finite() && available.is_finite() && total > 0.0 {
-            let swap_total = value("node_memory_SwapTotal_bytes")
-                .filter(|v| v.is_finite())
-                .unwrap_or(0.0);
-            let swap_free = value("node_memory_SwapFree_bytes")
-                .filter(|v| v.is_finite())
-                .unwrap_or(0.0);
-            entities.push(HostSnapshot::Memory(MemorySample {
-                name: "memory".into(),
-                used_bytes: (total - available).clamp(0.0, total) as u64,
-                total_bytes: total as u64,
-                swap_used_bytes: (swap_total - swap_free).max(0.0) as u64,
-                swap_total_bytes: swap_total.max(0.0) as u64,
-            }));
-        }
-    }
-    let mut mounts = std::collections::BTreeSet::new();
-    for size in samples
-        .iter()
-        .filter(|s| s.name == "node_filesystem_size_bytes")
-    {
-        let (Some(mount), fstype) = (size.label("mountpoint"), size.label("fstype").unwrap_or(""))
-        else {
-            continue;
-        };
-        let available = samples.iter().find(|s| {
-            s.name == "node_filesystem_avail_bytes" && s.label("mountpoint") == Some(mount)
-        });
-        let (Some(available), total) = (available.map(|s| s.value), size.value) else {
-            continue;
-        };
-        let usable = total.is_finite()
-            && available.is_finite()
-            && total > 0.0
-            && is_real_mount(
-                std::ffi::OsStr::new(fstype),
-                std::path::Path::new(mount),
-                total as u64,
-            );
-        if !usable || !mounts.insert(mount.to_owned()) {
-            continue;
-        }
-        entities.push(HostSnapshot::Disk(DiskSample {
-            name: mount.into(),
-            used_bytes: (total - available).clamp(0.0, total) as u64,
-            total_bytes: total as u64,
-        }));
-    }
-    (entities, current)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sources::exposition::parse;
+
+    #[test]
+    fn every_built_in_profile_row_is_a_valid_config_row() {
+        for (name, text, count) in [("micrometer", MICROMETER, 25), ("semconv", SEMCONV, 15)] {
+            let rows = profile(text);
+            assert_eq!(rows.len(), count, "{name}");
+            for (index, row) in rows.iter().enumerate() {
+                row.validate(&format!("{name}[{index}]")).expect("valid");
+            }
+        }
+    }
 
     #[test]
     fn micrometer_series_become_snapshots() {
@@ -928,32 +568,5 @@ process_uptime_seconds 12.0
         let mut both = row("caches", "hits");
         both.entity = Some("x".into());
         assert_eq!(both.validate("k").unwrap_err().field, "k.entity_label");
-    }
-
-    #[test]
-    fn node_series_become_host_entities_with_cpu_from_the_second_scrape() {
-        let scrape = |idle: f64, user: f64| {
-            parse(&format!(
-                "node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {idle}\n\
-                 node_cpu_seconds_total{{cpu=\"0\",mode=\"user\"}} {user}\n\
-                 node_memory_MemTotal_bytes 1000\nnode_memory_MemAvailable_bytes 250\n\
-                 node_filesystem_size_bytes{{mountpoint=\"/\",fstype=\"ext4\"}} 100\n\
-                 node_filesystem_avail_bytes{{mountpoint=\"/\",fstype=\"ext4\"}} 40\n\
-                 node_filesystem_size_bytes{{mountpoint=\"/run\",fstype=\"tmpfs\"}} 100\n\
-                 node_filesystem_avail_bytes{{mountpoint=\"/run\",fstype=\"tmpfs\"}} 100\n"
-            ))
-            .expect("valid")
-        };
-        let (first, times) = node_host(&scrape(100.0, 100.0), None);
-        assert_eq!(first.len(), 2, "memory and / only: {first:?}");
-        let (second, _) = node_host(&scrape(110.0, 130.0), times);
-        let HostSnapshot::Cpu(cpu) = &second[0] else {
-            panic!("cpu first: {second:?}")
-        };
-        assert_eq!(cpu.usage_percent, 75.0);
-        let HostSnapshot::Memory(memory) = &second[1] else {
-            panic!("memory: {second:?}")
-        };
-        assert_eq!(memory.used_bytes, 750);
     }
 }

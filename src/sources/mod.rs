@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod fleet;
 pub mod host;
 pub mod mapping;
+pub mod node_exporter;
 pub mod otlp;
 pub mod push;
 pub mod scrape;

@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 
 use super::{
     discovery, exposition,
-    mapping::{node_host, CpuTimes, Mapping, Row},
+    mapping::{Mapping, Row},
+    node_exporter::{self, CpuTimes},
     Running, Source, SourceError,
 };
 use crate::{
@@ -349,7 +350,7 @@ impl Scrape {
         })?;
         let (mapped, _unread) = self.mapping.apply(&samples)?;
         let (host, times) = if node {
-            node_host(&samples, previous)
+            node_exporter::host_entities(&samples, previous)
         } else {
             (Vec::new(), None)
         };
