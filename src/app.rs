@@ -84,8 +84,13 @@ pub async fn run(
         tracker: TaskTracker::new(),
         stop: drain.clone(),
     };
+    let telemetry = Telemetry::new();
     // Always, and before serving: without a handler, SIGHUP's default action ends the process.
-    tasks.spawn(faces::reload::run(secrets, faces::reload::hangups()));
+    tasks.spawn(faces::reload::run(
+        secrets,
+        faces::reload::hangups(),
+        telemetry.clone(),
+    ));
     tasks.spawn(crate::allocator::return_freed_memory());
     let (history, journal) = History::open(&config.history);
     let engine = Engine::start(
@@ -96,7 +101,6 @@ pub async fn run(
         let source = FleetSource::new(fleet, &config.http.listen.to_string())?;
         tasks.spawn(source.run(engine.clone()));
     }
-    let telemetry = Telemetry::new();
     if config.host.enabled {
         let host = HostSource::new(&config.host, &config.limits, telemetry.clone());
         tasks.spawn(host.start(&engine).await?);

@@ -104,6 +104,7 @@ pub struct Telemetry {
     alerts_sent: Family<AlertLabels, Counter>,
     alerts_dropped: Counter,
     sd_refreshes: Family<SdLabels, Counter>,
+    secret_reloads: Family<SecretLabels, Counter>,
     scrape_durations: Family<ScrapeNameLabels, Histogram, fn() -> Histogram>,
     watch_streams: Gauge,
 }
@@ -120,12 +121,18 @@ struct SdLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    secret: String,
+    result: Outcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
     alertmanager: String,
     result: Outcome,
 }
 
-/// What became of an alert sent, or a target list read.
+/// What became of an alert sent, a target list read or a secret re-read.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // the label values, as Prometheus spells them
 enum Outcome {
@@ -164,6 +171,7 @@ impl Telemetry {
         let alerts_sent = Family::<AlertLabels, Counter>::default();
         let alerts_dropped = Counter::default();
         let sd_refreshes = Family::<SdLabels, Counter>::default();
+        let secret_reloads = Family::<SecretLabels, Counter>::default();
         let scrape_durations: Family<_, _, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 15)));
         registry.register(
@@ -175,6 +183,11 @@ impl Telemetry {
             "healthscore_sd_refreshes",
             "Reads of a [[scrape]]'s target list (file_sd, http_sd), by result",
             sd_refreshes.clone(),
+        );
+        registry.register(
+            "healthscore_secret_reloads",
+            "Re-reads of changed secret files (tls: the certificates, tokens: the token files), by result; a failed one keeps what is in use",
+            secret_reloads.clone(),
         );
         registry.register(
             "healthscore_alerts_sent",
@@ -244,6 +257,7 @@ impl Telemetry {
             alerts_sent,
             alerts_dropped,
             sd_refreshes,
+            secret_reloads,
             scrape_durations,
             watch_streams,
         })
@@ -271,6 +285,15 @@ impl Telemetry {
     }
 
     /// Counts one read of `scrape`'s target list.
+    pub fn secret_reload(&self, secret: &str, ok: bool) {
+        self.secret_reloads
+            .get_or_create(&SecretLabels {
+                secret: secret.to_owned(),
+                result: Outcome::of(ok),
+            })
+            .inc();
+    }
+
     pub fn sd_refresh(&self, scrape: &str, ok: bool) {
         let result = Outcome::of(ok);
         self.sd_refreshes

@@ -213,7 +213,19 @@ async fn a_reloaded_certificate_is_served_to_the_next_connection() {
 
     // A broken file at a reload keeps the certificate in use.
     std::fs::write(&cert_path, "not a certificate").expect("break cert");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut failed = false;
+    for _ in 0..50 {
+        let (_, metrics) = https_get(server.http, &renewed.ca_pem(), "/metrics", None).await;
+        failed = secret_reloads(&metrics, "tls", "failed") >= 1.0;
+        if failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        failed,
+        "the broken certificate file was not read within 10 s"
+    );
     let channel = tls_channel(server.addr, renewed.ca_pem(), None)
         .await
         .expect("still served");
@@ -783,11 +795,35 @@ async fn a_rotated_token_file_takes_effect_without_a_restart() {
     );
     // A broken file (too short) keeps the tokens in use.
     std::fs::write(&file, "short").unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut failed = false;
+    for _ in 0..50 {
+        let metrics = hyper::Request::get("/metrics")
+            .header("authorization", format!("Bearer {new}"))
+            .body(Full::default())
+            .expect("request");
+        let metrics = common::read_answer(common::http_send(server.http, metrics).await).await;
+        failed = secret_reloads(&metrics.body, "tokens", "failed") >= 1.0;
+        if failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(failed, "the broken token file was not read within 10 s");
     assert_eq!(
         read(new).await,
         Ok(()),
         "a broken file dropped the tokens in use"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `healthscore_secret_reloads_total{secret,result}` in a `/metrics` answer.
+fn secret_reloads(metrics: &str, secret: &str, result: &str) -> f64 {
+    let series =
+        format!("healthscore_secret_reloads_total{{secret=\"{secret}\",result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -277,11 +277,15 @@ pub fn presented(headers: &HeaderMap, cookie_allowed: bool) -> Option<Cow<'_, [u
 }
 
 impl Reloadable for Tokens {
-    fn reload(&self, forced: bool) {
+    fn secret(&self) -> &'static str {
+        "tokens"
+    }
+
+    fn reload(&self, forced: bool) -> Option<bool> {
         let stamps = Self::files_stamps(&self.config);
         let mut seen = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
         if !forced && *seen == stamps {
-            return;
+            return None;
         }
         // A broken file is reported once, not at every check.
         *seen = stamps;
@@ -289,9 +293,11 @@ impl Reloadable for Tokens {
             Ok(entries) => {
                 *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
                 tracing::info!(tokens = self.config.tokens.len(), "auth tokens reloaded");
+                Some(true)
             }
             Err(error) => {
                 tracing::warn!(%error, "auth token reload failed: the tokens in use stay");
+                Some(false)
             }
         }
     }

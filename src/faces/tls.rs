@@ -125,11 +125,13 @@ impl Certificates {
         }
     }
 
-    fn reload_files(&self, stamps: Vec<Option<SystemTime>>) {
+    /// Whether the files' certificates are now in use.
+    fn reload_files(&self, stamps: Vec<Option<SystemTime>>) -> bool {
         match load(&self.files) {
             Ok(loaded) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
                 tracing::info!(cert = %self.files.cert.display(), "TLS certificates reloaded");
+                true
             }
             Err((key, problem)) => {
                 // Remember the stamps so that a broken file is reported once, not every check.
@@ -142,6 +144,7 @@ impl Certificates {
                     problem,
                     "TLS reload failed: serving the previous certificates"
                 );
+                false
             }
         }
     }
@@ -232,14 +235,16 @@ fn load(files: &Files) -> Result<Loaded, (&'static str, String)> {
 }
 
 impl Reloadable for Certificates {
-    fn reload(&self, forced: bool) {
+    fn secret(&self) -> &'static str {
+        "tls"
+    }
+
+    fn reload(&self, forced: bool) -> Option<bool> {
         let stamps = self.files.stamps();
         let changed = {
             let current = self.current.read().unwrap_or_else(|e| e.into_inner());
             current.stamps != stamps
         };
-        if forced || changed {
-            self.reload_files(stamps);
-        }
+        (forced || changed).then(|| self.reload_files(stamps))
     }
 }
