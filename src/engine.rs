@@ -491,7 +491,7 @@ impl Task {
             .copied()
             .collect();
         for subsystem in touched {
-            if let Some(report) = system.subsystems.get(subsystem.key()) {
+            if let Some(report) = system.subsystems.get(subsystem) {
                 let verdict = verdict([report], None);
                 moved |= self.verdicts.insert(subsystem, verdict) != Some(verdict);
             }

@@ -151,7 +151,7 @@ impl Serialize for System<'_> {
         let subsystems: std::collections::BTreeMap<_, _> = system
             .subsystems
             .iter()
-            .map(|(key, r)| (*key, Report { report: r, view }))
+            .map(|(subsystem, r)| (subsystem.key(), Report { report: r, view }))
             .collect();
         map.serialize_entry("subsystems", &subsystems)?;
         map.end()

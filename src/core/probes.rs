@@ -64,7 +64,7 @@ impl ProbeName {
             .filter(|member| {
                 system
                     .subsystems
-                    .get(member.key())
+                    .get(*member)
                     .is_some_and(|report| self.fails(report))
             })
             .collect()

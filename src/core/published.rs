@@ -177,8 +177,8 @@ impl Published {
     pub fn report(&self, subsystem: Subsystem) -> &Arc<HealthReport> {
         self.system
             .subsystems
-            .get(subsystem.key())
-            .expect("every subsystem has a report")
+            .get(subsystem)
+            .expect("the engine's state has every subsystem's report")
     }
 
     /// `rendition` of this state: made by `render` for the first reader, shared by the others.

@@ -294,6 +294,56 @@ macro_rules! subsystem_enum {
 }
 for_each_subsystem!(subsystem_enum);
 
+/// At most one value per subsystem, iterated in report order: a map keyed by `Subsystem`
+/// itself, so that no lookup goes through a key string and nothing needs sorting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BySubsystem<T>([Option<T>; Subsystem::ALL.len()]);
+
+impl<T> Default for BySubsystem<T> {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| None))
+    }
+}
+
+impl<T> BySubsystem<T> {
+    pub fn get(&self, subsystem: Subsystem) -> Option<&T> {
+        self.0[subsystem as usize].as_ref()
+    }
+
+    pub fn insert(&mut self, subsystem: Subsystem, value: T) {
+        self.0[subsystem as usize] = Some(value);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Subsystem, &T)> + '_ {
+        Subsystem::ALL
+            .iter()
+            .zip(&self.0)
+            .filter_map(|(subsystem, value)| Some((*subsystem, value.as_ref()?)))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &T> + '_ {
+        self.0.iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> FromIterator<(Subsystem, T)> for BySubsystem<T> {
+    fn from_iter<I: IntoIterator<Item = (Subsystem, T)>>(pairs: I) -> Self {
+        let mut map = Self::default();
+        for (subsystem, value) in pairs {
+            map.insert(subsystem, value);
+        }
+        map
+    }
+}
+
 impl FromStr for Subsystem {
     type Err = String;
 
@@ -320,5 +370,26 @@ impl fmt::Display for Subsystem {
 impl Serialize for Subsystem {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subsystem_indexes_its_own_slot() {
+        for (place, subsystem) in Subsystem::ALL.iter().enumerate() {
+            assert_eq!(*subsystem as usize, place);
+        }
+        let map: BySubsystem<usize> = [(Subsystem::Host, 1), (Subsystem::Datasources, 2)]
+            .into_iter()
+            .collect();
+        let listed: Vec<_> = map.iter().collect();
+        assert_eq!(
+            listed,
+            [(Subsystem::Datasources, &2), (Subsystem::Host, &1)]
+        );
+        assert_eq!(map.get(Subsystem::Caches), None);
     }
 }

@@ -12,7 +12,7 @@ use std::{
 use serde::{ser::SerializeMap, Deserialize, Serialize, Serializer};
 
 use super::catalog::Code;
-pub use crate::core::subsystem::Subsystem;
+pub use crate::core::subsystem::{BySubsystem, Subsystem};
 
 /// How much an issue matters. Ordered: `Info < Warning < Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -456,7 +456,7 @@ impl HealthReport {
 pub struct SystemHealthReport {
     pub status: Status,
     pub score: u32,
-    pub subsystems: std::collections::BTreeMap<&'static str, Arc<HealthReport>>,
+    pub subsystems: BySubsystem<Arc<HealthReport>>,
     /// Issues an answer this report was read from left out of its own list (zero for reports
     /// the engine built).
     pub issues_omitted: u32,
@@ -469,12 +469,9 @@ impl SystemHealthReport {
         [Severity::Critical, Severity::Warning, Severity::Info]
             .into_iter()
             .flat_map(move |severity| {
-                Subsystem::ALL
-                    .iter()
-                    .filter_map(|subsystem| self.subsystems.get(subsystem.key()))
-                    .flat_map(move |report| {
-                        report.issues.iter().filter(move |i| i.severity == severity)
-                    })
+                self.subsystems.values().flat_map(move |report| {
+                    report.issues.iter().filter(move |i| i.severity == severity)
+                })
             })
     }
 }

@@ -6,8 +6,8 @@ use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 use super::{
     catalog::Code,
     model::{
-        issue_digest, Deduction, EntityHealth, HealthReport, Issue, Omitted, Runs, ScoreBreakdown,
-        SourceLabels, Status, Subsystem, SystemHealthReport,
+        issue_digest, BySubsystem, Deduction, EntityHealth, HealthReport, Issue, Omitted, Runs,
+        ScoreBreakdown, SourceLabels, Status, Subsystem, SystemHealthReport,
     },
     policy::Policy,
     snapshot::Snapshot,
@@ -261,9 +261,9 @@ fn stale_issue(subsystem: Subsystem, source: &Arc<str>, staleness: Staleness) ->
 pub fn system_report<'a>(
     reports: impl IntoIterator<Item = &'a Arc<HealthReport>>,
 ) -> SystemHealthReport {
-    let subsystems: BTreeMap<&'static str, Arc<HealthReport>> = reports
+    let subsystems: BySubsystem<Arc<HealthReport>> = reports
         .into_iter()
-        .map(|report| (report.subsystem.key(), report.clone()))
+        .map(|report| (report.subsystem, report.clone()))
         .collect();
     let score = subsystems
         .values()

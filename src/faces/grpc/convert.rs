@@ -196,7 +196,7 @@ pub fn system_report(
         subsystems: report
             .subsystems
             .iter()
-            .map(|(key, r)| ((*key).to_owned(), health_report(r, stamp, view)))
+            .map(|(subsystem, r)| (subsystem.key().to_owned(), health_report(r, stamp, view)))
             .collect(),
         revision: stamp.revision,
         generated_at: Some(stamp.generated_at.into()),
@@ -324,7 +324,7 @@ impl TryFrom<v1::SystemHealthReport> for scoring::SystemHealthReport {
             .into_values()
             .map(|r| {
                 let r = scoring::HealthReport::try_from(r)?;
-                Ok((r.subsystem.key(), Arc::new(r)))
+                Ok((r.subsystem, Arc::new(r)))
             })
             .collect::<Result<_, FieldError>>()?;
         Ok(Self {

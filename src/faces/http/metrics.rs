@@ -164,8 +164,8 @@ fn state_series(state: &Published) -> String {
         }
     }
     let no_labels = SourceLabels::default();
-    for (key, report) in &system.subsystems {
-        let subsystem = || vec![("subsystem", (*key).to_owned())];
+    for (key, report) in system.subsystems.iter().map(|(s, r)| (s.key(), r)) {
+        let subsystem = || vec![("subsystem", key.to_owned())];
         score
             .get_or_create(&subsystem())
             .set(i64::from(report.score));
@@ -181,7 +181,7 @@ fn state_series(state: &Published) -> String {
         }
         for i in report.issues.iter() {
             let own = vec![
-                ("subsystem", (*key).to_owned()),
+                ("subsystem", key.to_owned()),
                 ("code", i.code.as_str().to_owned()),
                 ("severity", i.severity.as_str().to_owned()),
                 ("entity", i.entity.to_string()),
