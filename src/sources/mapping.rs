@@ -81,10 +81,11 @@ macro_rules! snapshot_fields {
                 $($(
                     let entities: Vec<Entity> = self
                         .0
-                        .iter()
-                        .filter(|((subsystem, _), _)| subsystem == $key)
-                        .map(|((subsystem, name), fields)| Entity {
-                            subsystem,
+                        .get($key)
+                        .into_iter()
+                        .flatten()
+                        .map(|(name, fields)| Entity {
+                            subsystem: $key,
                             name,
                             fields,
                         })
@@ -172,10 +173,10 @@ impl Row {
             })
     }
 
-    fn entity_of(&self, sample: &Sample) -> Option<String> {
+    fn entity_of<'a>(&'a self, sample: &'a Sample) -> Option<&'a str> {
         match (&self.entity_label, &self.entity) {
-            (Some(label), _) => sample.label(label).map(str::to_owned),
-            (None, Some(name)) => Some(name.clone()),
+            (Some(label), _) => sample.label(label),
+            (None, Some(name)) => Some(name),
             (None, None) => None,
         }
     }
@@ -210,6 +211,9 @@ const SOLE_ENTITY: &str = "http";
 #[derive(Clone, Debug, Default)]
 pub struct Mapping {
     rows: Vec<Row>,
+    /// Each row's subsystem key and field as the snapshot tables spell them, so that what the
+    /// rows read is filed under static names rather than a copy of the row's strings.
+    targets: Vec<Target>,
     /// Indexes of `rows` by metric name: a scrape is mostly series no row reads.
     /// Looked up once per series of every scrape, so hashed with foldhash rather than SipHash:
     /// the keys are the rows' own names, not the targets'.
@@ -217,12 +221,27 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// The mapping of `rows`, which have passed `Row::validate` (config rows when the config
+    /// was read, built-in ones in a test); a row that would not is left out.
     fn of(rows: Vec<Row>) -> Self {
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .filter(|row| {
+                let known = target(row).is_some();
+                debug_assert!(known, "an unchecked mapping row: {row:?}");
+                known
+            })
+            .collect();
+        let targets = rows.iter().filter_map(target).collect();
         let mut by_metric: HashMap<String, Vec<usize>, FoldState> = HashMap::default();
         for (index, row) in rows.iter().enumerate() {
             by_metric.entry(row.metric.clone()).or_default().push(index);
         }
-        Self { rows, by_metric }
+        Self {
+            rows,
+            targets,
+            by_metric,
+        }
     }
 
     pub fn micrometer() -> Self {
@@ -253,19 +272,21 @@ impl Mapping {
     pub fn apply(&self, samples: &[Sample]) -> Result<(Mapped, usize), FieldError> {
         let mut fields = Mapped::default();
         let mut unread = 0;
+        // What one sample sets; a later row for the same field and entity replaces an earlier
+        // one's value. Reused from sample to sample.
+        let mut set: Vec<(Target, &str, f64)> = Vec::new();
         for sample in samples {
             let Some(candidates) = self.by_metric.get(&sample.name) else {
                 unread += 1;
                 continue;
             };
+            set.clear();
             let mut read = false;
-            // A later row for the same field and entity replaces an earlier one's value.
-            let mut set: BTreeMap<(String, String, String), f64> = BTreeMap::new();
-            for row in candidates
-                .iter()
-                .map(|&index| &self.rows[index])
-                .filter(|row| row.matches(sample))
-            {
+            for &index in candidates {
+                let (row, target) = (&self.rows[index], self.targets[index]);
+                if !row.matches(sample) {
+                    continue;
+                }
                 let Some(entity) = row.entity_of(sample) else {
                     continue;
                 };
@@ -281,8 +302,7 @@ impl Mapping {
                     ));
                 }
                 if sample.value < 0.0 {
-                    if UNKNOWN_WHEN_NEGATIVE.contains(&(row.subsystem.as_str(), row.field.as_str()))
-                    {
+                    if UNKNOWN_WHEN_NEGATIVE.contains(&target) {
                         continue;
                     }
                     return Err(FieldError::new(
@@ -290,18 +310,16 @@ impl Mapping {
                         format!("{} is negative ({})", series(sample), sample.value),
                     ));
                 }
-                set.insert(
-                    (row.subsystem.clone(), entity, row.field.clone()),
-                    sample.value,
-                );
+                match set
+                    .iter_mut()
+                    .find(|(t, e, _)| *t == target && *e == entity)
+                {
+                    Some(slot) => slot.2 = sample.value,
+                    None => set.push((target, entity, sample.value)),
+                }
             }
-            for ((subsystem, entity, field), value) in set {
-                *fields
-                    .0
-                    .entry((subsystem, entity))
-                    .or_default()
-                    .entry(field)
-                    .or_default() += value;
+            for &((subsystem, field), entity, value) in &set {
+                fields.add(subsystem, entity, field, value);
             }
             unread += usize::from(!read);
         }
@@ -311,13 +329,40 @@ impl Mapping {
     }
 }
 
-/// Every field the rows read, by (subsystem key, entity).
+/// A row's subsystem key and field.
+type Target = (&'static str, &'static str);
+
+/// `row`'s subsystem and field as the snapshot tables spell them; `None` for a row that
+/// `Row::validate` refuses.
+fn target(row: &Row) -> Option<Target> {
+    let (key, _) = SNAPSHOT_FIELDS
+        .iter()
+        .find(|(key, _)| *key == row.subsystem)?;
+    let field = settable(key)?
+        .into_iter()
+        .find(|field| *field == row.field)?;
+    Some((*key, field))
+}
+
+/// Every field the rows read: by subsystem key, then entity, then field.
 #[derive(Debug, Default)]
-pub struct Mapped(BTreeMap<(String, String), BTreeMap<String, f64>>);
+pub struct Mapped(BTreeMap<&'static str, BTreeMap<String, Fields>>);
+
+type Fields = BTreeMap<&'static str, f64>;
 
 impl Mapped {
     pub fn entity_count(&self) -> usize {
-        self.0.len()
+        self.0.values().map(BTreeMap::len).sum()
+    }
+
+    /// Adds `value` to `field` of `entity`; the entity's name is copied only when it is new.
+    fn add(&mut self, subsystem: &'static str, entity: &str, field: &'static str, value: f64) {
+        let entities = self.0.entry(subsystem).or_default();
+        if let Some(fields) = entities.get_mut(entity) {
+            *fields.entry(field).or_default() += value;
+            return;
+        }
+        entities.insert(entity.to_owned(), [(field, value)].into());
     }
 }
 
@@ -325,7 +370,7 @@ impl Mapped {
 struct Entity<'a> {
     subsystem: &'a str,
     name: &'a str,
-    fields: &'a BTreeMap<String, f64>,
+    fields: &'a Fields,
 }
 
 impl Entity<'_> {
@@ -393,18 +438,21 @@ impl Mapped {
     /// Sets each executor's `queue_capacity` to `queued + queue_remaining` where a row read the
     /// remaining capacity; either count above a `u32` is refused, as any field's is.
     fn add_queue_remaining(&mut self) -> Result<(), FieldError> {
-        for ((subsystem, name), fields) in &mut self.0 {
-            if subsystem != "executors" || !fields.contains_key("queue_remaining") {
+        let Some(executors) = self.0.get_mut("executors") else {
+            return Ok(());
+        };
+        for (name, fields) in executors {
+            if !fields.contains_key("queue_remaining") {
                 continue;
             }
             let e = Entity {
-                subsystem,
+                subsystem: "executors",
                 name,
                 fields,
             };
             let capacity = e.u32("queued")?.saturating_add(e.u32("queue_remaining")?);
             fields.remove("queue_remaining");
-            fields.insert("queue_capacity".to_owned(), f64::from(capacity));
+            fields.insert("queue_capacity", f64::from(capacity));
         }
         Ok(())
     }
@@ -412,26 +460,16 @@ impl Mapped {
     /// Moves the fields of `*` entities onto their subsystem's only named entity, or names them
     /// `SOLE_ENTITY` when there is none or several.
     fn fill_sole_entities(&mut self) {
-        let sole: Vec<(String, String)> = self
-            .0
-            .keys()
-            .filter(|(_, name)| name == "*")
-            .cloned()
-            .collect();
-        for key in sole {
-            let fields = self.0.remove(&key).expect("a key just read");
-            let subsystem = key.0;
-            let named: Vec<String> = self
-                .0
-                .keys()
-                .filter(|(s, _)| *s == subsystem)
-                .map(|(_, name)| name.clone())
-                .collect();
-            let name = match named.as_slice() {
-                [only] => only.clone(),
-                _ => SOLE_ENTITY.to_owned(),
+        for entities in self.0.values_mut() {
+            let Some(fields) = entities.remove("*") else {
+                continue;
             };
-            let target = self.0.entry((subsystem, name)).or_default();
+            let name = match entities.len() {
+                1 => entities.keys().next().cloned(),
+                _ => None,
+            }
+            .unwrap_or_else(|| SOLE_ENTITY.to_owned());
+            let target = entities.entry(name).or_default();
             for (field, value) in fields {
                 *target.entry(field).or_default() += value;
             }

@@ -170,6 +170,8 @@ struct Resource {
     source: String,
     samples: Vec<Sample>,
     points: u64,
+    /// Points of metrics no row reads: counted, never made into samples.
+    unread: u64,
     deltas: HashMap<String, f64>,
     refused: Vec<String>,
 }
@@ -221,7 +223,7 @@ impl Otlp {
     async fn apply(&self, resource: Resource) -> Result<(), (Refusal, String)> {
         let invalid = |error: FieldError| (error.refusal, format!("{}: {error}", resource.source));
         let (mapped, unread) = self.mapping.apply(&resource.samples).map_err(invalid)?;
-        let unread = unread as u64;
+        let unread = unread as u64 + resource.unread;
         let read = resource.points.saturating_sub(unread);
         self.telemetry.otlp_points(PointResult::ignored, unread);
         if mapped.entity_count() == 0 {
@@ -287,7 +289,7 @@ impl Otlp {
             }
         };
         let mut series: BTreeMap<(String, Vec<(String, String)>), f64> = BTreeMap::new();
-        let mut points = 0;
+        let (mut points, mut unread) = (0, 0);
         let mut deltas: HashMap<String, f64> = HashMap::new();
         let mut refused = Vec::new();
         let totals = self.totals.lock().expect("no panic holds this lock");
@@ -333,7 +335,10 @@ impl Otlp {
                 _ => (base, false, Vec::new()),
             };
             points += values.len() as u64;
-            let delta = delta && self.mapping.reads(&name);
+            if !self.mapping.reads(&name) {
+                unread += values.len() as u64;
+                continue;
+            }
             for (point_attributes, value) in values {
                 let mut labels: Vec<(String, String)> = attributes_of(point_attributes);
                 labels.sort();
@@ -368,6 +373,7 @@ impl Otlp {
             source,
             samples,
             points: points - refused.len() as u64,
+            unread,
             deltas,
             refused,
         })
