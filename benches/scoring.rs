@@ -92,6 +92,7 @@ fn engine_push(c: &mut Criterion) {
                 .engine(History::new(&Default::default(), SystemTime::now()), None)
                 .expect("the default config is valid"),
         )
+        .expect("the engine starts")
     });
     let push = Push {
         source: "bench".into(),

@@ -44,6 +44,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("cannot start the engine: {0}")]
+    Engine(std::io::Error),
     #[error("the gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }
@@ -96,7 +98,8 @@ pub async fn run(
     let engine = Engine::start(
         Store::new(config.limits.clone(), config.policy()),
         config.engine(history, journal)?,
-    );
+    )
+    .map_err(AppError::Engine)?;
     if let Some(fleet) = &config.fleet {
         let source = FleetSource::new(fleet, &config.http.listen.to_string())?;
         tasks.spawn(source.run(engine.clone()));

@@ -91,18 +91,43 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine task on the current runtime.
-    pub fn start(store: Store, settings: Settings) -> Self {
+    /// The engine, running on a thread of its own; an error when that thread or its runtime
+    /// cannot be made.
+    pub fn start(store: Store, settings: Settings) -> std::io::Result<Self> {
         let mut task = Task::new(store, settings, Instant::now());
         let history = task.history.clone();
         let first = Arc::new(task.recompute(&Subsystem::ALL, Now::current()));
         let (publish, state) = watch::channel(first);
         let (commands, inbox) = mpsc::channel(1024);
-        tokio::spawn(task.run(inbox, publish));
-        Self {
+        // Evaluating a push and reassembling reports from every source takes a millisecond
+        // with a thousand sources: on a thread of its own, so that it never holds an async
+        // worker a probe is waiting for (scripts/discovery-load.sh). The runtime is made on
+        // that thread, and its error sent back.
+        let (started, start) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("healthscore-engine".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        let _ = started.send(Ok(()));
+                        runtime.block_on(task.run(inbox, publish));
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                    }
+                }
+            })?;
+        start
+            .recv()
+            .map_err(|_| std::io::Error::other("the engine's thread ended as it started"))??;
+        Ok(Self {
             commands,
             state,
             history,
-        }
+        })
     }
 
     /// Answers `query` from the history and the current state.
