@@ -90,7 +90,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine task on the current runtime.
     /// The engine, running on a thread of its own; an error when that thread or its runtime
     /// cannot be made.
     pub fn start(store: Store, settings: Settings) -> std::io::Result<Self> {

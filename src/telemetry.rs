@@ -284,7 +284,7 @@ impl Telemetry {
             .inc_by(count);
     }
 
-    /// Counts one read of `scrape`'s target list.
+    /// Counts one re-read of `secret`'s changed files.
     pub fn secret_reload(&self, secret: &str, ok: bool) {
         self.secret_reloads
             .get_or_create(&SecretLabels {
@@ -294,6 +294,7 @@ impl Telemetry {
             .inc();
     }
 
+    /// Counts one read of `scrape`'s target list.
     pub fn sd_refresh(&self, scrape: &str, ok: bool) {
         let result = Outcome::of(ok);
         self.sd_refreshes
