@@ -62,7 +62,7 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
 /// borrowing from `text`, and copied into a `Sample` only when it is kept.
 pub fn parse_kept(text: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<Sample>, ParseError> {
     let mut samples: Vec<Sample> = Vec::new();
-    // Kept series by the hash of their name and sorted labels; a hit is compared in full.
+    // Kept series by the hash of their name and labels; a hit is compared in full.
     let mut seen: HashMap<u64, Vec<usize>, FoldState> = HashMap::default();
     // The hashes of the series not kept: a hit is taken as a repeat (a 64-bit collision
     // between two series of one exposition is not a practical concern).
@@ -90,8 +90,11 @@ pub fn parse_kept(text: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<Sample>
             value,
             line: Some(line),
         });
-        labels.sort_unstable_by_key(|&(key, _)| key);
-        let hash = hashing.hash_one((name, &labels));
+        // Labels in any order are the same series: their hashes are summed, and a line's
+        // label names are distinct (a repeated one is an error).
+        let hash = labels.iter().fold(hashing.hash_one(name), |hash, label| {
+            hash.wrapping_add(hashing.hash_one(label))
+        });
         let Some(sample) = kept else {
             if !unkept.insert(hash) {
                 return Err(failed(format!(
