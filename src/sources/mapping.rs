@@ -224,15 +224,14 @@ impl Mapping {
     /// The mapping of `rows`, which have passed `Row::validate` (config rows when the config
     /// was read, built-in ones in a test); a row that would not is left out.
     fn of(rows: Vec<Row>) -> Self {
-        let rows: Vec<Row> = rows
+        let (rows, targets): (Vec<Row>, Vec<Target>) = rows
             .into_iter()
-            .filter(|row| {
-                let known = target(row).is_some();
-                debug_assert!(known, "an unchecked mapping row: {row:?}");
-                known
+            .filter_map(|row| {
+                let target = target(&row);
+                debug_assert!(target.is_some(), "an unchecked mapping row: {row:?}");
+                Some((row, target?))
             })
-            .collect();
-        let targets = rows.iter().filter_map(target).collect();
+            .unzip();
         let mut by_metric: HashMap<String, Vec<usize>, FoldState> = HashMap::default();
         for (index, row) in rows.iter().enumerate() {
             by_metric.entry(row.metric.clone()).or_default().push(index);
