@@ -324,14 +324,6 @@ impl<T> BySubsystem<T> {
     pub fn values(&self) -> impl Iterator<Item = &T> + '_ {
         self.0.iter().flatten()
     }
-
-    pub fn len(&self) -> usize {
-        self.values().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl<T> FromIterator<(Subsystem, T)> for BySubsystem<T> {

@@ -464,7 +464,7 @@ mod tests {
         let system = system_report([&pools, &watchers, &caches]);
         assert_eq!(system.status, Status::Critical);
         assert_eq!(system.score, 50);
-        assert_eq!(system.subsystems.len(), 3);
+        assert_eq!(system.subsystems.values().count(), 3);
         let codes: Vec<_> = system.issues().map(|i| (i.subsystem, i.code)).collect();
         assert_eq!(
             codes,
