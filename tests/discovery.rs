@@ -100,13 +100,8 @@ async fn until_sources(server: &TestServer, want: &BTreeSet<String>) {
 
 async fn refreshes(server: &TestServer, name: &str, result: &str) -> u64 {
     let metrics = http_get(server.http, "/metrics", None).await.body;
-    let series =
-        format!("healthscore_sd_refreshes_total{{scrape=\"{name}\",result=\"{result}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let series = format!("healthscore_sd_refreshes_total{{scrape=\"{name}\",result=\"{result}\"}}");
+    common::series_value(&metrics, &series) as u64
 }
 
 struct Dir(PathBuf);

@@ -263,12 +263,10 @@ async fn bad_answers_change_nothing_and_are_counted() {
 /// The target's scrapes that ended as `result`, from `/metrics`.
 async fn scrapes(server: &TestServer, result: &str) -> f64 {
     let metrics = http_get(server.http, "/metrics", None).await.body;
-    let series = format!("healthscore_scrapes_total{{target=\"orders\",result=\"{result}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
+    common::series_value(
+        &metrics,
+        &format!("healthscore_scrapes_total{{target=\"orders\",result=\"{result}\"}}"),
+    )
 }
 
 async fn bad_scrapes(server: &TestServer) -> f64 {

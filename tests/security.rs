@@ -819,11 +819,8 @@ async fn a_rotated_token_file_takes_effect_without_a_restart() {
 
 /// `healthscore_secret_reloads_total{secret,result}` in a `/metrics` answer.
 fn secret_reloads(metrics: &str, secret: &str, result: &str) -> f64 {
-    let series =
-        format!("healthscore_secret_reloads_total{{secret=\"{secret}\",result=\"{result}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
+    common::series_value(
+        metrics,
+        &format!("healthscore_secret_reloads_total{{secret=\"{secret}\",result=\"{result}\"}}"),
+    )
 }

@@ -141,6 +141,17 @@ pub async fn next<T>(stream: &mut tonic::Streaming<T>, secs: u64) -> T {
         .expect("the stream is still open")
 }
 
+/// The value of `series` (a name with its labels, as `/metrics` writes them) in a `/metrics`
+/// answer; 0 when it is not there yet.
+pub fn series_value(metrics: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// An HTTP answer, read whole.
 #[derive(Debug)]
 pub struct HttpAnswer {
