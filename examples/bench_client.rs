@@ -1,7 +1,9 @@
 //! Helpers for scripts/bench.sh:
 //!
 //!     bench_client payloads DIR   pre-encoded gRPC request bodies for h2load
-//!     bench_client seed ADDR      1,000 entities with about 100 issues
+//!     bench_client seed ADDR [FILE]
+//!                                 1,000 entities with about 100 issues; FILE gets the
+//!                                 GetSystemHealth answer, for the bare peer to send
 //!     bench_client verify ADDR    one real call of every benchmarked RPC must succeed
 //!     bench_client scale ADDR     ReportMetrics of 100 entities with 1,000, 10,000 and 100,000
 //!                                 entities in state, and the throughput ratios
@@ -110,7 +112,7 @@ fn payloads(dir: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-async fn seed(addr: &str) -> Result<(), Box<dyn Error>> {
+async fn seed(addr: &str, answer_file: Option<&str>) -> Result<(), Box<dyn Error>> {
     let mut client = HealthReportsClient::connect(format!("http://{addr}")).await?;
     for source in 0..10 {
         client
@@ -125,12 +127,14 @@ async fn seed(addr: &str) -> Result<(), Box<dyn Error>> {
             })
             .await?;
     }
-    let report = client
+    let answer = client
         .get_system_health(GetSystemHealthRequest::default())
         .await?
-        .into_inner()
-        .report()
-        .ok_or("no report")?;
+        .into_inner();
+    if let Some(file) = answer_file {
+        std::fs::write(file, answer.encode_to_vec())?;
+    }
+    let report = answer.report().ok_or("no report")?;
     let entities: usize = report.subsystems.values().map(|r| r.entities.len()).sum();
     let bytes = report.encoded_len();
     println!(
@@ -570,7 +574,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .as_slice()
     {
         ["payloads", dir] => payloads(Path::new(dir)),
-        ["seed", addr] => seed(addr).await,
+        ["seed", addr] => seed(addr, None).await,
+        ["seed", addr, file] => seed(addr, Some(file)).await,
         ["verify", addr] => verify(addr).await,
         ["scale", addr] => scale(addr).await,
         ["scrape", addr, http] => scrape(addr, http).await,
