@@ -54,6 +54,10 @@ async fn accepted_connections_have_nodelay_and_keepalive() {
     for fd in sockets {
         assert_eq!(option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY), Some(1));
         assert_eq!(option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), Some(1));
+        // A vanished peer is found in 30 s + 3 x 10 s, in place of HTTP/2 pings.
+        assert_eq!(option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), Some(30));
+        assert_eq!(option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), Some(10));
+        assert_eq!(option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), Some(3));
     }
 }
 

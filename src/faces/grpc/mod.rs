@@ -28,11 +28,25 @@ use health::Health;
 use reports::Reports;
 use watch::HealthReportsService;
 
-/// How often an idle connection is pinged, and how long a ping may go unanswered.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a unary call may take before it fails with DEADLINE_EXCEEDED.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a call may wait on a saturated engine before it fails with DEADLINE_EXCEEDED.
+const ENGINE_WAIT: Duration = Duration::from_secs(10);
+
+/// `call`, failed with DEADLINE_EXCEEDED unless it ends within [`ENGINE_WAIT`]. Only the calls
+/// that wait on the engine (pushes, forgets, OTLP exports) carry this timer: a server-wide
+/// `timeout` would arm and cancel one for every probe and read, which never wait (callgrind: a
+/// timer per call was most of a Check's cost over bare tonic-health). Clients' own
+/// `grpc-timeout` still bounds every call: tonic applies it.
+async fn waiting_on_engine<T>(
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(ENGINE_WAIT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(
+                "the engine did not answer within 10 s (it is saturated); retry later",
+            ))
+        })
+}
 
 /// What the gRPC face needs beyond the engine.
 #[derive(Clone, Debug)]
@@ -73,12 +87,10 @@ pub async fn serve(
         .build_v1alpha()
         .expect("the built-in descriptor set is valid");
     Server::builder()
-        // A watcher that vanishes without closing its connection (a lost node, a partition)
-        // would hold its stream forever; pings find such connections and free them.
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        // Bounds a unary call waiting on a saturated engine; clients' grpc-timeout still applies.
-        .timeout(CALL_TIMEOUT)
+        // No HTTP/2 keepalive pings: a watcher that vanishes without closing its connection is
+        // found by TCP keepalive (`listener::Incoming`), which costs nothing per request;
+        // hyper's pings read the clock on every frame (callgrind: a seventh of a Check's cost
+        // over bare tonic-health).
         .max_concurrent_streams(settings.max_concurrent_streams)
         .layer(TrackLayer)
         .layer(MapResponseLayer::new(hold_until_sent))

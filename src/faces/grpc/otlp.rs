@@ -9,9 +9,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::core::ingest::FieldError;
-
+use super::waiting_on_engine;
 use crate::{
+    core::ingest::FieldError,
     faces::{
         admission::{Admission, PushesOf},
         auth::Grant,
@@ -41,17 +41,20 @@ impl MetricsService for OtlpMetrics {
             admission: &self.admission,
             grant: grant.as_ref(),
         };
-        let exported = self.otlp.export(request.into_inner(), &admit).await;
-        exported
-            .response()
-            .map(Response::new)
-            .map_err(|(refusal, message)| {
-                FieldError {
-                    refusal,
-                    field: "resource_metrics".into(),
-                    problem: message,
-                }
-                .into()
-            })
+        waiting_on_engine(async {
+            let exported = self.otlp.export(request.into_inner(), &admit).await;
+            exported
+                .response()
+                .map(Response::new)
+                .map_err(|(refusal, message)| {
+                    FieldError {
+                        refusal,
+                        field: "resource_metrics".into(),
+                        problem: message,
+                    }
+                    .into()
+                })
+        })
+        .await
     }
 }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     super::{admission::Admission, auth::Grant, budget::Budget, WatchSlots},
-    convert,
+    convert, waiting_on_engine,
 };
 use crate::{
     core::{
@@ -62,6 +62,51 @@ impl Reports {
         let mut response = Response::new(message);
         response.extensions_mut().insert(share);
         Ok(response)
+    }
+
+    async fn push(
+        &self,
+        request: Request<v1::ReportMetricsRequest>,
+    ) -> Result<Response<v1::ReportMetricsResponse>, Status> {
+        let grant = request.extensions().get::<Grant>().cloned();
+        let request = request.into_inner();
+        let entity_count = u32::try_from(push::entity_count(&request)).unwrap_or(u32::MAX);
+        // The name and the admission first: a refused push costs no conversion.
+        let admitted = match name("source", &request.source, self.limits.max_name_bytes) {
+            Ok(source) => self.admission.admit_push(grant.as_ref(), &source).await,
+            Err(error) => Err(error),
+        };
+        let result = match admitted
+            .and_then(|()| push::from_wire(request, &self.limits, SystemTime::now()))
+        {
+            Ok(push) => self.engine.push(push).await,
+            Err(error) => Err(EngineError::Invalid(error)),
+        };
+        self.telemetry.push(PushResult::of(&result));
+        let outcome = result?;
+        Ok(Response::new(v1::ReportMetricsResponse {
+            applied: outcome.applied,
+            entity_count,
+            system_status: v1::Status::from(outcome.system_status).into(),
+            revision: outcome.revision,
+        }))
+    }
+
+    async fn forget(
+        &self,
+        request: Request<v1::ForgetSourceRequest>,
+    ) -> Result<Response<v1::ForgetSourceResponse>, Status> {
+        let source = name(
+            "source",
+            &request.get_ref().source,
+            self.limits.max_name_bytes,
+        )?;
+        Admission::admit_write(request.extensions().get::<Grant>(), &source)?;
+        let (forgotten, revision) = self.engine.forget(source).await?;
+        Ok(Response::new(v1::ForgetSourceResponse {
+            forgotten,
+            revision,
+        }))
     }
 
     fn report(
@@ -169,28 +214,7 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::ReportMetricsRequest>,
     ) -> Result<Response<v1::ReportMetricsResponse>, Status> {
-        let grant = request.extensions().get::<Grant>().cloned();
-        let request = request.into_inner();
-        let entity_count = u32::try_from(push::entity_count(&request)).unwrap_or(u32::MAX);
-        // The name and the admission first: a refused push costs no conversion.
-        let admitted = match name("source", &request.source, self.limits.max_name_bytes) {
-            Ok(source) => self.admission.admit_push(grant.as_ref(), &source).await,
-            Err(error) => Err(error),
-        };
-        let result = match admitted
-            .and_then(|()| push::from_wire(request, &self.limits, SystemTime::now()))
-        {
-            Ok(push) => self.engine.push(push).await,
-            Err(error) => Err(EngineError::Invalid(error)),
-        };
-        self.telemetry.push(PushResult::of(&result));
-        let outcome = result?;
-        Ok(Response::new(v1::ReportMetricsResponse {
-            applied: outcome.applied,
-            entity_count,
-            system_status: v1::Status::from(outcome.system_status).into(),
-            revision: outcome.revision,
-        }))
+        waiting_on_engine(self.push(request)).await
     }
 
     async fn get_history(
@@ -206,16 +230,6 @@ impl v1::health_reports_server::HealthReports for Reports {
         &self,
         request: Request<v1::ForgetSourceRequest>,
     ) -> Result<Response<v1::ForgetSourceResponse>, Status> {
-        let source = name(
-            "source",
-            &request.get_ref().source,
-            self.limits.max_name_bytes,
-        )?;
-        Admission::admit_write(request.extensions().get::<Grant>(), &source)?;
-        let (forgotten, revision) = self.engine.forget(source).await?;
-        Ok(Response::new(v1::ForgetSourceResponse {
-            forgotten,
-            revision,
-        }))
+        waiting_on_engine(self.forget(request)).await
     }
 }
