@@ -42,6 +42,17 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Durat
     }
 }
 
+/// Waits up to 5 s for the server's first bytes on `stream`: its HTTP/2 SETTINGS, written as it
+/// starts serving a connection, so the connection was accepted and holds its slots.
+async fn served(stream: &mut TcpStream) {
+    let mut settings = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut settings))
+        .await
+        .expect("the server's SETTINGS in time")
+        .expect("read the server's SETTINGS");
+    assert!(read > 0, "the server closed a connection it had room for");
+}
+
 /// A plaintext channel to `addr` on a connection of its own.
 async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
     Endpoint::from_shared(format!("http://{addr}"))
@@ -57,11 +68,13 @@ async fn one_peer_address_cannot_take_every_connection() {
     config.server.max_connections_per_peer = 3;
     let server = TestServer::start_with(config).await;
     // The test client's channel is one connection from 127.0.0.1; two more fill its share.
-    let _held = [
+    let mut held = [
         connect_from([127, 0, 0, 1], server.addr).await,
         connect_from([127, 0, 0, 1], server.addr).await,
     ];
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    for stream in &mut held {
+        served(stream).await;
+    }
     let mut refused = connect_from([127, 0, 0, 1], server.addr).await;
     assert!(
         closed_within(&mut refused, Duration::from_secs(5))
@@ -96,8 +109,8 @@ async fn probes_are_served_on_the_kept_slots_when_every_other_is_taken() {
     config.server.probe_connections = 1;
     let server = TestServer::start_with(config).await;
     // The test client's channel and one idle connection take both general slots.
-    let _held = connect_from([127, 0, 0, 2], server.addr).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut held = connect_from([127, 0, 0, 2], server.addr).await;
+    served(&mut held).await;
 
     let kept = channel(server.addr).await;
     let answer = HealthClient::new(kept.clone())

@@ -104,6 +104,20 @@ async fn refreshes(server: &TestServer, name: &str, result: &str) -> u64 {
     common::series_value(&metrics, &series) as u64
 }
 
+/// Waits up to 10 s for `name`'s target list to have failed to read at least `at_least` times;
+/// how many times it has.
+async fn failed_refreshes(server: &TestServer, name: &str, at_least: u64) -> u64 {
+    common::eventually(
+        Duration::from_secs(10),
+        &format!("{at_least} failed reads of the target list of {name}"),
+        move || async move {
+            let failed = refreshes(server, name, "failed").await;
+            (failed >= at_least).then_some(failed)
+        },
+    )
+    .await
+}
+
 struct Dir(PathBuf);
 
 impl Dir {
@@ -159,14 +173,10 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_changes_nothing() {
 
     // A malformed file: the last list stays, and the failure is counted.
     dir.write("a.json", "[{\"targets\": ");
-    for _ in 0..50 {
-        if refreshes(&server, "apps", "failed").await > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(refreshes(&server, "apps", "failed").await > 0);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let failed = failed_refreshes(&server, "apps", 1).await;
+    // Refreshes run one after another, each reading the bad file again: a second failure is
+    // counted only once the first one's refresh is over, whatever it did to the sources.
+    failed_refreshes(&server, "apps", failed + 1).await;
     assert_eq!(sources(&server).await, expected("apps", &apps));
 }
 
@@ -191,13 +201,9 @@ async fn http_sd_gives_the_same_sources_and_a_bad_answer_changes_nothing() {
     until_sources(&server, &expected("allocated", &apps)).await;
 
     *answer.lock().expect("lock") = "not json".into();
-    for _ in 0..50 {
-        if refreshes(&server, "allocated", "failed").await > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(refreshes(&server, "allocated", "failed").await > 0);
+    let failed = failed_refreshes(&server, "allocated", 1).await;
+    // As above: a second failed fetch means the first one's refresh is over.
+    failed_refreshes(&server, "allocated", failed + 1).await;
     assert_eq!(sources(&server).await, expected("allocated", &apps));
 
     *answer.lock().expect("lock") = groups(&apps[1..]);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use common::{http_get, next, pool, push_pools, TestServer};
 use healthscore::{
@@ -24,6 +24,33 @@ fn saturated() -> healthscore::proto::v1::ReportMetricsRequest {
 
 fn calm() -> healthscore::proto::v1::ReportMetricsRequest {
     push_pools("app-1", vec![pool("mainDB", 1, 10)])
+}
+
+/// The whole records in the journal at `path`: after its 8-byte magic, each is a little-endian
+/// u32 length, a CRC-32 and that many bytes. A record still being written is not counted.
+fn journal_records(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let (mut offset, mut records) = (8, 0);
+    while let Some(length) = bytes.get(offset..offset + 4) {
+        let length = u32::from_le_bytes(length.try_into().expect("4 bytes"));
+        let end = offset + 8 + length as usize;
+        if end > bytes.len() {
+            break;
+        }
+        records += 1;
+        offset = end;
+    }
+    records
+}
+
+/// Waits up to 5 s for the journal at `path` to hold `records` whole records.
+async fn journal_holds(path: &Path, records: usize) {
+    common::eventually(
+        Duration::from_secs(5),
+        &format!("{records} records in the journal"),
+        move || async move { (journal_records(path) >= records).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -117,15 +144,10 @@ async fn a_restart_with_a_journal_keeps_the_history() {
             .report_metrics(saturated())
             .await
             .expect("push");
-        // The journal is written off the engine's task: wait for both records (system, pool).
-        for _ in 0..100 {
-            if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > 60 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // The journal is written off the engine's task: wait for both records (system, pool)
+        // to be whole, so the restart reads them and cuts no torn tail.
+        journal_holds(&path, 2).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let server = TestServer::start_with(config).await;
     let answer = server
         .reports()
@@ -246,8 +268,9 @@ async fn a_killed_server_keeps_its_journal() {
     let mut client = connect().await;
     client.report_metrics(saturated()).await.expect("push");
     client.report_metrics(calm()).await.expect("push");
-    // Each append is synced before the next; give the writer its turn, then no grace at all.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The journal is written off the engine's task: once it holds all four transitions, kill
+    // with no grace at all.
+    journal_holds(&journal, 4).await;
     server.kill().expect("kill -9");
     server.wait().expect("reaped");
 

@@ -104,13 +104,23 @@ fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
         .next()
         .expect("addr")
         .to_owned();
-    std::thread::spawn(move || for _ in log.lines() {});
+    // The log tells when accept first fails for want of descriptors; it is drained after that.
+    let (out_of_descriptors, logged) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            if line.contains("out of descriptors") {
+                let _ = out_of_descriptors.send(());
+            }
+        }
+    });
     // Far more connections than descriptors: the kernel queues them; accept fails with EMFILE.
     let held: Vec<_> = (0..80)
         .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
         .collect();
     assert!(held.len() > 48, "only {} connections", held.len());
-    std::thread::sleep(Duration::from_millis(300));
+    logged
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server logged that it ran out of descriptors");
     let before = cpu_ticks(child.id());
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_ticks(child.id()) - before;

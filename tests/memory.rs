@@ -157,6 +157,20 @@ fn large_exposition(bytes: usize) -> String {
     text
 }
 
+/// The scrapes of the "large" target so far, whatever their result, from `/metrics`.
+async fn scrapes(http: std::net::SocketAddr) -> f64 {
+    let metrics = common::http_get(http, "/metrics", None).await.body;
+    ["ok", "failed", "refused"]
+        .iter()
+        .map(|result| {
+            common::series_value(
+                &metrics,
+                &format!("healthscore_scrapes_total{{target=\"large\",result=\"{result}\"}}"),
+            )
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_scrape_costs_a_few_times_its_size() {
     let _alone = ALONE.lock().await;
@@ -199,7 +213,14 @@ async fn a_large_scrape_costs_a_few_times_its_size() {
     }
     assert!(scored, "the large scrape was never scored");
     // A few scrapes more, then the peak that stays.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let http = server.http;
+    let done = scrapes(http).await;
+    common::eventually(
+        Duration::from_secs(30),
+        "three scrapes more of the large target",
+        move || async move { (scrapes(http).await >= done + 3.0).then_some(()) },
+    )
+    .await;
     let grown = resident_bytes().saturating_sub(before);
     eprintln!("resident memory grew {grown} bytes for a {}-byte scrape (the body is served from this process too)", body.len());
     assert!(

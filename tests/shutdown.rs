@@ -5,7 +5,7 @@ mod common;
 
 use std::{
     ffi::OsStr,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     process::{Child, ChildStderr, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -200,8 +200,16 @@ fn sigterm_does_not_wait_for_a_connection_that_never_sent_a_byte() {
     );
     let addr = served.address();
     // A peer that connects and never sends a byte: graceful draining alone waits for it forever.
-    let _idle = std::net::TcpStream::connect(&addr).expect("connect");
-    std::thread::sleep(Duration::from_millis(200));
+    let mut idle = std::net::TcpStream::connect(&addr).expect("connect");
+    // The server writes its HTTP/2 SETTINGS as it starts serving a connection: once they
+    // arrive, it holds this one (and SIGTERM does not just find it queued in the backlog).
+    idle.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut settings = [0u8; 64];
+    let read = idle
+        .read(&mut settings)
+        .expect("the server's SETTINGS within 5 s");
+    assert!(read > 0, "the server closed the idle connection at once");
     let signalled = Instant::now();
     terminate(&served.child);
     let exit = served.child.wait().expect("wait");
@@ -263,6 +271,8 @@ async fn sighup_without_tls_or_token_files_leaves_the_server_running() {
     let pid = libc::pid_t::try_from(served.child.id()).expect("a pid fits pid_t");
     // SAFETY: kill only sends a signal, to a child this test started and has not reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0, "send SIGHUP");
+    // Time for a reload that would end the server to do so: nothing observable says "the
+    // reload finished" when there is nothing to reload.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         served.child.try_wait().expect("try_wait").is_none(),

@@ -133,7 +133,13 @@ async fn connections_beyond_the_cap_are_closed_and_the_others_keep_working() {
     let addr = server.addr;
     // The test client's connection is one; two idle ones fill the cap.
     let held: Vec<_> = (0..2).map(|_| idle_connection(addr)).collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The cap is reached once the server holds all three.
+    common::eventually(
+        Duration::from_secs(5),
+        "the server accepted its three connections",
+        move || async move { (accepted_on(addr.port()).len() >= 3).then_some(()) },
+    )
+    .await;
     let refused = tokio::task::spawn_blocking(move || closed_by_server(&mut idle_connection(addr)))
         .await
         .expect("join");

@@ -141,6 +141,27 @@ pub async fn next<T>(stream: &mut tonic::Streaming<T>, secs: u64) -> T {
         .expect("the stream is still open")
 }
 
+/// Polls `check` every 50 ms until it gives a value, and returns it; fails the test, naming
+/// `what`, when none came within `within`. Waiting for the condition itself, not a fixed time:
+/// not too short on a loaded machine, not wasted on an idle one.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The value of `series` (a name with its labels, as `/metrics` writes them) in a `/metrics`
 /// answer; 0 when it is not there yet.
 pub fn series_value(metrics: &str, series: &str) -> f64 {
