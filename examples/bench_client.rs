@@ -109,6 +109,7 @@ fn payloads(dir: &Path) -> Result<(), Box<dyn Error>> {
     };
     std::fs::write(dir.join("system-compact.bin"), frame(&compact))?;
     std::fs::write(dir.join("report.bin"), frame(&report_request()))?;
+    std::fs::write(dir.join("otlp.bin"), frame(&otlp_request()))?;
     Ok(())
 }
 

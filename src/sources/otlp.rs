@@ -271,7 +271,7 @@ impl Otlp {
     fn read(&self, resource_metrics: ResourceMetrics) -> Result<Resource, String> {
         let attributes = resource_metrics
             .resource
-            .map(|resource| attributes(&resource.attributes))
+            .map(|resource| attributes(resource.attributes))
             .unwrap_or_default();
         let source = match (
             attributes.get("service.instance.id"),
@@ -288,7 +288,8 @@ impl Otlp {
                 )
             }
         };
-        let mut series: BTreeMap<(String, Vec<(String, String)>), f64> = BTreeMap::new();
+        let mut series: BTreeMap<(usize, Vec<(String, String)>), f64> = BTreeMap::new();
+        let mut names: Vec<String> = Vec::new();
         let (mut points, mut unread) = (0, 0);
         let mut deltas: HashMap<String, f64> = HashMap::new();
         let mut refused = Vec::new();
@@ -298,16 +299,17 @@ impl Otlp {
             .into_iter()
             .flat_map(|scope| scope.metrics)
         {
-            let base = normalize(&metric.name, &metric.unit);
-            let (name, delta, values): (String, bool, Vec<(&[KeyValue], f64)>) = match &metric.data
+            let base = normalize(metric.name, &metric.unit);
+            // The points by value: their attributes become labels without a copy.
+            let (name, delta, values): (String, bool, Vec<(Vec<KeyValue>, f64)>) = match metric.data
             {
                 Some(Data::Gauge(gauge)) => (
                     base,
                     false,
                     gauge
                         .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], number(&p.value)))
+                        .into_iter()
+                        .map(|p| (p.attributes, number(&p.value)))
                         .collect(),
                 ),
                 Some(Data::Sum(sum)) => (
@@ -318,8 +320,8 @@ impl Otlp {
                     },
                     sum.aggregation_temporality == AggregationTemporality::Delta as i32,
                     sum.data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], number(&p.value)))
+                        .into_iter()
+                        .map(|p| (p.attributes, number(&p.value)))
                         .collect(),
                 ),
                 Some(Data::Histogram(histogram)) => (
@@ -327,8 +329,8 @@ impl Otlp {
                     histogram.aggregation_temporality == AggregationTemporality::Delta as i32,
                     histogram
                         .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], p.count as f64))
+                        .into_iter()
+                        .map(|p| (p.attributes, p.count as f64))
                         .collect(),
                 ),
                 // Exponential histograms and summaries carry nothing the rules read.
@@ -339,8 +341,10 @@ impl Otlp {
                 unread += values.len() as u64;
                 continue;
             }
+            // Series are keyed by the metric's place in `names`: no copy of its name per point.
+            let metric_index = names.len();
             for (point_attributes, value) in values {
-                let mut labels: Vec<(String, String)> = attributes_of(point_attributes);
+                let mut labels = point_labels(point_attributes);
                 labels.sort();
                 let value = if delta {
                     if !value.is_finite() {
@@ -357,13 +361,14 @@ impl Otlp {
                     value
                 };
                 // The last point of a series wins.
-                series.insert((name.clone(), labels), value);
+                series.insert((metric_index, labels), value);
             }
+            names.push(name);
         }
         let samples = series
             .into_iter()
-            .map(|((name, labels), value)| Sample {
-                name,
+            .map(|((metric_index, labels), value)| Sample {
+                name: names[metric_index].clone(),
                 labels,
                 value,
                 line: None,
@@ -405,22 +410,22 @@ fn number(value: &Option<number_data_point::Value>) -> f64 {
 }
 
 /// Resource attributes by their OTLP keys.
-fn attributes(list: &[KeyValue]) -> HashMap<String, String> {
-    list.iter()
-        .filter_map(|kv| Some((kv.key.clone(), text(kv)?)))
+fn attributes(list: Vec<KeyValue>) -> HashMap<String, String> {
+    list.into_iter()
+        .filter_map(|kv| Some((kv.key, text(kv.value?.value?)?)))
         .collect()
 }
 
-/// Point attributes as labels, keys normalized.
-fn attributes_of(list: &[KeyValue]) -> Vec<(String, String)> {
-    list.iter()
-        .filter_map(|kv| Some((normalize(&kv.key, ""), text(kv)?)))
+/// Point attributes as labels, keys normalized; the strings are moved, not copied.
+fn point_labels(list: Vec<KeyValue>) -> Vec<(String, String)> {
+    list.into_iter()
+        .filter_map(|kv| Some((normalize(kv.key, ""), text(kv.value?.value?)?)))
         .collect()
 }
 
-fn text(kv: &KeyValue) -> Option<String> {
-    match kv.value.as_ref()?.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
+fn text(value: any_value::Value) -> Option<String> {
+    match value {
+        any_value::Value::StringValue(s) => Some(s),
         any_value::Value::IntValue(i) => Some(i.to_string()),
         any_value::Value::BoolValue(b) => Some(b.to_string()),
         any_value::Value::DoubleValue(d) => Some(d.to_string()),
@@ -429,18 +434,23 @@ fn text(kv: &KeyValue) -> Option<String> {
 }
 
 /// A name as Prometheus reads it: characters outside `[a-zA-Z0-9_:]` become `_`, and the unit's
-/// suffix is added for bytes and seconds.
-fn normalize(name: &str, unit: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '_'
+/// suffix is added for bytes and seconds. An ASCII name is rewritten in place.
+fn normalize(name: String, unit: &str) -> String {
+    let kept = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = if name.is_ascii() {
+        let mut bytes = name.into_bytes();
+        for byte in &mut bytes {
+            if !kept(char::from(*byte)) {
+                *byte = b'_';
             }
-        })
-        .collect();
+        }
+        // ASCII stays ASCII, so this never fails and never copies.
+        String::from_utf8(bytes).unwrap_or_default()
+    } else {
+        name.chars()
+            .map(|c| if kept(c) { c } else { '_' })
+            .collect()
+    };
     let suffix = match unit {
         "By" => "_bytes",
         "s" => "_seconds",
@@ -459,16 +469,21 @@ mod tests {
     #[test]
     fn names_are_read_as_prometheus_reads_otlp() {
         assert_eq!(
-            normalize("db.client.connection.count", "{connection}"),
+            normalize("db.client.connection.count".into(), "{connection}"),
             "db_client_connection_count"
         );
-        assert_eq!(normalize("jvm.memory.used", "By"), "jvm_memory_used_bytes");
         assert_eq!(
-            normalize("jvm_memory_used_bytes", "By"),
+            normalize("jvm.memory.used".into(), "By"),
+            "jvm_memory_used_bytes"
+        );
+        // Outside ASCII, each character (not each byte) becomes one `_`.
+        assert_eq!(normalize("pool.größe".into(), ""), "pool_gr__e");
+        assert_eq!(
+            normalize("jvm_memory_used_bytes".into(), "By"),
             "jvm_memory_used_bytes"
         );
         assert_eq!(
-            normalize("http.server.request.duration", "s"),
+            normalize("http.server.request.duration".into(), "s"),
             "http_server_request_duration_seconds"
         );
     }
