@@ -1,7 +1,8 @@
-//! WatchHealth served below tonic's codec. tonic encodes each message of a stream into a buffer
-//! of that stream's own, so every watcher, a stalled one too, would hold its own copy of the
-//! report; here a message is written as its small prefix and the state's shared encoding (the
-//! `Envelope`), so a watcher holds a reference to the bytes every other one sends. The other
+//! WatchHealth and GetSystemHealth served below tonic's codec. tonic encodes each message into
+//! a buffer of the call's own, so every watcher, a stalled one too, and every read in flight
+//! would hold its own copy of the report; here a message is written as its small prefix and the
+//! state's shared encoding (the `Envelope`), so a call holds a reference to the bytes every
+//! other one sends (`scripts/read-memory.sh`: 512 reads of a 69 KB report in flight). The other
 //! methods of `healthscore.v1.HealthReports` go to the generated server.
 
 use std::{
@@ -34,10 +35,13 @@ use crate::proto::{
 };
 
 const WATCH_HEALTH: &str = "/healthscore.v1.HealthReports/WatchHealth";
-/// A WatchHealthRequest names a few subsystems; a longer body is not one.
+const GET_SYSTEM_HEALTH: &str = "/healthscore.v1.HealthReports/GetSystemHealth";
+/// A WatchHealthRequest or GetSystemHealthRequest names a few subsystems and options; a longer
+/// body is not one.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// `healthscore.v1.HealthReports`: WatchHealth here, the rest by the generated server.
+/// `healthscore.v1.HealthReports`: WatchHealth and GetSystemHealth here, the rest by the
+/// generated server.
 #[derive(Clone)]
 pub struct HealthReportsService {
     generated: HealthReportsServer<Reports>,
@@ -70,15 +74,20 @@ impl Service<http::Request<Body>> for HealthReportsService {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Answer {
-        if request.uri().path() != WATCH_HEALTH {
-            return self.generated.call(request);
-        }
         let reports = self.reports.clone();
-        Box::pin(async move {
-            Ok(watch(&reports, request)
-                .await
-                .unwrap_or_else(Status::into_http))
-        })
+        match request.uri().path() {
+            WATCH_HEALTH => Box::pin(async move {
+                Ok(watch(&reports, request)
+                    .await
+                    .unwrap_or_else(Status::into_http))
+            }),
+            GET_SYSTEM_HEALTH => Box::pin(async move {
+                Ok(system_health(&reports, request)
+                    .await
+                    .unwrap_or_else(Status::into_http))
+            }),
+            _ => self.generated.call(request),
+        }
     }
 }
 
@@ -87,6 +96,36 @@ async fn watch(
     reports: &Reports,
     request: http::Request<Body>,
 ) -> Result<http::Response<Body>, Status> {
+    let request: v1::WatchHealthRequest = read_request(request, "WatchHealthRequest").await?;
+    let stream = reports
+        .watch_health(tonic::Request::new(request))
+        .await?
+        .into_inner();
+    Ok(answer(stream))
+}
+
+/// Reads the request, then answers with the report of `Reports::get_system_health`, holding
+/// the answer's share of the budget (its extensions) until the body is sent.
+async fn system_health(
+    reports: &Reports,
+    request: http::Request<Body>,
+) -> Result<http::Response<Body>, Status> {
+    let request: v1::GetSystemHealthRequest =
+        read_request(request, "GetSystemHealthRequest").await?;
+    let (_, message, extensions) = reports
+        .get_system_health(tonic::Request::new(request))
+        .await?
+        .into_parts();
+    let mut response = answer(tokio_stream::once(Ok(message)));
+    *response.extensions_mut() = extensions;
+    Ok(response)
+}
+
+/// The one message of a request's body, decoded; errors name the message `name`.
+async fn read_request<M: Message + Default>(
+    request: http::Request<Body>,
+    name: &str,
+) -> Result<M, Status> {
     let compressed = request
         .headers()
         .get("grpc-encoding")
@@ -114,21 +153,23 @@ async fn watch(
             ))
         }
     };
-    let request = v1::WatchHealthRequest::decode(message)
-        .map_err(|error| Status::invalid_argument(format!("WatchHealthRequest: {error}")))?;
-    let stream = reports
-        .watch_health(tonic::Request::new(request))
-        .await?
-        .into_inner();
+    M::decode(message).map_err(|error| Status::invalid_argument(format!("{name}: {error}")))
+}
+
+/// A gRPC answer of the messages of `stream`, then its status.
+fn answer<S>(stream: S) -> http::Response<Body>
+where
+    S: Stream<Item = Result<SystemReportEnvelope, Status>> + Unpin + Send + 'static,
+{
     let body = Messages {
         stream,
         pending: VecDeque::new(),
         ended: false,
     };
-    Ok(http::Response::builder()
+    http::Response::builder()
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .body(Body::new(body))
-        .expect("a static header is valid"))
+        .expect("a static header is valid")
 }
 
 /// A WatchHealth response body: each message as its prefix and its shared encoding, then the
