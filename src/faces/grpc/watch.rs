@@ -172,8 +172,8 @@ where
         .expect("a static header is valid")
 }
 
-/// A WatchHealth response body: each message as its prefix and its shared encoding, then the
-/// trailers.
+/// A WatchHealth or GetSystemHealth response body: each message as its prefix and its shared
+/// encoding, then the trailers.
 struct Messages<S> {
     stream: S,
     /// The chunks of the message being written.
