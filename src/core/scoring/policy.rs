@@ -83,8 +83,9 @@ pub trait Validate {
 macro_rules! thresholds {
     ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt
         [$($name:ident $module:ident $type:ident)?] $pushed:tt $codes:tt;)+) => {
-        /// Every subsystem's rule thresholds, under `[thresholds.<name>]`.
-        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        /// Every subsystem's rule thresholds, under `[thresholds.<name>]`. Its JSON schema carries
+        /// each threshold's doc comment, from which the default config's comments are written.
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
         #[serde(default, deny_unknown_fields)]
         pub struct Thresholds {
             $($(pub $name: rules::$module::$type,)?)+

@@ -3,6 +3,7 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::core::scoring::{
@@ -12,7 +13,7 @@ use crate::core::scoring::{
     snapshot::{percent, Evaluation, HostSnapshot, Snapshot},
 };
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HostThresholds {
     /// HOST_CPU_HIGH when the windowed CPU use is above this percentage.
