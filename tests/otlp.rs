@@ -339,3 +339,53 @@ async fn refused_deltas_do_not_count_and_a_nan_delta_is_refused_alone() {
     );
     assert_eq!(window_hits(&server).await, 7.0);
 }
+
+/// A series is a name and its labels wherever it comes: the same pool's `used` count in two
+/// scopes of one resource is one series, whose last point wins (summed, 20 + 31 active
+/// connections would exceed the pool's 32 and refuse the resource).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_series_repeated_in_another_scope_is_one_series() {
+    let server = TestServer::start().await;
+    let pool = |state| {
+        [
+            ("db.client.connection.pool.name", "orders-db"),
+            ("db.client.connection.state", state),
+        ]
+    };
+    let count = |used: f64| {
+        updown(
+            "db.client.connection.count",
+            "{connection}",
+            vec![point(used, &pool("used"))],
+        )
+    };
+    let mut repeated = resource(
+        &[("service.instance.id", "checkout-1")],
+        vec![
+            count(20.0),
+            updown(
+                "db.client.connection.max",
+                "{connection}",
+                vec![point(
+                    32.0,
+                    &[("db.client.connection.pool.name", "orders-db")],
+                )],
+            ),
+        ],
+    );
+    repeated.scope_metrics.push(ScopeMetrics {
+        metrics: vec![count(31.0)],
+        ..Default::default()
+    });
+    let answer = MetricsServiceClient::new(server.channel.clone())
+        .export(ExportMetricsServiceRequest {
+            resource_metrics: vec![repeated],
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    assert_eq!(answer.partial_success, None);
+    let pools = report(&server, "datasources").await;
+    assert_eq!(pools["entities"][0]["name"], "orders-db");
+    assert_eq!(pools["issues"][0]["code"], "DS_POOL_SATURATED", "{pools}");
+}

@@ -341,8 +341,15 @@ impl Otlp {
                 unread += values.len() as u64;
                 continue;
             }
-            // Series are keyed by the metric's place in `names`: no copy of its name per point.
-            let metric_index = names.len();
+            // Series are keyed by the name's place in `names` (not a copy of it per point); a
+            // name that comes again, in another scope or metric, is the same series.
+            let metric_index = match names.iter().position(|known| *known == name) {
+                Some(index) => index,
+                None => {
+                    names.push(name.clone());
+                    names.len() - 1
+                }
+            };
             for (point_attributes, value) in values {
                 let mut labels = point_labels(point_attributes);
                 labels.sort();
@@ -363,7 +370,6 @@ impl Otlp {
                 // The last point of a series wins.
                 series.insert((metric_index, labels), value);
             }
-            names.push(name);
         }
         let samples = series
             .into_iter()
