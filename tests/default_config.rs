@@ -3,7 +3,7 @@
 //! section that differs is rewritten in place, and the test fails so that the change is
 //! reviewed and committed.
 
-use std::path::Path;
+mod common;
 
 use healthscore::core::scoring::policy::Thresholds;
 use serde_json::Value;
@@ -47,33 +47,25 @@ fn generated() -> Vec<String> {
 
 #[test]
 fn default_config_thresholds_are_the_rules_defaults() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/default_config.toml");
-    let config = std::fs::read_to_string(&path).expect("default_config.toml");
-    let lines: Vec<&str> = config.lines().collect();
-    let first = lines
-        .iter()
-        .position(|l| l.starts_with("[thresholds."))
-        .expect("a [thresholds.*] table");
-    let end = first
-        + lines[first..]
-            .iter()
-            .position(|l| l.starts_with('[') && !l.starts_with("[thresholds."))
-            .expect("a table after the thresholds");
-    // The blank line before the next table stays the file's own.
-    let end = if lines[end - 1].is_empty() {
-        end - 1
-    } else {
-        end
-    };
-    let tables = generated();
-    if lines[first..end] == tables {
-        return;
-    }
-    let mut regenerated: Vec<&str> = lines[..first].to_vec();
-    regenerated.extend(tables.iter().map(String::as_str));
-    regenerated.extend(&lines[end..]);
-    std::fs::write(&path, regenerated.join("\n") + "\n").expect("write default_config.toml");
-    panic!(
-        "src/cli/default_config.toml's thresholds were regenerated from the rules: review and commit them"
+    common::keep_generated(
+        "src/cli/default_config.toml",
+        |lines| {
+            let first = lines
+                .iter()
+                .position(|l| l.starts_with("[thresholds."))
+                .expect("a [thresholds.*] table");
+            let end = first
+                + lines[first..]
+                    .iter()
+                    .position(|l| l.starts_with('[') && !l.starts_with("[thresholds."))
+                    .expect("a table after the thresholds");
+            // The blank line before the next table stays the file's own.
+            first..if lines[end - 1].is_empty() {
+                end - 1
+            } else {
+                end
+            }
+        },
+        &generated(),
     );
 }

@@ -73,14 +73,37 @@ fn resource(attributes: &[(&str, &str)], metrics: Vec<Metric>) -> ResourceMetric
     }
 }
 
+/// The `orders-db` pool's attributes in `state` (`used`, `idle`).
+fn orders_db(state: &str) -> [(&str, &str); 2] {
+    [
+        ("db.client.connection.pool.name", "orders-db"),
+        ("db.client.connection.state", state),
+    ]
+}
+
+/// The `orders-db` pool's connections in use.
+fn orders_db_used(used: f64) -> Metric {
+    updown(
+        "db.client.connection.count",
+        "{connection}",
+        vec![point(used, &orders_db("used"))],
+    )
+}
+
+/// The `orders-db` pool's size.
+fn orders_db_max(max: f64) -> Metric {
+    updown(
+        "db.client.connection.max",
+        "{connection}",
+        vec![point(
+            max,
+            &[("db.client.connection.pool.name", "orders-db")],
+        )],
+    )
+}
+
 /// A checkout service: pool `orders-db` used/idle/max, a heap and an unknown metric.
 fn checkout(used: f64, heap_used_mib: f64) -> ResourceMetrics {
-    let pool = |state| {
-        [
-            ("db.client.connection.pool.name", "orders-db"),
-            ("db.client.connection.state", state),
-        ]
-    };
     resource(
         &[
             ("service.name", "checkout"),
@@ -91,18 +114,11 @@ fn checkout(used: f64, heap_used_mib: f64) -> ResourceMetrics {
                 "db.client.connection.count",
                 "{connection}",
                 vec![
-                    point(used, &pool("used")),
-                    point(32.0 - used, &pool("idle")),
+                    point(used, &orders_db("used")),
+                    point(32.0 - used, &orders_db("idle")),
                 ],
             ),
-            updown(
-                "db.client.connection.max",
-                "{connection}",
-                vec![point(
-                    32.0,
-                    &[("db.client.connection.pool.name", "orders-db")],
-                )],
-            ),
+            orders_db_max(32.0),
             updown(
                 "jvm.memory.used",
                 "By",
@@ -346,35 +362,12 @@ async fn refused_deltas_do_not_count_and_a_nan_delta_is_refused_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_series_repeated_in_another_scope_is_one_series() {
     let server = TestServer::start().await;
-    let pool = |state| {
-        [
-            ("db.client.connection.pool.name", "orders-db"),
-            ("db.client.connection.state", state),
-        ]
-    };
-    let count = |used: f64| {
-        updown(
-            "db.client.connection.count",
-            "{connection}",
-            vec![point(used, &pool("used"))],
-        )
-    };
     let mut repeated = resource(
         &[("service.instance.id", "checkout-1")],
-        vec![
-            count(20.0),
-            updown(
-                "db.client.connection.max",
-                "{connection}",
-                vec![point(
-                    32.0,
-                    &[("db.client.connection.pool.name", "orders-db")],
-                )],
-            ),
-        ],
+        vec![orders_db_used(20.0), orders_db_max(32.0)],
     );
     repeated.scope_metrics.push(ScopeMetrics {
-        metrics: vec![count(31.0)],
+        metrics: vec![orders_db_used(31.0)],
         ..Default::default()
     });
     let answer = MetricsServiceClient::new(server.channel.clone())

@@ -2,7 +2,7 @@
 //! triggers): a table that differs is rewritten in place, and the test fails so that the
 //! change is reviewed and committed.
 
-use std::path::Path;
+mod common;
 
 use healthscore::core::scoring::catalog::CATALOG;
 
@@ -26,21 +26,15 @@ fn catalog_rows() -> Vec<String> {
 
 #[test]
 fn readme_issue_table_is_the_catalog() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).expect("README.md");
-    let lines: Vec<&str> = readme.lines().collect();
-    let first = lines
-        .iter()
-        .position(|l| is_row(l))
-        .expect("the issue-code table");
-    let end = first + lines[first..].iter().take_while(|l| is_row(l)).count();
-    let rows = catalog_rows();
-    if lines[first..end] == rows {
-        return;
-    }
-    let mut regenerated: Vec<&str> = lines[..first].to_vec();
-    regenerated.extend(rows.iter().map(String::as_str));
-    regenerated.extend(&lines[end..]);
-    std::fs::write(&path, regenerated.join("\n") + "\n").expect("write README.md");
-    panic!("README.md's issue-code table was regenerated from the catalog: review and commit it");
+    common::keep_generated(
+        "README.md",
+        |lines| {
+            let first = lines
+                .iter()
+                .position(|l| is_row(l))
+                .expect("the issue-code table");
+            first..first + lines[first..].iter().take_while(|l| is_row(l)).count()
+        },
+        &catalog_rows(),
+    );
 }

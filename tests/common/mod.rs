@@ -1,7 +1,7 @@
 //! Starts a real healthscore server on 127.0.0.1:0 and connects real tonic clients to it.
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, ops::Range, path::Path, time::Duration};
 
 use healthscore::{
     app,
@@ -314,4 +314,22 @@ impl Events {
             }
         }
     }
+}
+
+/// Keeps the lines of the repository file `file` that `find` picks equal to `generated`. When
+/// they differ the file is rewritten with the generated lines in their place, and the test
+/// fails so that the change is reviewed and committed.
+pub fn keep_generated(file: &str, find: impl Fn(&[&str]) -> Range<usize>, generated: &[String]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let lines: Vec<&str> = text.lines().collect();
+    let range = find(&lines);
+    if lines[range.clone()] == *generated {
+        return;
+    }
+    let mut regenerated: Vec<&str> = lines[..range.start].to_vec();
+    regenerated.extend(generated.iter().map(String::as_str));
+    regenerated.extend(&lines[range.end..]);
+    std::fs::write(&path, regenerated.join("\n") + "\n").unwrap_or_else(|e| panic!("{file}: {e}"));
+    panic!("{file} was regenerated: review and commit it");
 }
