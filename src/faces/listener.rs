@@ -422,7 +422,7 @@ struct Wakeups {
     /// The waker the idle timer and the drain signal hold, when they hold one: both keep the
     /// waker they were last polled with, and a connection is read by one task, so a pending
     /// read polls them only when that waker changed or the timer fired (callgrind: re-polling
-    /// both on every pending read was a tenth of a Check's cost over bare tonic-health).
+    /// both on every pending read cost about 490 instructions of a Check's 57,000).
     registered: Option<Waker>,
 }
 
