@@ -2,7 +2,7 @@
 //! through sysinfo and turned into host entities (the sampler's whole cost per interval).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use healthscore::sources::host::Sampler;
+use healthscore::inputs::Sampler;
 
 fn tick(c: &mut Criterion) {
     let mut sampler = Sampler::new(6);

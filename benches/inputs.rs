@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use healthscore::sources::{exposition, mapping::Mapping};
+use healthscore::inputs::{parse_exposition, Mapping};
 
 #[path = "common/expositions.rs"]
 mod expositions;
@@ -14,7 +14,7 @@ fn scrape(c: &mut Criterion) {
     let mapping = Mapping::micrometer();
     c.bench_function("read and map a 5,000-series Micrometer scrape", |b| {
         b.iter(|| {
-            let samples = exposition::parse(black_box(&text)).expect("valid");
+            let samples = parse_exposition(black_box(&text)).expect("valid");
             mapping.apply(&samples).expect("maps")
         })
     });

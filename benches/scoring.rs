@@ -17,17 +17,11 @@ use std::{
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use healthscore::{
-    config::Config,
-    core::{
-        ingest::{Limits, Push},
-        scoring::{
-            snapshot::DatasourceSnapshot, subsystem_report, system_report, HealthReport, Observed,
-            Policy, Subsystem,
-        },
+    model::{
+        subsystem_report, system_report, DatasourceSnapshot, Engine, HealthReport, History, Limits,
+        Observed, Policy, Push, Store, Subsystem,
     },
-    engine::Engine,
-    history::History,
-    store::Store,
+    service::{tune_for_server, Config},
 };
 
 fn pools(count: usize, with_issues_every: Option<usize>) -> Vec<DatasourceSnapshot> {
@@ -60,7 +54,7 @@ fn score(snapshots: &[DatasourceSnapshot], policy: &Policy) -> HealthReport {
 }
 
 fn scoring(c: &mut Criterion) {
-    healthscore::allocator::tune_for_server();
+    tune_for_server();
     let policy = Policy::default();
     let healthy = pools(10_000, None);
     let troubled = pools(10_000, Some(10));
@@ -79,7 +73,7 @@ fn scoring(c: &mut Criterion) {
 }
 
 fn engine_push(c: &mut Criterion) {
-    healthscore::allocator::tune_for_server();
+    tune_for_server();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -555,7 +555,7 @@ fn parse(file: &str, rounds: &str) -> Result<(), Box<dyn Error>> {
     let mut series = 0;
     for _ in 0..rounds.parse::<usize>()? {
         let began = Instant::now();
-        series = healthscore::sources::exposition::parse(std::hint::black_box(&text))?.len();
+        series = healthscore::inputs::parse_exposition(std::hint::black_box(&text))?.len();
         best = best.min(began.elapsed());
     }
     println!(

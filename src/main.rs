@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    healthscore::cli::main()
+    healthscore::service::main()
 }

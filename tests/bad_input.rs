@@ -3,7 +3,7 @@
 mod common;
 
 use common::{pool, push_pools, TestServer};
-use healthscore::{config::Config, proto::v1};
+use healthscore::{proto::v1, service::Config};
 use prost::Message;
 
 async fn start() -> TestServer {

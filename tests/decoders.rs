@@ -4,15 +4,10 @@
 use std::time::{Instant, SystemTime};
 
 use healthscore::{
-    cli::push::snapshots,
-    config::Config,
-    core::{
-        ingest::{FieldError, Limits, Push, PushBuilder},
-        scoring::{HealthReport, Policy, Subsystem},
-    },
+    inputs::{from_wire, host_entities, parse_exposition, snapshots, Mapping},
+    model::{FieldError, HealthReport, Limits, Policy, Push, PushBuilder, Store, Subsystem},
     proto::v1,
-    sources::{exposition, mapping::Mapping, node_exporter::host_entities, push},
-    store::Store,
+    service::Config,
 };
 use proptest::prelude::*;
 use prost::Message;
@@ -58,7 +53,7 @@ fn reports(store: &Store) -> Vec<HealthReport> {
 /// A store that already holds the valid request, so refused input has something to spoil.
 fn seeded() -> Store {
     let mut store = Store::new(Limits::default(), Policy::default());
-    let push = push::from_wire(valid_request(), &Limits::default(), SystemTime::now())
+    let push = from_wire(valid_request(), &Limits::default(), SystemTime::now())
         .expect("the valid request is valid");
     store.apply(push, Instant::now()).expect("applies");
     store
@@ -71,7 +66,7 @@ fn feed(store: &mut Store, bytes: &[u8]) -> Result<(), TestCaseError> {
     };
     apply(
         store,
-        push::from_wire(request, &Limits::default(), SystemTime::now()),
+        from_wire(request, &Limits::default(), SystemTime::now()),
     )
 }
 
@@ -145,7 +140,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_as_a_scrape(text in "[a-z_{}=\",. 0-9#\\\n+-]{0,300}") {
-        if let Ok(samples) = exposition::parse(&text) {
+        if let Ok(samples) = parse_exposition(&text) {
             let _ = Mapping::micrometer().apply(&samples);
             let _ = host_entities(&samples, None);
         }
@@ -159,7 +154,7 @@ proptest! {
         let text = "# TYPE hikaricp_connections_active gauge\nhikaricp_connections_active{pool=\"p\"} 31.0\nhikaricp_connections_max{pool=\"p\"} 32\ncache_gets_total{cache=\"c\",result=\"hit\"} 5 1700000000\nnode_filesystem_size_bytes{mountpoint=\"/\",fstype=\"ext4\"} 100\n";
         let at = cut.min(text.len());
         let mutated = format!("{}{insert}{}", &text[..at], &text[at..]);
-        if let Ok(samples) = exposition::parse(&mutated) {
+        if let Ok(samples) = parse_exposition(&mutated) {
             if let Ok((mapped, _)) = Mapping::micrometer().apply(&samples) {
                 let limits = Limits::default();
                 let push = PushBuilder::new("scrape:fuzz", mapped.entity_count(), &limits)

@@ -5,7 +5,7 @@
 
 mod common;
 
-use healthscore::core::scoring::policy::Thresholds;
+use healthscore::model::Thresholds;
 use serde_json::Value;
 
 /// Where a threshold's comment starts, as in the rest of the file.

@@ -14,10 +14,7 @@ use std::{
 
 use axum::{extract::State, routing::get, Router};
 use common::{http_get, TestServer};
-use healthscore::{
-    config::Config,
-    sources::scrape::{Profile, Target},
-};
+use healthscore::service::{Config, Profile, Target};
 
 const EXPOSITION: &str = "hikaricp_connections_active{pool=\"HikariPool-1\"} 5.0\n\
      hikaricp_connections_idle{pool=\"HikariPool-1\"} 1.0\n\

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{next, pool, push_pools, TestServer};
 use healthscore::{
-    core::scoring::Subsystem,
+    model::Subsystem,
     proto::v1::{self, ReportOptions, Severity, Status},
 };
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
@@ -446,9 +446,9 @@ async fn health_v1_follows_the_standard_for_unknown_names_and_lists_every_name()
 
 #[tokio::test]
 async fn warning_can_be_configured_to_be_not_serving() {
-    let mut config = healthscore::config::Config::default();
+    let mut config = healthscore::service::Config::default();
     config.host.enabled = false;
-    config.health.not_serving_at = healthscore::core::probes::NotServingAt::Warning;
+    config.health.not_serving_at = healthscore::service::NotServingAt::Warning;
     let server = TestServer::start_with(config).await;
     server
         .reports()

@@ -13,7 +13,7 @@ use healthscore::{
         },
         v1::{GetHistoryRequest, Status},
     },
-    setting::Delay,
+    service::Delay,
 };
 
 fn saturated() -> healthscore::proto::v1::ReportMetricsRequest {

@@ -9,8 +9,8 @@ use std::{
 };
 
 use healthscore::{
-    core::scoring::{Code, Status, Subsystem},
-    history::{History, HistoryConfig, Transition},
+    model::{Code, History, Status, Subsystem, Transition},
+    service::HistoryConfig,
 };
 
 struct Counting;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestServer;
-use healthscore::{config::Config, proto::v1};
+use healthscore::{proto::v1, service::Config};
 
 #[tokio::test]
 async fn host_report_has_cpu_memory_and_root_with_sane_values() {

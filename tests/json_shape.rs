@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use healthscore::core::published::View;
-use healthscore::core::scoring::{
-    snapshot::DatasourceSnapshot, subsystem_report, Code, Observed, Policy,
+use healthscore::model::{
+    json_report, subsystem_report, Code, DatasourceSnapshot, Observed, Policy, View,
 };
 use serde_json::Value;
 
@@ -81,8 +80,8 @@ fn report_json_matches_the_reference_example() {
         }],
         &policy,
     );
-    let ours = serde_json::to_value(healthscore::core::json::report(&report, View::default()))
-        .expect("report serializes");
+    let ours =
+        serde_json::to_value(json_report(&report, View::default())).expect("report serializes");
 
     assert_same_shape(&seed, &ours, "report");
     assert_eq!(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{http_send, pool, push_pools, TestServer};
-use healthscore::core::scoring::Subsystem;
+use healthscore::model::Subsystem;
 use http_body_util::Full;
 use serde_json::{json, Value};
 

@@ -191,12 +191,12 @@ async fn a_large_scrape_costs_a_few_times_its_size() {
 
     let before = resident_bytes();
     let mut config = common::config();
-    config.scrape.push(healthscore::sources::scrape::Target {
+    config.scrape.push(healthscore::service::Target {
         name: "large".into(),
         url: Some(format!("http://{target}/metrics")),
         interval_secs: 1,
         timeout_secs: 10,
-        profile: Some(healthscore::sources::scrape::Profile::Micrometer),
+        profile: Some(healthscore::service::Profile::Micrometer),
         mappings: Vec::new(),
         max_body_bytes: 10 << 20,
         ..Default::default()

@@ -6,10 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{http_get, next, pool, push_pools, TestServer};
-use healthscore::{
-    config::{GroupConfig, StartupConfig},
-    setting::Delay,
-};
+use healthscore::service::{Delay, GroupConfig, StartupConfig};
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
 
 async fn push(server: &TestServer, source: &str, active: u32) {

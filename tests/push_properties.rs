@@ -4,13 +4,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use healthscore::{
-    core::{
-        ingest::Limits,
-        scoring::{Policy, Subsystem},
-    },
+    inputs::from_wire,
+    model::{Limits, Policy, Store, Subsystem},
     proto::v1,
-    sources::push,
-    store::Store,
 };
 use proptest::prelude::*;
 
@@ -156,7 +152,7 @@ proptest! {
         let mut store = Store::new(Limits::default(), Policy::default());
         let start = Instant::now();
         for request in requests {
-            match push::from_wire(request, &Limits::default(), SystemTime::now()) {
+            match from_wire(request, &Limits::default(), SystemTime::now()) {
                 Ok(push) => {
                     // Limits may still refuse it; either way nothing panics.
                     let _ = store.apply(push, start);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use healthscore::core::scoring::catalog::CATALOG;
+use healthscore::model::CATALOG;
 
 fn is_row(line: &str) -> bool {
     line.starts_with("| `") && line.contains('_') && line.split('|').count() == 6

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use healthscore::core::scoring::{
-    snapshot::{CacheSnapshot, DatasourceSnapshot, WebServerSnapshot},
-    subsystem_report, system_report, HealthReport, Observed, Policy, Severity, Status,
+use healthscore::model::{
+    subsystem_report, system_report, CacheSnapshot, DatasourceSnapshot, HealthReport, Observed,
+    Policy, Severity, Status, WebServerSnapshot,
 };
 use proptest::prelude::*;
 
@@ -69,7 +69,7 @@ fn named<S: Clone>(list: Vec<S>, rename: impl Fn(&mut S, Arc<str>)) -> Vec<S> {
         .collect()
 }
 
-fn report<S: healthscore::core::scoring::Snapshot>(list: &[S], previous: &[S]) -> HealthReport {
+fn report<S: healthscore::model::Snapshot>(list: &[S], previous: &[S]) -> HealthReport {
     let source: Arc<str> = "src".into();
     subsystem_report(
         list.iter().enumerate().map(|(i, s)| Observed {

@@ -11,10 +11,7 @@ use std::{
 
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use common::{http_get, TestServer};
-use healthscore::{
-    config::Config,
-    sources::scrape::{Profile, Target},
-};
+use healthscore::service::{Config, Profile, Target};
 
 /// What the fake target answers: a status, a body and a delay.
 #[derive(Clone)]

@@ -8,8 +8,6 @@ use std::{net::SocketAddr, path::PathBuf, process::Stdio, sync::Arc, time::Durat
 
 use common::{http_send, pool, push_pools, TestServer};
 use healthscore::{
-    config::Config,
-    faces::auth::{Scope, TokenConfig},
     proto::{
         health::{
             health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
@@ -18,6 +16,7 @@ use healthscore::{
             health_reports_client::HealthReportsClient, ForgetSourceRequest, GetSystemHealthRequest,
         },
     },
+    service::{Config, Scope, TokenConfig},
 };
 use http_body_util::Full;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};

@@ -106,7 +106,7 @@ fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_that_never_sends_its_preface_is_closed_after_the_handshake_timeout() {
-    let mut config = healthscore::config::Config::default();
+    let mut config = healthscore::service::Config::default();
     config.host.enabled = false;
     config.server.handshake_timeout_secs = 1;
     let server = TestServer::start_with(config).await;
@@ -125,7 +125,7 @@ async fn a_connection_that_never_sends_its_preface_is_closed_after_the_handshake
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_cap_are_closed_and_the_others_keep_working() {
-    let mut config = healthscore::config::Config::default();
+    let mut config = healthscore::service::Config::default();
     config.host.enabled = false;
     config.server.max_connections = 3;
     config.server.probe_connections = 0;

@@ -4,11 +4,10 @@
 use std::{net::SocketAddr, ops::Range, path::Path, time::Duration};
 
 use healthscore::{
-    app,
-    config::Config,
     proto::v1::{
         health_reports_client::HealthReportsClient, DatasourceSnapshot, ReportMetricsRequest,
     },
+    service::{self, Config},
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Channel, Endpoint};
@@ -59,7 +58,7 @@ impl TestServer {
         let probes = probes_listener
             .as_ref()
             .map(|listener| listener.local_addr().expect("local address"));
-        let listeners = app::Listeners {
+        let listeners = service::Listeners {
             grpc: listener,
             http: Some(http_listener),
             probes: probes_listener,
@@ -70,7 +69,7 @@ impl TestServer {
             let stopped = async move {
                 let _ = stop.await;
             };
-            if let Err(error) = app::run(listeners, &config, stopped).await {
+            if let Err(error) = service::run(listeners, &config, stopped).await {
                 panic!("test server failed: {error}");
             }
         });

@@ -12,7 +12,7 @@ pub mod snapshot;
 
 pub use catalog::Code;
 pub use model::{
-    issue_digest, CodeForm, Deduction, EntityHealth, HealthReport, Issue, Metrics, Omitted, Runs,
+    issue_digest, CodeForm, Deduction, EntityHealth, HealthReport, Issue, Metrics, Omitted,
     ScoreBreakdown, Severity, SourceLabels, Status, Subsystem, SystemHealthReport,
 };
 pub use policy::{Penalties, Policy, Thresholds};
