@@ -16,6 +16,7 @@ use std::{
 };
 
 use rmcp::{
+    handler::server::common::schema_for_type,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
         ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
@@ -29,16 +30,13 @@ use rmcp::{
     },
     ErrorData as McpError, RoleServer, ServerHandler,
 };
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio_stream::{Stream, StreamExt};
 
+use super::arguments::{from_json, HistoryArgs, ReportArgs};
 use crate::{
-    core::{
-        published::View,
-        scoring::{Severity, Subsystem},
-        subsystem::for_each_subsystem,
-    },
+    core::{published::View, scoring::Subsystem, subsystem::for_each_subsystem},
     history,
 };
 
@@ -181,79 +179,11 @@ macro_rules! tools {
 }
 for_each_subsystem!(tools);
 
+/// Most transitions the history tool lists.
+const MAX_LISTED: usize = 10_000;
+
 const HISTORY_TOOL: &str = "health_get_history";
 const HISTORY_DESCRIPTION: &str = "When and how health changed: the status transitions of the system and each subsystem, newest first (time, from, to, score, issue codes added and removed), and the share of the last hour and day each spent healthy, warning and critical. Use it to tell a new problem from a flapping one.";
-
-fn history_schema() -> Map<String, Value> {
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "subsystem": {
-                "type": "string",
-                "description": format!(
-                    "A subsystem key ({}) or \"system\". Default: every name.",
-                    Subsystem::ALL.map(Subsystem::key).join(", ")
-                )
-            },
-            "since": {
-                "type": "string",
-                "description": "Only transitions since this RFC 3339 time, or this long ago (\"30m\", \"2h\" is 120m). Default: all kept."
-            },
-            "limit": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Most transitions listed, the newest. Default 100."
-            }
-        },
-        "additionalProperties": false
-    });
-    object(schema)
-}
-
-/// The history query a call's arguments ask for; the error names the argument.
-fn history_query(arguments: Option<&Map<String, Value>>) -> Result<history::Query, McpError> {
-    let mut query = history::Query {
-        limit: history::LISTED_BY_DEFAULT,
-        ..history::Query::default()
-    };
-    for (name, value) in arguments.into_iter().flatten() {
-        match (name.as_str(), value) {
-            ("subsystem", Value::String(key)) if key == "system" => query.name = Some(None),
-            ("subsystem", Value::String(key)) => {
-                let subsystem = key.parse::<Subsystem>().map_err(|problem| {
-                    bad_argument(format!("subsystem: {problem} (or \"system\")"))
-                })?;
-                query.name = Some(Some(subsystem));
-            }
-            ("since", Value::String(text)) => {
-                query.since = Some(history::parse_since(text).ok_or_else(|| {
-                    bad_argument(format!(
-                        "since: {text:?} is neither an RFC 3339 time nor a duration like 30m"
-                    ))
-                })?);
-            }
-            ("limit", Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
-                query.limit = n.as_u64().map_or(query.limit, |n| n.min(10_000) as usize);
-            }
-            ("subsystem" | "since", other) => {
-                return Err(bad_argument(format!(
-                    "{name}: expected a string, got {other}"
-                )))
-            }
-            ("limit", other) => {
-                return Err(bad_argument(format!(
-                    "limit: expected a positive integer, got {other}"
-                )))
-            }
-            (other, _) => {
-                return Err(bad_argument(format!(
-                "{other}: unknown argument (health_get_history takes subsystem, since and limit)"
-            )))
-            }
-        }
-    }
-    Ok(query)
-}
 
 /// The tool a name calls: what it reads (`None` for the system report).
 fn tool(name: &str) -> Option<Option<Subsystem>> {
@@ -263,82 +193,9 @@ fn tool(name: &str) -> Option<Option<Subsystem>> {
         .map(|(_, subsystem, _)| *subsystem)
 }
 
-const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
-
-/// A JSON schema literal as the map MCP's tool type holds.
-fn object(schema: Value) -> Map<String, Value> {
-    match schema {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
-fn input_schema() -> Map<String, Value> {
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "min_severity": {
-                "type": "string",
-                "enum": SEVERITIES,
-                "description": "Leave out issues below this severity (the score still counts them). Default: every issue."
-            },
-            "include_entities": {
-                "type": "boolean",
-                "default": true,
-                "description": "List each entity (pool, cache, executor...) with its own status and score. Default true."
-            }
-        },
-        "additionalProperties": false
-    });
-    object(schema)
-}
-
-/// The view a tool call's arguments ask for; the error names the argument.
-fn view(arguments: Option<&Map<String, Value>>) -> Result<View, McpError> {
-    let mut view = View::default();
-    let Some(arguments) = arguments else {
-        return Ok(view);
-    };
-    for (name, value) in arguments {
-        match (name.as_str(), value) {
-            ("min_severity", Value::Null) => {}
-            ("min_severity", Value::String(word)) => {
-                let severity = word.parse::<Severity>().map_err(|_| {
-                    bad_argument(format!(
-                        "min_severity: {word:?} is not one of {}",
-                        SEVERITIES.join(", ")
-                    ))
-                })?;
-                view.min_severity = Some(severity);
-            }
-            ("min_severity", other) => {
-                return Err(bad_argument(format!(
-                    "min_severity: expected one of {} as a string, got {other}",
-                    SEVERITIES.join(", ")
-                )))
-            }
-            ("include_entities", Value::Bool(include)) => {
-                if !include {
-                    view.max_entities = 0;
-                }
-            }
-            ("include_entities", other) => {
-                return Err(bad_argument(format!(
-                    "include_entities: expected true or false, got {other}"
-                )))
-            }
-            (other, _) => {
-                return Err(bad_argument(format!(
-                    "{other}: unknown argument (the tools take min_severity and include_entities)"
-                )))
-            }
-        }
-    }
-    Ok(view)
-}
-
-fn bad_argument(message: String) -> McpError {
-    McpError::invalid_params(message, None)
+/// A tool's arguments, or the error that names the bad one.
+fn arguments<T: DeserializeOwned>(arguments: Option<&Map<String, Value>>) -> Result<T, McpError> {
+    from_json(arguments).map_err(|bad| McpError::invalid_params(bad.message, None))
 }
 
 const SCHEME: &str = "health://";
@@ -441,14 +298,14 @@ impl<R: Reports> ServerHandler for HealthTools<R> {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let schema = Arc::new(input_schema());
+        let schema = schema_for_type::<ReportArgs>();
         let tools = TOOLS
             .iter()
             .map(|(name, _, description)| Tool::new(*name, *description, schema.clone()))
             .chain([Tool::new(
                 HISTORY_TOOL,
                 HISTORY_DESCRIPTION,
-                Arc::new(history_schema()),
+                schema_for_type::<HistoryArgs>(),
             )])
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -460,7 +317,7 @@ impl<R: Reports> ServerHandler for HealthTools<R> {
         _: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         if request.name == HISTORY_TOOL {
-            let query = history_query(request.arguments.as_ref())?;
+            let query = arguments::<HistoryArgs>(request.arguments.as_ref())?.query(MAX_LISTED);
             let answer = self
                 .reports
                 .history(query)
@@ -474,7 +331,7 @@ impl<R: Reports> ServerHandler for HealthTools<R> {
                 None,
             ));
         };
-        let view = view(request.arguments.as_ref())?;
+        let view = arguments::<ReportArgs>(request.arguments.as_ref())?.view();
         let report = self.report(subsystem, view).await?;
         Ok(CallToolResult::structured(report).into())
     }

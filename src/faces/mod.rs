@@ -2,6 +2,7 @@
 //! to that protocol's. Faces read the state; they never write it (inputs go through sources).
 
 pub mod admission;
+pub mod arguments;
 pub mod auth;
 pub mod budget;
 pub mod gate;

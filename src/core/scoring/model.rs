@@ -9,14 +9,18 @@ use std::{
     sync::Arc,
 };
 
+use schemars::JsonSchema;
 use serde::{ser::SerializeMap, Deserialize, Serialize, Serializer};
 
 use super::catalog::Code;
 pub use crate::core::subsystem::{BySubsystem, Subsystem};
 
 /// How much an issue matters. Ordered: `Info < Warning < Critical`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum Severity {
     Info,
     Warning,

@@ -12,29 +12,34 @@ use crate::{
         published::{selection, View},
         scoring::{Severity, Subsystem},
     },
-    history,
+    faces::arguments::BadArgument,
 };
 
-/// A parameter that cannot be used.
+/// A parameter that cannot be used: its name, and the message that names it.
 pub struct BadParameter {
     parameter: String,
-    problem: String,
+    message: String,
 }
 
 impl BadParameter {
-    fn new(parameter: &str, problem: impl Into<String>) -> Self {
+    fn new(parameter: &str, problem: impl std::fmt::Display) -> Self {
         Self {
             parameter: parameter.to_owned(),
-            problem: problem.into(),
+            message: format!("{parameter}: {problem}"),
         }
     }
 
     pub fn into_response(self) -> Response {
-        super::error(
-            StatusCode::BAD_REQUEST,
-            format!("{}: {}", self.parameter, self.problem),
-            Some(&self.parameter),
-        )
+        super::error(StatusCode::BAD_REQUEST, self.message, Some(&self.parameter))
+    }
+}
+
+impl From<BadArgument> for BadParameter {
+    fn from(bad: BadArgument) -> Self {
+        Self {
+            parameter: bad.argument.unwrap_or_else(|| "query".into()),
+            message: bad.message,
+        }
     }
 }
 
@@ -109,35 +114,6 @@ impl Params {
                 format!("{other:?} is not a boolean (true or false)"),
             )),
         }
-    }
-
-    /// The history the parameters ask for: `subsystem` (a key or `system`), `since` (RFC 3339,
-    /// or a duration back from now such as `30m`), `limit`.
-    pub fn history(&self, max_listed: usize) -> Result<history::Query, BadParameter> {
-        let name = match self.get("subsystem") {
-            None => None,
-            Some("system") => Some(None),
-            Some(key) => Some(Some(key.parse::<Subsystem>().map_err(|problem| {
-                BadParameter::new("subsystem", format!("{problem} (or \"system\")"))
-            })?)),
-        };
-        let since = match self.get("since") {
-            None => None,
-            Some(text) => Some(history::parse_since(text).ok_or_else(|| {
-                BadParameter::new(
-                    "since",
-                    format!("{text:?} is neither an RFC 3339 time nor a duration like 30m"),
-                )
-            })?),
-        };
-        let limit = match self.get("limit") {
-            None => history::LISTED_BY_DEFAULT,
-            Some(value) => value
-                .parse::<usize>()
-                .map(|n| n.min(max_listed))
-                .map_err(|_| BadParameter::new("limit", format!("{value:?} is not a count")))?,
-        };
-        Ok(history::Query { name, since, limit })
     }
 
     fn count(&self, name: &str, max: usize) -> Result<usize, BadParameter> {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use axum::{
-    extract::{rejection::QueryRejection, Path, Query, State},
+    extract::{rejection::QueryRejection, Path, Query, RawQuery, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -27,7 +27,10 @@ use crate::{
         published::{Follow, Published, Rendition, View},
         scoring::Subsystem,
     },
-    faces::WatchSlot,
+    faces::{
+        arguments::{from_query, HistoryArgs},
+        WatchSlot,
+    },
 };
 
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -177,12 +180,10 @@ impl http_body::Body for Events {
 }
 
 /// `/v1/history`: status transitions (newest first) and uptime shares.
-pub async fn history(State(face): State<Face>, query: QueryPairs) -> Response {
-    let query = match Params::read(query, &["subsystem", "since", "limit"])
-        .and_then(|params| params.history(face.settings.max_listed))
-    {
-        Ok(query) => query,
-        Err(bad) => return bad.into_response(),
+pub async fn history(State(face): State<Face>, RawQuery(query): RawQuery) -> Response {
+    let query = match from_query::<HistoryArgs>(query.as_deref().unwrap_or_default()) {
+        Ok(args) => args.query(face.settings.max_listed),
+        Err(bad) => return query::BadParameter::from(bad).into_response(),
     };
     let answer = face.engine.history_answer(&query);
     super::json_response(StatusCode::OK, to_json(&answer.json()))
