@@ -95,8 +95,7 @@ impl<S: Snapshot> Slot<S> {
 }
 
 macro_rules! slots {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        $pushed:tt $codes:tt;)+) => {
+    ($($variant:ident $field:ident $snapshot:ident;)+) => {
         /// A source's slot of every subsystem; `None` where it reported nothing.
         #[derive(Debug, Default)]
         struct Slots {
@@ -163,7 +162,7 @@ macro_rules! slots {
         }
     };
 }
-for_each_subsystem!(slots);
+for_each_subsystem!(slots: variant field snapshot);
 
 #[derive(Debug)]
 struct Source {

@@ -144,9 +144,7 @@ async fn subsystem_report(
     options: Option<v1::ReportOptions>,
 ) -> anyhow::Result<v1::HealthReport> {
     macro_rules! call {
-        ($($variant:ident $key:literal $field:ident $snapshot:ident
-            [$method:ident $request:ident $response:ident] $tool:tt $thresholds:tt $pushed:tt
-            $codes:tt;)+) => {
+        ($($variant:ident [$method:ident $request:ident $response:ident];)+) => {
             match subsystem {
                 $(Subsystem::$variant => client
                     .$method(v1::$request { options })
@@ -155,7 +153,7 @@ async fn subsystem_report(
             }
         };
     }
-    let report = for_each_subsystem!(call);
+    let report = for_each_subsystem!(call: variant report);
     report
         .with_context(|| format!("reading the {subsystem} report failed"))?
         .context("the server sent no report")

@@ -44,27 +44,26 @@ pub struct Args {
 }
 
 macro_rules! snapshot_file {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        [$(pushed $wire:ident $fields:tt)?] $codes:tt;)+) => {
+    ($($snapshot:ident [$($list:ident $fields:tt)?];)+) => {
         /// The snapshot lists of a ReportMetricsRequest, as JSON.
         #[derive(Debug, Default, Deserialize)]
         #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
         pub struct Snapshots {
-            $($($wire: Vec<v1::$snapshot>,)?)+
+            $($($list: Vec<v1::$snapshot>,)?)+
         }
 
         impl Snapshots {
             /// `request` with these lists.
             pub fn into_request(self, request: v1::ReportMetricsRequest) -> v1::ReportMetricsRequest {
                 v1::ReportMetricsRequest {
-                    $($($wire: self.$wire,)?)+
+                    $($($list: self.$list,)?)+
                     ..request
                 }
             }
         }
     };
 }
-for_each_subsystem!(snapshot_file);
+for_each_subsystem!(snapshot_file: snapshot pushed);
 
 /// Reads a snapshot file's text: the snapshot lists of a request, with the proto's JSON names.
 pub fn snapshots(text: &str) -> serde_json::Result<Snapshots> {

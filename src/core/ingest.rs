@@ -72,8 +72,7 @@ impl FieldError {
 pub const HOST_SOURCE: &str = "host";
 
 macro_rules! push_struct {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        $pushed:tt $codes:tt;)+) => {
+    ($($field:ident $snapshot:ident;)+) => {
         /// One source's validated snapshots. A `None` list leaves that subsystem of the source
         /// untouched; a `Some` list replaces it.
         #[derive(Clone, Debug, Default, PartialEq)]
@@ -106,7 +105,7 @@ macro_rules! push_struct {
         })+
     };
 }
-for_each_subsystem!(push_struct);
+for_each_subsystem!(push_struct: field snapshot);
 
 /// A snapshot type that a `Push` carries a list of.
 pub trait Listed: Snapshot + Sized {

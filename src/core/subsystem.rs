@@ -1,8 +1,9 @@
-//! The one list of subsystems. Everything that enumerates them expands [`for_each_subsystem!`]:
-//! the `Subsystem` enum, the catalog's codes, the thresholds in config, the snapshot types and
-//! the lists of a push, the store's slots, the wire conversions of pushes and scrapes, the
-//! report RPCs, the MCP tools and the CLI. A new subsystem is one row here, its rules file in
-//! `scoring/rules/` and its line in `scoring/rules/mod.rs`.
+//! The one list of subsystems. Everything that enumerates them expands [`for_each_subsystem!`],
+//! naming the columns it reads: the `Subsystem` enum, the rules modules, the catalog's codes,
+//! the thresholds in config, the pushed snapshot types and their `Entity` impls, the lists of a
+//! push, the store's slots, the wire conversions of pushes and scrapes, the report RPCs, the MCP
+//! tools and the CLI. A new subsystem is one row here and its rules file in `scoring/rules/`
+//! (and, in the contract, its proto messages).
 //!
 //! Pure: no I/O, no clock.
 
@@ -10,32 +11,42 @@ use std::{fmt, str::FromStr};
 
 use serde::{Serialize, Serializer};
 
-/// Calls `$then!` with every subsystem's row, in report order. A row is
-/// `Variant "key" field: Snapshot { report, tool, thresholds, pushed, codes }`:
+/// Calls `$then!` with the columns it names of every subsystem's row, in report order:
+/// `for_each_subsystem!(then: variant key pushed)` hands `then!` one `variant key pushed;` group
+/// per row. A row is `Variant { key, field, snapshot, rules, report, tool, thresholds, pushed,
+/// codes }`, and each column reaches `$then!` as follows:
 ///
-/// - `key`: the name in maps, issue-code prefixes and grpc.health.v1 service names;
-/// - `field`: the name of its list in a push, in the store and in `ReportMetricsRequest`;
-/// - `Snapshot`: the core snapshot type (in `core::scoring::snapshot`); for pushed subsystems
-///   also the name of the wire message in `healthscore.v1`;
-/// - `report: rpc(Request) -> Response`: its report RPC in `healthscore.v1.HealthReports`;
-/// - `tool: name "about"`: its MCP tool, and what the tool tells an agent;
-/// - `thresholds: name: module::Type`: its table under `[thresholds]` and its type, in its
-///   rules module; left out when its rules have nothing to configure;
-/// - `pushed: { field: kind, ... }`: the snapshot's fields, when apps send it (the host is
-///   sampled, not pushed). Kinds: `flag` (an `optional bool` whose absence is the normal state,
-///   `true`), `u32` and `u64` (counts; counters are `u64` and cumulative), or a core enum.
-///   `or unknown` / `or unbounded` marks a capacity where 0 means that, as does a negative
-///   value in a scrape;
-/// - `codes`: its catalog rows, `Code => "NAME", Severity, "trigger", "suggested action"`.
+/// - `variant` (ident): its `Subsystem` variant;
+/// - `key` (literal): the name in maps, issue-code prefixes and grpc.health.v1 service names;
+/// - `field` (ident): the name of its list in a push, in the store and in `ReportMetricsRequest`;
+/// - `snapshot` (ident): the core snapshot type (in `core::scoring::snapshot`); for pushed
+///   subsystems also the name of the wire message in `healthscore.v1`;
+/// - `rules` (ident): its module in `core::scoring::rules`, declared from this column;
+/// - `report` (`[rpc Request Response]`): its report RPC in `healthscore.v1.HealthReports`;
+/// - `tool` (`[name "about"]`): its MCP tool, and what the tool tells an agent;
+/// - `thresholds` (`[name Type]` or `[]`): its table under `[thresholds]` and its type in its
+///   rules module; empty when its rules have nothing to configure;
+/// - `pushed` (`[field { name: kind, ... }]` or `[]`, `field` as above): the snapshot's fields, when apps send it (the
+///   host is sampled, not pushed). Kinds: `flag` (an `optional bool` whose absence is the normal
+///   state, `true`), `u32` and `u64` (counts; counters are `u64` and cumulative), or a core
+///   enum. `or unknown` / `or unbounded` marks a capacity where 0 means that, as does a negative
+///   value in a scrape. A pushed row's snapshot struct and its [`Entity`] impl are generated;
+///   a sampled one's are written in its rules module;
+/// - `codes` (`[Code => "NAME", Severity, "trigger", "suggested action"; ...]`): its catalog
+///   rows.
 ///
-/// `$then!` receives each row with every part in one bracketed group (see `normalize!`).
+/// [`Entity`]: crate::core::scoring::snapshot::Entity
 macro_rules! for_each_subsystem {
-    ($then:ident) => {
-        $crate::core::subsystem::normalize! { $then
-            Datasources "datasources" datasources: DatasourceSnapshot {
+    ($then:ident: $($column:ident)+) => {
+        $crate::core::subsystem::rows! { $then [$($column)+]
+            Datasources {
+                key: "datasources",
+                field: datasources,
+                snapshot: DatasourceSnapshot,
+                rules: datasources,
                 report: get_datasource_health(GetDatasourceHealthRequest) -> GetDatasourceHealthResponse,
                 tool: datasource_get_health "Database connection pools: pools that did not start, utilization (active/max) and saturation, threads waiting for a connection.",
-                thresholds: datasources: datasources::DatasourceThresholds,
+                thresholds: datasources: DatasourceThresholds,
                 pushed: {
                     started: flag,
                     active: u32,
@@ -58,10 +69,14 @@ macro_rules! for_each_subsystem {
                         "Increase the pool size or shorten the transactions that hold connections";
                 },
             }
-            Caches "caches" caches: CacheSnapshot {
+            Caches {
+                key: "caches",
+                field: caches,
+                snapshot: CacheSnapshot,
+                rules: caches,
                 report: get_cache_health(GetCacheHealthRequest) -> GetCacheHealthResponse,
                 tool: cache_get_health "Caches: disabled caches, the hit rate over the window, and evictions that show thrashing.",
-                thresholds: caches: caches::CacheThresholds,
+                thresholds: caches: CacheThresholds,
                 pushed: {
                     enabled: flag,
                     hits: u64,
@@ -82,10 +97,14 @@ macro_rules! for_each_subsystem {
                         "Increase the cache's maximum size or narrow what it holds; it is thrashing";
                 },
             }
-            Watchers "watchers" watchers: WatcherSnapshot {
+            Watchers {
+                key: "watchers",
+                field: watchers,
+                snapshot: WatcherSnapshot,
+                rules: watchers,
                 report: get_watcher_health(GetWatcherHealthRequest) -> GetWatcherHealthResponse,
                 tool: watcher_get_health "File and resource watchers: watchers that stopped, and consecutive errors.",
-                thresholds: watchers: watchers::WatcherThresholds,
+                thresholds: watchers: WatcherThresholds,
                 pushed: {
                     running: flag,
                     consecutive_errors: u32,
@@ -102,7 +121,11 @@ macro_rules! for_each_subsystem {
                         "The watcher keeps failing: fix the resource it watches or restart it";
                 },
             }
-            Schedulers "schedulers" schedulers: SchedulerSnapshot {
+            Schedulers {
+                key: "schedulers",
+                field: schedulers,
+                snapshot: SchedulerSnapshot,
+                rules: schedulers,
                 report: get_scheduler_health(GetSchedulerHealthRequest) -> GetSchedulerHealthResponse,
                 tool: scheduler_get_health "Task schedulers: schedulers that did not start, and those whose every task is paused.",
                 pushed: {
@@ -119,10 +142,14 @@ macro_rules! for_each_subsystem {
                         "Resume the paused tasks if the pause was not intended";
                 },
             }
-            Executors "executors" executors: ExecutorSnapshot {
+            Executors {
+                key: "executors",
+                field: executors,
+                snapshot: ExecutorSnapshot,
+                rules: executors,
                 report: get_executor_health(GetExecutorHealthRequest) -> GetExecutorHealthResponse,
                 tool: executor_get_health "Thread pools and executors: unhealthy or degraded states, thread and queue use near saturation, and a queue backlog.",
-                thresholds: executors: executors::ExecutorThresholds,
+                thresholds: executors: ExecutorThresholds,
                 pushed: {
                     state: ExecutorState,
                     active: u32,
@@ -145,10 +172,14 @@ macro_rules! for_each_subsystem {
                         "Scale up process pool or optimize task processing";
                 },
             }
-            WebServer "webServer" web_servers: WebServerSnapshot {
+            WebServer {
+                key: "webServer",
+                field: web_servers,
+                snapshot: WebServerSnapshot,
+                rules: web_server,
                 report: get_web_server_health(GetWebServerHealthRequest) -> GetWebServerHealthResponse,
                 tool: undertow_get_health "The web server (Undertow and the like): busy workers against the maximum, the request queue, the error rate over the window, connections per worker.",
-                thresholds: web_server: web_server::WebServerThresholds,
+                thresholds: web_server: WebServerThresholds,
                 pushed: {
                     busy_workers: u32,
                     max_workers: u32 or unknown,
@@ -176,10 +207,14 @@ macro_rules! for_each_subsystem {
                         "Check keep-alive settings and idle clients holding connections";
                 },
             }
-            Runtime "runtime" runtimes: RuntimeSnapshot {
+            Runtime {
+                key: "runtime",
+                field: runtimes,
+                snapshot: RuntimeSnapshot,
+                rules: runtime,
                 report: get_runtime_health(GetRuntimeHealthRequest) -> GetRuntimeHealthResponse,
                 tool: runtime_get_health "The language runtime: heap use against its maximum, and blocked threads.",
-                thresholds: runtime: runtime::RuntimeThresholds,
+                thresholds: runtime: RuntimeThresholds,
                 pushed: {
                     heap_used_bytes: u64,
                     heap_max_bytes: u64 or unknown,
@@ -197,7 +232,11 @@ macro_rules! for_each_subsystem {
                         "Take a thread dump and look for lock contention";
                 },
             }
-            Performance "performance" performance: PerformanceSnapshot {
+            Performance {
+                key: "performance",
+                field: performance,
+                snapshot: PerformanceSnapshot,
+                rules: performance,
                 report: get_performance_health(GetPerformanceHealthRequest) -> GetPerformanceHealthResponse,
                 tool: performance_get_health "Slow calls: slow queries, slow requests and slow outbound HTTP calls counted in the window.",
                 pushed: {
@@ -217,10 +256,14 @@ macro_rules! for_each_subsystem {
                         "Check the remote services' latency and set timeouts";
                 },
             }
-            Host "host" host: HostSnapshot {
+            Host {
+                key: "host",
+                field: host,
+                snapshot: HostSnapshot,
+                rules: host,
                 report: get_host_health(GetHostHealthRequest) -> GetHostHealthResponse,
                 tool: host_get_health "The host: CPU (averaged over a window), memory and each disk of the machine healthscore runs on, and of the nodes it scrapes.",
-                thresholds: host: host::HostThresholds,
+                thresholds: host: HostThresholds,
                 codes: {
                     HostCpuCritical => "HOST_CPU_CRITICAL", Critical,
                         "CPU > 95% averaged over the window",
@@ -250,33 +293,132 @@ macro_rules! for_each_subsystem {
 }
 pub(crate) use for_each_subsystem;
 
-/// Reads the table as it is written and hands it on with every part in one bracketed group, so
-/// that an expansion names only the parts it uses (`$tool:tt` for one it skips).
-macro_rules! normalize {
-    ($then:ident $(
-        $variant:ident $key:literal $field:ident: $snapshot:ident {
+/// Reads the table as it is written, makes each row one group of its ten columns in a fixed
+/// order, and hands the rows to [`select!`] with the columns asked for.
+macro_rules! rows {
+    ($then:ident $columns:tt $(
+        $variant:ident {
+            key: $key:literal,
+            field: $field:ident,
+            snapshot: $snapshot:ident,
+            rules: $rules:ident,
             report: $rpc:ident($request:ident) -> $response:ident,
             tool: $tool:ident $about:literal,
-            $(thresholds: $thresholds:ident: $module:ident::$thresholds_type:ident,)?
+            $(thresholds: $thresholds:ident: $thresholds_type:ident,)?
             $(pushed: { $($fields:tt)* },)?
             codes: { $($codes:tt)* },
         }
     )+) => {
-        $then! { $(
-            $variant $key $field $snapshot
-                [$rpc $request $response]
-                [$tool $about]
-                [$($thresholds $module $thresholds_type)?]
-                [$(pushed $field { $($fields)* })?]
-                [$($codes)*];
+        $crate::core::subsystem::select! { $then $columns [] $(
+            {
+                $variant $key $field $snapshot $rules [$rpc $request $response] [$tool $about]
+                [$($thresholds $thresholds_type)?] [$($field { $($fields)* })?] [$($codes)*]
+            }
         )+ }
     };
 }
-pub(crate) use normalize;
+pub(crate) use rows;
+
+/// Picks the named columns of each row, in the order named, and calls `$then!` with the rows
+/// so cut, each ended by `;`. `[$($columns)*]` is what was asked, `[$($done)*]` the rows cut so
+/// far; each step takes one column of the first row.
+macro_rules! select {
+    // Every row cut.
+    ($then:ident $columns:tt [$($done:tt)*]) => {
+        $then! { $($done)* }
+    };
+    ($then:ident $columns:tt $done:tt $row:tt $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done $row $columns [] $($rows)* }
+    };
+    // The first row's columns all taken.
+    (@row $then:ident $columns:tt [$($done:tt)*] $row:tt [] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { $then $columns [$($done)* $($cut)*;] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [variant $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $variant] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [key $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $key] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [field $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $field] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [snapshot $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $snapshot] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [rules $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $rules] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [report $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $report] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [tool $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $tool] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [thresholds $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $thresholds] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [pushed $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $pushed] $($rows)* }
+    };
+    (@row $then:ident $columns:tt $done:tt
+        {$variant:tt $key:tt $field:tt $snapshot:tt $rules:tt
+            $report:tt $tool:tt $thresholds:tt $pushed:tt $codes:tt}
+        [codes $($left:ident)*] [$($cut:tt)*] $($rows:tt)*) => {
+        $crate::core::subsystem::select! { @row $then $columns $done
+            {$variant $key $field $snapshot $rules $report $tool $thresholds $pushed $codes}
+            [$($left)*] [$($cut)* $codes] $($rows)* }
+    };
+}
+pub(crate) use select;
 
 macro_rules! subsystem_enum {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        $pushed:tt $codes:tt;)+) => {
+    ($($variant:ident $key:literal;)+) => {
         /// The subsystems a report can be about.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Subsystem { $($variant),+ }
@@ -292,7 +434,7 @@ macro_rules! subsystem_enum {
         }
     };
 }
-for_each_subsystem!(subsystem_enum);
+for_each_subsystem!(subsystem_enum: variant key);
 
 /// At most one value per subsystem, iterated in report order: a map keyed by `Subsystem`
 /// itself, so that no lookup goes through a key string and nothing needs sorting.

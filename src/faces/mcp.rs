@@ -167,8 +167,7 @@ pub trait Reports: Clone + Send + Sync + 'static {
 }
 
 macro_rules! tools {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt
-        [$tool:ident $about:literal] $thresholds:tt $pushed:tt $codes:tt;)+) => {
+    ($($variant:ident [$tool:ident $about:literal];)+) => {
         /// The tools: the seed's names (`undertow_get_health` for the web server, from the
         /// subsystem table), then the subsystems the seed did not have.
         const TOOLS: &[(&str, Option<Subsystem>, &str)] = &[
@@ -177,7 +176,7 @@ macro_rules! tools {
         ];
     };
 }
-for_each_subsystem!(tools);
+for_each_subsystem!(tools: variant tool);
 
 /// Most transitions the history tool lists.
 const MAX_LISTED: usize = 10_000;

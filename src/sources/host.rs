@@ -17,7 +17,7 @@ use crate::{
         scoring::{
             rules::host::CpuWindow,
             snapshot::{CpuSample, DiskSample, HostSnapshot, MemorySample},
-            Snapshot,
+            Entity,
         },
     },
     engine::{Engine, EngineError, PushOutcome},

@@ -58,9 +58,8 @@ macro_rules! capacity {
 }
 
 macro_rules! snapshot_fields {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        [$(pushed $wire:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?]
-        $codes:tt;)+) => {
+    ($($key:literal $snapshot:ident
+        [$($list:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?];)+) => {
         /// The fields of each pushed snapshot, by subsystem key, and whether a row may set it.
         const SNAPSHOT_FIELDS: &[(&str, &[(&str, bool)])] = &[
             $($(($key, &[$((stringify!($name), from_samples!($kind)),)*]),)?)+
@@ -102,7 +101,7 @@ macro_rules! snapshot_fields {
         }
     };
 }
-for_each_subsystem!(snapshot_fields);
+for_each_subsystem!(snapshot_fields: key snapshot pushed);
 
 /// Fields a row may set beyond the snapshots' own: executors' `queue_remaining`, added to
 /// `queued` for the queue's capacity.

@@ -13,9 +13,8 @@ use crate::{
 };
 
 macro_rules! push_from_wire {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        [$(pushed $wire:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?]
-        $codes:tt;)+) => {
+    ($($snapshot:ident
+        [$($list:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?];)+) => {
         /// Validates a request into a push, by the builder every input uses; `now` is the
         /// clock `started_at` is checked against. Limits that depend on the state (sources)
         /// are the store's to check.
@@ -32,8 +31,8 @@ macro_rules! push_from_wire {
             }
             $($(
                 push = push.list(
-                    stringify!($wire),
-                    request.$wire,
+                    stringify!($list),
+                    request.$list,
                     |wire| &wire.name,
                     |wire, name, path| {
                         Ok(core::$snapshot {
@@ -48,11 +47,11 @@ macro_rules! push_from_wire {
 
         /// Entities a request carries, counted before any is converted.
         pub fn entity_count(request: &v1::ReportMetricsRequest) -> usize {
-            0 $($(+ request.$wire.len())?)+
+            0 $($(+ request.$list.len())?)+
         }
     };
 }
-for_each_subsystem!(push_from_wire);
+for_each_subsystem!(push_from_wire: snapshot pushed);
 
 /// A snapshot field's core value from its wire value; `path` names the field in errors.
 trait WireField<W>: Sized {

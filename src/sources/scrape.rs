@@ -24,7 +24,7 @@ use super::{
 use crate::{
     core::{
         ingest::{self, FieldError, Limits, Push, PushBuilder},
-        scoring::{Snapshot, SourceLabels},
+        scoring::{Entity, SourceLabels},
     },
     engine::{Engine, EngineError},
     http_client::{Credentials, CredentialsError, HttpError, Request},

@@ -21,9 +21,9 @@ pub struct Entry {
 }
 
 macro_rules! catalog {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        $pushed:tt [$($code:ident => $name:literal, $severity:ident, $trigger:literal,
-            $action:literal;)*];)+) => {
+    ($($variant:ident
+        [$($code:ident => $name:literal, $severity:ident, $trigger:literal, $action:literal;)*];
+    )+) => {
         /// An issue code. Its string form is the catalog's name (`DS_POOL_SATURATED`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Code { $($($code,)*)+ SourceStale, FleetCorrelated, FleetViewUnavailable }
@@ -66,7 +66,7 @@ macro_rules! catalog {
         ];
     };
 }
-for_each_subsystem!(catalog);
+for_each_subsystem!(catalog: variant codes);
 
 impl Code {
     pub fn entry(self) -> &'static Entry {

@@ -19,4 +19,4 @@ pub use policy::{Penalties, Policy, Thresholds};
 pub use score::{
     assemble, evaluate, stale, subsystem_report, system_report, Evaluated, Observed, Staleness,
 };
-pub use snapshot::Snapshot;
+pub use snapshot::{Entity, Snapshot};

@@ -81,14 +81,13 @@ pub trait Validate {
 }
 
 macro_rules! thresholds {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt
-        [$($name:ident $module:ident $type:ident)?] $pushed:tt $codes:tt;)+) => {
+    ($($rules:ident [$($name:ident $type:ident)?];)+) => {
         /// Every subsystem's rule thresholds, under `[thresholds.<name>]`. Its JSON schema carries
         /// each threshold's doc comment, from which the default config's comments are written.
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
         #[serde(default, deny_unknown_fields)]
         pub struct Thresholds {
-            $($(pub $name: rules::$module::$type,)?)+
+            $($(pub $name: rules::$rules::$type,)?)+
         }
 
         impl Thresholds {
@@ -99,7 +98,7 @@ macro_rules! thresholds {
         }
     };
 }
-for_each_subsystem!(thresholds);
+for_each_subsystem!(thresholds: rules thresholds);
 
 /// Points deducted per issue: by severity, or per code where `codes` says so.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

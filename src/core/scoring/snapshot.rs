@@ -12,12 +12,16 @@ use super::{
     policy::Thresholds,
 };
 
-/// An entity's state as one source reported it.
-pub trait Snapshot {
+/// What the subsystem table knows of a snapshot type: the subsystem it belongs to, and the
+/// entity it is about. Generated for pushed snapshots; a sampled one implements it by hand.
+pub trait Entity {
     const SUBSYSTEM: Subsystem;
 
     fn name(&self) -> &Arc<str>;
+}
 
+/// An entity's state as one source reported it, and the subsystem's rules over it.
+pub trait Snapshot: Entity {
     /// Runs the subsystem's rules. `previous` is this entity's snapshot before this one, for
     /// counter windows; `None` on the first snapshot, whose totals are the window.
     fn evaluate(&self, previous: Option<&Self>, thresholds: &Thresholds) -> Evaluation;
@@ -115,11 +119,9 @@ macro_rules! field_type {
 }
 
 macro_rules! pushed_snapshots {
-    ($($variant:ident $key:literal $field:ident $snapshot:ident $rpc:tt $tool:tt $thresholds:tt
-        [$(pushed $wire:ident {
-            $($name:ident: $kind:ident $(or $zero:ident)?,)*
-        })?] $codes:tt;)+) => {$($(
-        #[doc = concat!("One entity of `", $key, "` as its source pushed it (`", stringify!($wire), "`).")]
+    ($($variant:ident $key:literal $snapshot:ident
+        [$($list:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?];)+) => {$($(
+        #[doc = concat!("One entity of `", $key, "` as its source pushed it (`", stringify!($list), "`).")]
         #[derive(Clone, Debug, PartialEq)]
         pub struct $snapshot {
             pub name: Arc<str>,
@@ -128,9 +130,17 @@ macro_rules! pushed_snapshots {
                 pub $name: field_type!($kind),
             )*
         }
+
+        impl Entity for $snapshot {
+            const SUBSYSTEM: Subsystem = Subsystem::$variant;
+
+            fn name(&self) -> &Arc<str> {
+                &self.name
+            }
+        }
     )?)+};
 }
-for_each_subsystem!(pushed_snapshots);
+for_each_subsystem!(pushed_snapshots: variant key snapshot pushed);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutorState {

@@ -158,8 +158,7 @@ type HealthReportStream =
 /// The per-subsystem reads, written out as `async_trait` would expand them (it cannot see
 /// inside a macro's output).
 macro_rules! subsystem_rpcs {
-    ($($subsystem:ident $key:literal $field:ident $snapshot:ident [$method:ident $request:ident $response:ident]
-        $tool:tt $thresholds:tt $pushed:tt $codes:tt;)+) => {$(
+    ($($subsystem:ident [$method:ident $request:ident $response:ident];)+) => {$(
         fn $method<'life0, 'async_trait>(
             &'life0 self,
             request: Request<v1::$request>,
@@ -176,7 +175,7 @@ macro_rules! subsystem_rpcs {
 
 #[tonic::async_trait]
 impl v1::health_reports_server::HealthReports for Reports {
-    for_each_subsystem!(subsystem_rpcs);
+    for_each_subsystem!(subsystem_rpcs: variant report);
 
     async fn get_system_health(
         &self,

@@ -1,7 +1,6 @@
 //! Cache rules: CACHE_*. Hit rate and evictions are read over the window since the cache's
 //! previous snapshot.
 
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,6 @@ use crate::core::{
     ingest::FieldError,
     scoring::{
         catalog::Code,
-        model::Subsystem,
         policy::{percentages, PolicyError, Thresholds, Validate},
         snapshot::{at_most, percent, window, CacheSnapshot, Evaluation, Snapshot},
     },
@@ -41,12 +39,6 @@ impl Validate for CacheThresholds {
 }
 
 impl Snapshot for CacheSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Caches;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn check(&self) -> Result<(), FieldError> {
         at_most("size", self.size, "max_size", self.max_size)
     }

@@ -1,6 +1,5 @@
 //! Connection pool rules: DS_POOL_*.
 
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,6 @@ use crate::core::{
     ingest::FieldError,
     scoring::{
         catalog::Code,
-        model::Subsystem,
         policy::{ordered, percentages, PolicyError, Thresholds, Validate},
         snapshot::{at_most, percent, DatasourceSnapshot, Evaluation, Snapshot},
     },
@@ -46,12 +44,6 @@ impl Validate for DatasourceThresholds {
 }
 
 impl Snapshot for DatasourceSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Datasources;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn check(&self) -> Result<(), FieldError> {
         at_most("active", self.active.into(), "max", self.max.into())
     }

@@ -1,6 +1,5 @@
 //! Executor rules: EXECUTOR_*.
 
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,6 @@ use crate::core::{
     ingest::FieldError,
     scoring::{
         catalog::Code,
-        model::Subsystem,
         policy::{percentages, PolicyError, Thresholds, Validate},
         snapshot::{at_most, percent, Evaluation, ExecutorSnapshot, ExecutorState, Snapshot},
     },
@@ -40,12 +38,6 @@ impl Validate for ExecutorThresholds {
 }
 
 impl Snapshot for ExecutorSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Executors;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn check(&self) -> Result<(), FieldError> {
         at_most(
             "active",

@@ -10,7 +10,7 @@ use crate::core::scoring::{
     catalog::Code,
     model::Subsystem,
     policy::{ordered, percentages, PolicyError, Thresholds, Validate},
-    snapshot::{percent, Evaluation, HostSnapshot, Snapshot},
+    snapshot::{percent, Entity, Evaluation, HostSnapshot, Snapshot},
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -115,7 +115,8 @@ impl CpuWindow {
     }
 }
 
-impl Snapshot for HostSnapshot {
+/// The host is sampled, not pushed: the subsystem table generates no snapshot type for it.
+impl Entity for HostSnapshot {
     const SUBSYSTEM: Subsystem = Subsystem::Host;
 
     fn name(&self) -> &Arc<str> {
@@ -126,7 +127,9 @@ impl Snapshot for HostSnapshot {
             Self::CollectorError { name, .. } => name,
         }
     }
+}
 
+impl Snapshot for HostSnapshot {
     fn evaluate(&self, _previous: Option<&Self>, t: &Thresholds) -> Evaluation {
         let t = &t.host;
         let mut e = Evaluation::default();

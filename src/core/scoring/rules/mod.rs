@@ -2,12 +2,12 @@
 //! checks its values must pass) and its thresholds. Where two rules read the same measure, only
 //! the stronger fires.
 
-pub mod caches;
-pub mod datasources;
-pub mod executors;
-pub mod host;
-pub mod performance;
-pub mod runtime;
-pub mod schedulers;
-pub mod watchers;
-pub mod web_server;
+use crate::core::subsystem::for_each_subsystem;
+
+/// The modules, one per row of the subsystem table, named by its `rules` column.
+macro_rules! rule_modules {
+    ($($rules:ident;)+) => {
+        $(pub mod $rules;)+
+    };
+}
+for_each_subsystem!(rule_modules: rules);

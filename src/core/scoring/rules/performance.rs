@@ -1,10 +1,8 @@
 //! Slow-call rules: PERF_SLOW_*, info only, over the window since the previous snapshot.
 
-use std::sync::Arc;
 
 use crate::core::scoring::{
     catalog::Code,
-    model::Subsystem,
     policy::Thresholds,
     snapshot::{window, Evaluation, PerformanceSnapshot, Snapshot},
 };
@@ -20,12 +18,6 @@ type SlowCounter = (
 );
 
 impl Snapshot for PerformanceSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Performance;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn evaluate(&self, previous: Option<&Self>, _t: &Thresholds) -> Evaluation {
         let name = &self.name;
         let mut e = Evaluation::default();

@@ -1,6 +1,5 @@
 //! Runtime rules: JVM_* (the codes keep the reference's names; any runtime with a heap fits).
 
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,6 @@ use crate::core::{
     ingest::FieldError,
     scoring::{
         catalog::Code,
-        model::Subsystem,
         policy::{ordered, percentages, PolicyError, Thresholds, Validate},
         snapshot::{at_most, percent, Evaluation, RuntimeSnapshot, Snapshot},
     },
@@ -45,12 +43,6 @@ impl Validate for RuntimeThresholds {
 }
 
 impl Snapshot for RuntimeSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Runtime;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn check(&self) -> Result<(), FieldError> {
         at_most(
             "heap_used_bytes",

@@ -1,24 +1,16 @@
 //! Scheduler rules: SCHEDULER_*.
 
-use std::sync::Arc;
 
 use crate::core::{
     ingest::FieldError,
     scoring::{
         catalog::Code,
-        model::Subsystem,
         policy::Thresholds,
         snapshot::{not_above, Evaluation, SchedulerSnapshot, Snapshot},
     },
 };
 
 impl Snapshot for SchedulerSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Schedulers;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn check(&self) -> Result<(), FieldError> {
         not_above(
             "paused_tasks",

@@ -1,13 +1,11 @@
 //! Watcher rules: WATCHER_*.
 
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::core::scoring::{
     catalog::Code,
-    model::Subsystem,
     policy::{PolicyError, Thresholds, Validate},
     snapshot::{Evaluation, Snapshot, WatcherSnapshot},
 };
@@ -38,12 +36,6 @@ impl Validate for WatcherThresholds {
 }
 
 impl Snapshot for WatcherSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::Watchers;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn evaluate(&self, _previous: Option<&Self>, t: &Thresholds) -> Evaluation {
         let name = &self.name;
         let errors = self.consecutive_errors;

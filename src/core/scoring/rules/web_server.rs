@@ -1,6 +1,5 @@
 //! Web server rules: WEB_*. The error rate is read over the window since the previous snapshot.
 
-use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,6 @@ use crate::core::{
     ingest::FieldError,
     scoring::{
         catalog::Code,
-        model::Subsystem,
         policy::{percentages, PolicyError, Thresholds, Validate},
         snapshot::{at_most, not_above, percent, window, Evaluation, Snapshot, WebServerSnapshot},
     },
@@ -61,12 +59,6 @@ impl Validate for WebServerThresholds {
 }
 
 impl Snapshot for WebServerSnapshot {
-    const SUBSYSTEM: Subsystem = Subsystem::WebServer;
-
-    fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     fn check(&self) -> Result<(), FieldError> {
         at_most(
             "busy_workers",
