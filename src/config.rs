@@ -1,22 +1,17 @@
 //! The service's configuration: TOML with every key optional, defaults that run anywhere, and
 //! errors that name the key.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
-    path::Path,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::setting::{ConfigError, Delay};
+use crate::setting::ConfigError;
 use crate::{
     alerts::AlertingConfig,
     core::{
         ingest::Limits,
-        probes::{NotServingAt, ProbeName, ProbePolicy, Startup, LIVENESS_SERVICE},
-        scoring::{Code, Penalties, Policy, Subsystem, Thresholds},
+        probes::HealthConfig,
+        scoring::{Penalties, Policy, Thresholds},
     },
     engine,
     faces::{auth::AuthConfig, listener::Accepting, mcp::McpConfig, tls::TlsConfig},
@@ -164,171 +159,6 @@ impl Default for OtlpConfig {
             enabled: true,
             ttl_secs: 180,
         }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HealthConfig {
-    /// `critical` (default): only critical reports are NOT_SERVING; `warning`: warning too.
-    pub not_serving_at: NotServingAt,
-    /// How long a name's reports must have been failing without a break before grpc.health.v1
-    /// (and `/readyz`) say NOT_SERVING (`"30s"`); `"0s"`: at once.
-    pub fail_after: Delay,
-    /// `fail_after` for particular names: `{ datasources = "1m", "" = "10s" }`.
-    pub fail_after_by_name: BTreeMap<String, Delay>,
-    /// How long a name's report must have been serving before grpc.health.v1 (and `/readyz`)
-    /// say SERVING again after NOT_SERVING (`"30s"`, `"2m"`); `"0s"` turns damping off.
-    pub recover_after: Delay,
-    /// `recover_after` for particular names: `{ datasources = "1m", "" = "10s" }`.
-    pub recover_after_by_name: BTreeMap<String, Delay>,
-    /// Probe groups: more readiness names, each over some subsystems.
-    pub groups: BTreeMap<String, GroupConfig>,
-    /// Readiness waits for these sources' first reports.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub startup: Option<StartupConfig>,
-}
-
-/// `[health.groups.NAME]`: a readiness name over the subsystems it includes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GroupConfig {
-    /// The subsystem keys it reads (by default every subsystem).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub include: Option<Vec<String>>,
-    /// Subsystem keys it does not read.
-    pub exclude: Vec<String>,
-    /// Issue codes that never fail it.
-    pub exclude_codes: Vec<Code>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_serving_at: Option<NotServingAt>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fail_after: Option<Delay>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recover_after: Option<Delay>,
-}
-
-/// `[health.startup]`: the sources readiness waits for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartupConfig {
-    /// Source name patterns (`app-*`), each of which must match a source that has reported.
-    pub sources: Vec<String>,
-    /// The longest wait from the start, after which readiness goes by the reports anyway.
-    pub max_wait: Delay,
-}
-
-impl HealthConfig {
-    /// The probe policy these keys describe, or the first key that cannot be used.
-    pub fn policy(&self) -> Result<ProbePolicy, ConfigError> {
-        let invalid = |key: String, problem: String| ConfigError::Invalid { key, problem };
-        let subsystem_names = Subsystem::ALL.iter().map(|s| s.key());
-        let known = |name: &str| name.is_empty() || subsystem_names.clone().any(|key| key == name);
-        for (key, by_name) in [
-            ("recover_after_by_name", &self.recover_after_by_name),
-            ("fail_after_by_name", &self.fail_after_by_name),
-        ] {
-            if let Some(name) = by_name.keys().find(|name| !known(name)) {
-                return Err(invalid(
-                    format!("health.{key}.{name}"),
-                    "not a health name (\"\" for the system, or a subsystem key)".into(),
-                ));
-            }
-        }
-        let by_name = |map: &BTreeMap<String, Delay>, name: &str, default: Delay| {
-            map.get(name).copied().unwrap_or(default).0
-        };
-        let name = |name: &str, members: Vec<Subsystem>| ProbeName {
-            name: name.into(),
-            members,
-            exclude_codes: BTreeSet::new(),
-            not_serving_at: self.not_serving_at,
-            fail_after: by_name(&self.fail_after_by_name, name, self.fail_after),
-            recover_after: by_name(&self.recover_after_by_name, name, self.recover_after),
-        };
-        let mut names = vec![name("", Subsystem::ALL.to_vec())];
-        names.extend(Subsystem::ALL.iter().map(|&s| name(s.key(), vec![s])));
-        for (group_name, group) in &self.groups {
-            names.push(self.group(group_name, group, known(group_name))?);
-        }
-        if let Some(startup) = &self.startup {
-            if let Some(pattern) = startup.sources.iter().find(|p| p.is_empty()) {
-                return Err(invalid(
-                    "health.startup.sources".into(),
-                    format!("{pattern:?} is an empty pattern"),
-                ));
-            }
-            if startup.sources.is_empty() {
-                return Err(invalid(
-                    "health.startup.sources".into(),
-                    "lists no source pattern (remove [health.startup] to serve at once)".into(),
-                ));
-            }
-        }
-        Ok(ProbePolicy {
-            names,
-            startup: self.startup.as_ref().map(|startup| Startup {
-                sources: startup.sources.clone(),
-                max_wait: startup.max_wait.0,
-            }),
-        })
-    }
-
-    fn group(
-        &self,
-        name: &str,
-        group: &GroupConfig,
-        collides: bool,
-    ) -> Result<ProbeName, ConfigError> {
-        let key = |field: &str| format!("health.groups.{name}{field}");
-        let invalid = |key: String, problem: String| ConfigError::Invalid { key, problem };
-        if collides || name == LIVENESS_SERVICE {
-            return Err(invalid(
-                key(""),
-                format!("{name:?} is already a grpc.health.v1 name (the system, a subsystem key or {LIVENESS_SERVICE})"),
-            ));
-        }
-        let subsystems = |field: &str, keys: &[String]| -> Result<Vec<Subsystem>, ConfigError> {
-            keys.iter()
-                .map(|k| {
-                    k.parse::<Subsystem>()
-                        .map_err(|problem| invalid(key(field), problem))
-                })
-                .collect()
-        };
-        let excluded = subsystems(".exclude", &group.exclude)?;
-        let members: Vec<Subsystem> = match &group.include {
-            Some(include) => {
-                if !group.exclude.is_empty() {
-                    return Err(invalid(
-                        key(".exclude"),
-                        "give include or exclude, not both".into(),
-                    ));
-                }
-                let included = subsystems(".include", include)?;
-                Subsystem::ALL
-                    .iter()
-                    .copied()
-                    .filter(|s| included.contains(s))
-                    .collect()
-            }
-            None => Subsystem::ALL
-                .iter()
-                .copied()
-                .filter(|s| !excluded.contains(s))
-                .collect(),
-        };
-        if members.is_empty() {
-            return Err(invalid(key(""), "reads no subsystem".into()));
-        }
-        Ok(ProbeName {
-            name: name.into(),
-            members,
-            exclude_codes: group.exclude_codes.iter().copied().collect(),
-            not_serving_at: group.not_serving_at.unwrap_or(self.not_serving_at),
-            fail_after: group.fail_after.unwrap_or(self.fail_after).0,
-            recover_after: group.recover_after.unwrap_or(self.recover_after).0,
-        })
     }
 }
 
@@ -663,6 +493,7 @@ fn set_env_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{probes::NotServingAt, scoring::Subsystem};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -718,9 +718,13 @@ fn guard_issue(
 mod tests {
     use super::*;
     use crate::{
-        config::Config,
-        core::{ingest::Limits, scoring::snapshot::DatasourceSnapshot},
-        history::Query,
+        core::{
+            ingest::Limits,
+            probes::HealthConfig,
+            scoring::{snapshot::DatasourceSnapshot, Policy},
+        },
+        history::{HistoryConfig, Query},
+        setting::Delay,
     };
 
     fn pool(active: u32, threads_awaiting: u32) -> Push {
@@ -753,11 +757,15 @@ mod tests {
         }
     }
 
-    fn task(config: &Config) -> (Task, watch::Sender<Arc<Published>>, Clock) {
+    fn task(health: &HealthConfig) -> (Task, watch::Sender<Arc<Published>>, Clock) {
         let start = Now::current();
-        let history = History::new(&config.history, start.wall);
-        let settings = config.engine(history, None).expect("a valid config");
-        let store = Store::new(Limits::default(), config.policy());
+        let settings = Settings {
+            probes: health.policy().expect("a valid policy"),
+            fleet: None,
+            history: History::new(&HistoryConfig::default(), start.wall),
+            journal: None,
+        };
+        let store = Store::new(Limits::default(), Policy::default());
         let mut task = Task::new(store, settings, start.instant);
         let first = task.recompute(&Subsystem::ALL, start);
         (task, watch::channel(Arc::new(first)).0, Clock { start })
@@ -770,7 +778,7 @@ mod tests {
 
     #[test]
     fn pushes_give_exactly_the_expected_transitions_and_uptime() {
-        let (mut task, publish, clock) = task(&Config::default());
+        let (mut task, publish, clock) = task(&HealthConfig::default());
         push(&mut task, &publish, pool(1, 0), clock.at(0)); // healthy
         push(&mut task, &publish, pool(2, 0), clock.at(60)); // still healthy: no transition
         push(&mut task, &publish, pool(10, 5), clock.at(600)); // saturated: critical
@@ -818,9 +826,11 @@ mod tests {
 
     #[test]
     fn damping_holds_not_serving_until_recovery_has_lasted() {
-        let mut config = Config::default();
-        config.health.recover_after = crate::setting::Delay(Duration::from_secs(30));
-        let (mut task, publish, clock) = task(&config);
+        let health = HealthConfig {
+            recover_after: Delay(Duration::from_secs(30)),
+            ..HealthConfig::default()
+        };
+        let (mut task, publish, clock) = task(&health);
         let serving = |publish: &watch::Sender<Arc<Published>>, name: &str| {
             publish.borrow().probes.serving[name]
         };
@@ -858,9 +868,11 @@ mod tests {
 
     #[test]
     fn fail_after_holds_serving_until_the_failure_has_lasted() {
-        let mut config = Config::default();
-        config.health.fail_after = crate::setting::Delay(Duration::from_secs(30));
-        let (mut task, publish, clock) = task(&config);
+        let health = HealthConfig {
+            fail_after: Delay(Duration::from_secs(30)),
+            ..HealthConfig::default()
+        };
+        let (mut task, publish, clock) = task(&health);
         let serving = |publish: &watch::Sender<Arc<Published>>| publish.borrow().probes.serving[""];
         push(&mut task, &publish, pool(10, 5), clock.at(0));
         assert_eq!(serving(&publish), Serving::Serving, "failing for 0 s of 30");
@@ -891,7 +903,7 @@ mod tests {
 
     #[test]
     fn the_fleet_guard_holds_a_shared_failure_and_only_that() {
-        let (mut task, publish, clock) = task(&Config::default());
+        let (mut task, publish, clock) = task(&HealthConfig::default());
         task.guard = Some(Guard {
             max_unready_fraction: 0.5,
             stale_after: Duration::from_secs(30),

@@ -157,3 +157,43 @@ impl Serialize for System<'_> {
         map.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::scoring::{
+        snapshot::{ExecutorSnapshot, ExecutorState},
+        subsystem_report, system_report, Observed, Policy,
+    };
+
+    #[test]
+    fn system_json_prefixes_codes_with_the_subsystem() {
+        let source: Arc<str> = "app-1".into();
+        let executor = ExecutorSnapshot {
+            name: "workers".into(),
+            state: ExecutorState::Degraded,
+            active: 0,
+            max_threads: 4,
+            queued: 0,
+            queue_capacity: 0,
+        };
+        let observed = Observed {
+            source: &source,
+            current: &executor,
+            previous: None,
+            stale: None,
+        };
+        let executors = Arc::new(subsystem_report([observed], &Policy::default()));
+        let system = system_report([&executors]);
+        let json =
+            serde_json::to_value(super::system(&system, View::default())).expect("serializable");
+        assert_eq!(json["issues"][0]["code"], "executors:EXECUTOR_DEGRADED");
+        assert_eq!(
+            json["subsystems"]["executors"]["issues"][0]["code"],
+            "EXECUTOR_DEGRADED"
+        );
+        assert_eq!(json["status"], "warning");
+    }
+}

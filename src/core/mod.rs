@@ -9,5 +9,6 @@ pub mod ingest;
 pub mod json;
 pub mod probes;
 pub mod published;
+pub mod refusal;
 pub mod scoring;
 pub mod subsystem;

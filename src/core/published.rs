@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use super::{
     fleet,
-    ingest::FieldError,
     probes::ProbePolicy,
+    refusal::FieldError,
     scoring::{
         issue_digest, system_report, Deduction, EntityHealth, HealthReport, Issue, Severity,
         Status, Subsystem, SystemHealthReport,

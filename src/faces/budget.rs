@@ -3,17 +3,9 @@
 //! dropped, so a burst of readers (or readers that stopped reading) hold at most the budget in
 //! send buffers, whatever they ask for.
 
-use std::{
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use http_body::{Body, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use super::listener::OpenRequest;
 
 /// The budget is counted in KiB, so that one answer's share always fits a permit count.
 const UNIT: usize = 1024;
@@ -27,7 +19,7 @@ pub struct Budget {
 }
 
 /// An answer's share of the budget. Put in the response's extensions by the handler;
-/// [`hold_until_sent`] keeps it with the body until the body is gone.
+/// [`super::listener::hold_until_sent`] keeps it with the body until the body is gone.
 #[derive(Clone, Debug)]
 pub struct Share {
     _units: Arc<OwnedSemaphorePermit>,
@@ -57,58 +49,5 @@ impl Budget {
             // The semaphore is never closed; a timeout means the budget stayed spent.
             _ => None,
         }
-    }
-}
-
-/// Moves a response's [`Share`] from its extensions (dropped once the headers are sent) into its
-/// body (dropped once the last byte is handed to the connection, or the call ends). Used as a
-/// `tower::util::MapResponseLayer` on every server, so every response passes through it without
-/// a future of its own; [`super::listener::TrackLayer`], outside it, adds the request's place
-/// among its connection's open requests.
-pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
-    let share = response.extensions_mut().remove::<Share>();
-    response.map(|body| HeldBody {
-        body,
-        share,
-        open: None,
-    })
-}
-
-/// A response body, the budget share it holds, and its request's place on its connection.
-pub struct HeldBody<B> {
-    body: B,
-    share: Option<Share>,
-    open: Option<OpenRequest>,
-}
-
-impl<B> HeldBody<B> {
-    /// Keeps `open` until the body is gone.
-    pub fn hold_request(&mut self, open: OpenRequest) {
-        self.open = Some(open);
-    }
-}
-
-impl<B: Body + Unpin> Body for HeldBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) {
-            self.share = None;
-            self.open = None;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

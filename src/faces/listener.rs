@@ -22,6 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use http_body::{Body, Frame, SizeHint};
 use socket2::{SockRef, TcpKeepalive};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -37,7 +38,7 @@ use tonic::transport::server::Connected;
 use tower::{Layer, Service};
 
 use super::{
-    budget::HeldBody,
+    budget::Share,
     tls::{Alpn, Certificates},
 };
 
@@ -330,8 +331,61 @@ impl Drop for OpenRequest {
     }
 }
 
+/// Moves a response's [`Share`] from its extensions (dropped once the headers are sent) into its
+/// body (dropped once the last byte is handed to the connection, or the call ends). Used as a
+/// `tower::util::MapResponseLayer` on every server, so every response passes through it without
+/// a future of its own; [`TrackLayer`], outside it, adds the request's place
+/// among its connection's open requests.
+pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
+    let share = response.extensions_mut().remove::<Share>();
+    response.map(|body| HeldBody {
+        body,
+        share,
+        open: None,
+    })
+}
+
+/// A response body, the budget share it holds, and its request's place on its connection.
+pub struct HeldBody<B> {
+    body: B,
+    share: Option<Share>,
+    open: Option<OpenRequest>,
+}
+
+impl<B> HeldBody<B> {
+    /// Keeps `open` until the body is gone.
+    pub fn hold_request(&mut self, open: OpenRequest) {
+        self.open = Some(open);
+    }
+}
+
+impl<B: Body + Unpin> Body for HeldBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.share = None;
+            self.open = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Counts every request as open on its connection (see [`Peer`]) from its arrival until its
-/// response body is gone: outside [`super::budget::hold_until_sent`], it hands the guard
+/// response body is gone: outside [`hold_until_sent`], it hands the guard
 /// straight to the [`HeldBody`] (no extension to allocate and look up on every call).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrackLayer;

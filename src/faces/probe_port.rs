@@ -8,9 +8,9 @@ use tonic::{service::Routes, transport::Server};
 use tower::util::MapResponseLayer;
 
 use super::{
-    budget::hold_until_sent,
     grpc::health_service,
     http::probes,
+    listener::hold_until_sent,
     listener::{Incoming, TrackLayer},
     WatchSlots,
 };

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::{
-    discovery, exposition,
+    exposition,
     mapping::{Mapping, Row},
     node_exporter::{self, CpuTimes},
     Running, Source, SourceError,
@@ -205,7 +205,7 @@ impl Target {
             (Some(url), true, None) => http_url("url", url)?,
             (None, false, None) => {
                 for (index, glob) in self.file_sd.iter().enumerate() {
-                    discovery::check_glob(glob).map_err(|problem| {
+                    check_glob(glob).map_err(|problem| {
                         FieldError::new(format!("{key}.file_sd[{index}]"), problem)
                     })?;
                 }
@@ -276,6 +276,28 @@ impl Target {
             }
         })
     }
+}
+
+/// Checks a `file_sd` glob: a `*` only in its last segment, a known file type.
+pub fn check_glob(glob: &str) -> Result<(), String> {
+    let path = std::path::Path::new(glob);
+    let dir = path
+        .parent()
+        .map(std::path::Path::to_string_lossy)
+        .unwrap_or_default();
+    if dir.contains('*') {
+        return Err(format!("{glob:?}: a * may stand only in the file name"));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if !(name.ends_with(".json") || name.ends_with(".yml") || name.ends_with(".yaml")) {
+        return Err(format!(
+            "{glob:?}: target files end in .json, .yml or .yaml"
+        ));
+    }
+    Ok(())
 }
 
 /// What every target of one `[[scrape]]` shares, made once: its config, mapping, TTL and
@@ -516,5 +538,18 @@ impl Source for ScrapeSource {
     /// Scrapes from the first interval on.
     async fn start(self, engine: &Engine) -> Result<Running, SourceError> {
         Ok(Box::pin(self.run(engine.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_are_checked() {
+        assert!(check_glob("/etc/healthscore/targets/*.json").is_ok());
+        assert!(check_glob("targets.yml").is_ok());
+        assert!(check_glob("/etc/*/targets.json").is_err());
+        assert!(check_glob("/etc/targets/*.txt").is_err());
     }
 }

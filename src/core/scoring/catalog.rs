@@ -4,8 +4,47 @@
 
 use std::{fmt, str::FromStr};
 
-use super::model::{Severity, Subsystem};
-use crate::core::subsystem::for_each_subsystem;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::core::subsystem::{for_each_subsystem, Subsystem};
+
+/// How much an issue matters. Ordered: `Info < Warning < Critical`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[schemars(inline)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" => Ok(Self::Info),
+            "warning" => Ok(Self::Warning),
+            "critical" => Ok(Self::Critical),
+            _ => Err(format!(
+                "unknown severity {s:?} (expected info, warning or critical)"
+            )),
+        }
+    }
+}
 
 /// One catalog row.
 #[derive(Debug)]

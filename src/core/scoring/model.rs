@@ -5,52 +5,13 @@ use std::{
     collections::{hash_map::DefaultHasher, BTreeMap, BinaryHeap},
     fmt,
     hash::{Hash, Hasher},
-    str::FromStr,
     sync::Arc,
 };
 
-use schemars::JsonSchema;
-use serde::{ser::SerializeMap, Deserialize, Serialize, Serializer};
+use serde::{ser::SerializeMap, Serialize, Serializer};
 
-use super::catalog::Code;
+pub use super::catalog::{Code, Severity};
 pub use crate::core::subsystem::{BySubsystem, Subsystem};
-
-/// How much an issue matters. Ordered: `Info < Warning < Critical`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-#[schemars(inline)]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "info" => Ok(Self::Info),
-            "warning" => Ok(Self::Warning),
-            "critical" => Ok(Self::Critical),
-            _ => Err(format!(
-                "unknown severity {s:?} (expected info, warning or critical)"
-            )),
-        }
-    }
-}
 
 /// The verdict of a report. Ordered: `Healthy < Warning < Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -485,33 +485,6 @@ mod tests {
     }
 
     #[test]
-    fn system_json_prefixes_codes_with_the_subsystem() {
-        let executors = Arc::new(report_of(
-            &[crate::core::scoring::snapshot::ExecutorSnapshot {
-                name: "workers".into(),
-                state: crate::core::scoring::snapshot::ExecutorState::Degraded,
-                active: 0,
-                max_threads: 4,
-                queued: 0,
-                queue_capacity: 0,
-            }],
-            &Policy::default(),
-        ));
-        let system = system_report([&executors]);
-        let json = serde_json::to_value(crate::core::json::system(
-            &system,
-            crate::core::published::View::default(),
-        ))
-        .expect("serializable");
-        assert_eq!(json["issues"][0]["code"], "executors:EXECUTOR_DEGRADED");
-        assert_eq!(
-            json["subsystems"]["executors"]["issues"][0]["code"],
-            "EXECUTOR_DEGRADED"
-        );
-        assert_eq!(json["status"], "warning");
-    }
-
-    #[test]
     fn a_report_over_many_sources_lists_items_in_one_order_whatever_the_runs() {
         let policy = Policy::default();
         let sources: Vec<Arc<str>> = ["b-app", "a-app", "c-app"].map(Arc::from).to_vec();

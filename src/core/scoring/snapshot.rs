@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::core::{ingest::FieldError, subsystem::for_each_subsystem};
+use crate::core::{refusal::FieldError, subsystem::for_each_subsystem};
 
 use super::{
     catalog::Code,

@@ -15,9 +15,9 @@ use tower::util::MapResponseLayer;
 use super::{
     admission::Admission,
     auth::{Denied, Scope, Tokens},
-    budget::{hold_until_sent, Budget},
+    budget::Budget,
     gate::{GateLayer, Policy},
-    listener::{Incoming, TrackLayer},
+    listener::{hold_until_sent, Incoming, TrackLayer},
     WatchSlots,
 };
 use crate::proto::{health::health_server::HealthServer, FILE_DESCRIPTOR_SET};

@@ -39,8 +39,8 @@ use tower::ServiceExt;
 use super::{
     admission::Admission,
     auth::{Denied, Scope, Tokens},
-    budget::hold_until_sent,
     gate::{GateLayer, Policy},
+    listener::hold_until_sent,
     listener::{Incoming, TrackLayer},
     mcp::McpHttp,
     WatchSlots,

@@ -2,7 +2,7 @@
 
 
 use crate::core::{
-    ingest::FieldError,
+    refusal::FieldError,
     scoring::{
         catalog::Code,
         policy::Thresholds,

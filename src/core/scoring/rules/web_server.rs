@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{
-    ingest::FieldError,
+    refusal::FieldError,
     scoring::{
         catalog::Code,
         policy::{percentages, PolicyError, Thresholds, Validate},
