@@ -452,6 +452,18 @@ impl<T> BySubsystem<T> {
         self.0[subsystem as usize].as_ref()
     }
 
+    pub fn get_mut(&mut self, subsystem: Subsystem) -> Option<&mut T> {
+        self.0[subsystem as usize].as_mut()
+    }
+
+    /// The value of `subsystem`, made with `T::default()` when there is none yet.
+    pub fn get_or_default(&mut self, subsystem: Subsystem) -> &mut T
+    where
+        T: Default,
+    {
+        self.0[subsystem as usize].get_or_insert_with(T::default)
+    }
+
     pub fn insert(&mut self, subsystem: Subsystem, value: T) {
         self.0[subsystem as usize] = Some(value);
     }
@@ -465,6 +477,10 @@ impl<T> BySubsystem<T> {
 
     pub fn values(&self) -> impl Iterator<Item = &T> + '_ {
         self.0.iter().flatten()
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.0.iter_mut().flatten()
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::exposition::{series, Sample};
 use crate::core::{
     ingest::{FieldError, PushBuilder},
+    subsystem::{BySubsystem, Subsystem},
     scoring::snapshot as core,
     subsystem::for_each_subsystem,
 };
@@ -58,17 +59,17 @@ macro_rules! capacity {
 }
 
 macro_rules! snapshot_fields {
-    ($($key:literal $snapshot:ident
+    ($($variant:ident $key:literal $snapshot:ident
         [$($list:ident { $($name:ident: $kind:ident $(or $zero:ident)?,)* })?];)+) => {
-        /// The fields of each pushed snapshot, by subsystem key, and whether a row may set it.
-        const SNAPSHOT_FIELDS: &[(&str, &[(&str, bool)])] = &[
-            $($(($key, &[$((stringify!($name), from_samples!($kind)),)*]),)?)+
+        /// The fields of each pushed snapshot, and whether a row may set it.
+        const SNAPSHOT_FIELDS: &[(Subsystem, &[(&str, bool)])] = &[
+            $($((Subsystem::$variant, &[$((stringify!($name), from_samples!($kind)),)*]),)?)+
         ];
 
-        /// The capacities (subsystem key, field) where 0 means unknown or unbounded: a negative
-        /// value there means the same (Micrometer writes -1 for an unbounded pool).
-        const UNKNOWN_WHEN_NEGATIVE: &[(&str, &str)] = &[
-            $($($($(capacity!($zero ($key, stringify!($name))),)?)*)?)+
+        /// The capacities where 0 means unknown or unbounded: a negative value there means the
+        /// same (Micrometer writes -1 for an unbounded pool).
+        const UNKNOWN_WHEN_NEGATIVE: &[Target] = &[
+            $($($($(capacity!($zero (Subsystem::$variant, stringify!($name))),)?)*)?)+
         ];
 
         impl Mapped {
@@ -80,11 +81,11 @@ macro_rules! snapshot_fields {
                 $($(
                     let entities: Vec<Entity> = self
                         .0
-                        .get($key)
+                        .get(Subsystem::$variant)
                         .into_iter()
                         .flatten()
                         .map(|(name, fields)| Entity {
-                            subsystem: $key,
+                            subsystem: Subsystem::$variant,
                             name,
                             fields,
                         })
@@ -101,14 +102,14 @@ macro_rules! snapshot_fields {
         }
     };
 }
-for_each_subsystem!(snapshot_fields: key snapshot pushed);
+for_each_subsystem!(snapshot_fields: variant key snapshot pushed);
 
 /// Fields a row may set beyond the snapshots' own: executors' `queue_remaining`, added to
 /// `queued` for the queue's capacity.
-const DERIVED_FIELDS: &[(&str, &str)] = &[("executors", "queue_remaining")];
+const DERIVED_FIELDS: &[Target] = &[(Subsystem::Executors, "queue_remaining")];
 
 /// The fields a row of `subsystem` may set, or `None` when no row may set that subsystem.
-fn settable(subsystem: &str) -> Option<Vec<&'static str>> {
+fn settable(subsystem: Subsystem) -> Option<Vec<&'static str>> {
     let (_, fields) = SNAPSHOT_FIELDS.iter().find(|(key, _)| *key == subsystem)?;
     let own = fields
         .iter()
@@ -124,8 +125,9 @@ fn settable(subsystem: &str) -> Option<Vec<&'static str>> {
 impl Row {
     /// Checks a row from config; `key` names it (`scrape[0].mappings[2]`).
     pub fn validate(&self, key: &str) -> Result<(), FieldError> {
-        let fields = settable(&self.subsystem).ok_or_else(|| {
-            let keys: Vec<&str> = SNAPSHOT_FIELDS.iter().map(|(k, _)| *k).collect();
+        let subsystem = self.subsystem.parse::<Subsystem>().ok();
+        let fields = subsystem.and_then(settable).ok_or_else(|| {
+            let keys: Vec<&str> = SNAPSHOT_FIELDS.iter().map(|(s, _)| s.key()).collect();
             FieldError::new(
                 format!("{key}.subsystem"),
                 format!(
@@ -327,24 +329,22 @@ impl Mapping {
     }
 }
 
-/// A row's subsystem key and field.
-type Target = (&'static str, &'static str);
+/// A row's subsystem and field.
+type Target = (Subsystem, &'static str);
 
 /// `row`'s subsystem and field as the snapshot tables spell them; `None` for a row that
 /// `Row::validate` refuses.
 fn target(row: &Row) -> Option<Target> {
-    let (key, _) = SNAPSHOT_FIELDS
-        .iter()
-        .find(|(key, _)| *key == row.subsystem)?;
-    let field = settable(key)?
+    let subsystem = row.subsystem.parse::<Subsystem>().ok()?;
+    let field = settable(subsystem)?
         .into_iter()
         .find(|field| *field == row.field)?;
-    Some((*key, field))
+    Some((subsystem, field))
 }
 
-/// Every field the rows read: by subsystem key, then entity, then field.
+/// Every field the rows read: by subsystem, then entity, then field.
 #[derive(Debug, Default)]
-pub struct Mapped(BTreeMap<&'static str, BTreeMap<String, Fields>>);
+pub struct Mapped(BySubsystem<BTreeMap<String, Fields>>);
 
 type Fields = BTreeMap<&'static str, f64>;
 
@@ -354,8 +354,8 @@ impl Mapped {
     }
 
     /// Adds `value` to `field` of `entity`; the entity's name is copied only when it is new.
-    fn add(&mut self, subsystem: &'static str, entity: &str, field: &'static str, value: f64) {
-        let entities = self.0.entry(subsystem).or_default();
+    fn add(&mut self, subsystem: Subsystem, entity: &str, field: &'static str, value: f64) {
+        let entities = self.0.get_or_default(subsystem);
         if let Some(fields) = entities.get_mut(entity) {
             *fields.entry(field).or_default() += value;
             return;
@@ -366,7 +366,7 @@ impl Mapped {
 
 /// One entity's fields, read as the snapshot's types.
 struct Entity<'a> {
-    subsystem: &'a str,
+    subsystem: Subsystem,
     name: &'a str,
     fields: &'a Fields,
 }
@@ -436,7 +436,7 @@ impl Mapped {
     /// Sets each executor's `queue_capacity` to `queued + queue_remaining` where a row read the
     /// remaining capacity; either count above a `u32` is refused, as any field's is.
     fn add_queue_remaining(&mut self) -> Result<(), FieldError> {
-        let Some(executors) = self.0.get_mut("executors") else {
+        let Some(executors) = self.0.get_mut(Subsystem::Executors) else {
             return Ok(());
         };
         for (name, fields) in executors {
@@ -444,7 +444,7 @@ impl Mapped {
                 continue;
             }
             let e = Entity {
-                subsystem: "executors",
+                subsystem: Subsystem::Executors,
                 name,
                 fields,
             };
