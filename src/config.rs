@@ -376,12 +376,6 @@ impl Config {
         if let Some(alerting) = &self.alerting {
             alerting.validate()?;
         }
-        if self.history.max_transitions == 0 {
-            return Err(ConfigError::Invalid {
-                key: "history.max_transitions".into(),
-                problem: "must be at least 1".into(),
-            });
-        }
         if self.host.cpu_window_secs < self.host.interval_secs {
             return Err(ConfigError::Invalid {
                 key: "host.cpu_window_secs".into(),
@@ -541,6 +535,24 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("HEALTHSCORE_HOST__INTERVALL"), "{message}");
         assert!(message.contains("intervall"), "{message}");
+    }
+
+    #[test]
+    fn a_zero_where_the_type_wants_at_least_one_names_the_key() {
+        let error = Config::from_toml("[history]\nmax_transitions = 0\n", "test").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("max_transitions = 0"), "{message}");
+        assert!(message.contains("nonzero"), "{message}");
+        let error = Config::load(
+            None,
+            env(&[("HEALTHSCORE_LIMITS__MAX_PUSHES_PER_SOURCE_PER_SEC", "0")]),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("limits.max_pushes_per_source_per_sec"),
+            "{message}"
+        );
     }
 
     #[test]

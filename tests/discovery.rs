@@ -215,7 +215,7 @@ async fn discovery_keys_are_checked_by_name() {
     both.file_sd = vec!["/tmp/*.json".into()];
     let mut shard = scrape("y");
     shard.http_sd = Some("http://127.0.0.1:1/targets".into());
-    shard.shard_count = 2;
+    shard.shard_count = 2.try_into().expect("not zero");
     shard.shard_index = 2;
     let mut glob = scrape("z");
     glob.file_sd = vec!["/etc/*/targets.json".into()];

@@ -44,7 +44,7 @@ static ALLOCATOR: Counting = Counting;
 fn ten_transitions_cost_at_most_one_kib() {
     const TRANSITIONS: usize = 10_000;
     let config = HistoryConfig {
-        max_transitions: TRANSITIONS,
+        max_transitions: TRANSITIONS.try_into().expect("not zero"),
         ..HistoryConfig::default()
     };
     let start = SystemTime::now();

@@ -198,7 +198,7 @@ async fn a_large_scrape_costs_a_few_times_its_size() {
         timeout_secs: 10,
         profile: Some(healthscore::service::Profile::Micrometer),
         mappings: Vec::new(),
-        max_body_bytes: 10 << 20,
+        max_body_bytes: (10 << 20).try_into().expect("not zero"),
         ..Default::default()
     });
     let server = TestServer::start_with(config).await;

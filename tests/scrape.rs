@@ -76,7 +76,7 @@ async fn server_scraping(addr: SocketAddr, timeout_secs: u64) -> TestServer {
         timeout_secs,
         profile: Some(Profile::Micrometer),
         mappings: Vec::new(),
-        max_body_bytes: 10 << 20,
+        max_body_bytes: (10 << 20).try_into().expect("not zero"),
         ..Default::default()
     });
     config.validate().expect("a valid config");

@@ -531,7 +531,7 @@ async fn the_probe_listener_serves_probes_in_plaintext_and_nothing_else() {
 #[tokio::test]
 async fn a_flooding_source_is_limited_and_others_are_not() {
     let mut config = common::config();
-    config.limits.max_pushes_per_source_per_sec = 5;
+    config.limits.max_pushes_per_source_per_sec = 5.try_into().expect("not zero");
     let server = TestServer::start_with(config).await;
     let mut client = server.reports();
     let mut limited = 0;

@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashSet,
+    num::NonZeroU32,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -294,7 +295,7 @@ pub struct Limits {
     pub max_listed: usize,
     /// Pushes (ReportMetrics, OTLP resources) one source may make per second, in bursts of as
     /// many; more are refused with RESOURCE_EXHAUSTED (HTTP 429).
-    pub max_pushes_per_source_per_sec: u32,
+    pub max_pushes_per_source_per_sec: NonZeroU32,
 }
 
 impl Default for Limits {
@@ -309,7 +310,7 @@ impl Default for Limits {
             forget_after_secs: 600,
             max_clock_skew_secs: 300,
             max_listed: 10_000,
-            max_pushes_per_source_per_sec: 50,
+            max_pushes_per_source_per_sec: NonZeroU32::new(50).expect("not zero"),
         }
     }
 }
@@ -328,10 +329,6 @@ impl Limits {
             ("max_sources", self.max_sources as u64),
             ("max_name_bytes", self.max_name_bytes as u64),
             ("max_listed", self.max_listed as u64),
-            (
-                "max_pushes_per_source_per_sec",
-                self.max_pushes_per_source_per_sec.into(),
-            ),
             ("min_ttl_secs", self.min_ttl_secs),
         ] {
             if value == 0 {

@@ -7,7 +7,7 @@
 //! a client that retries at once is paced to the rate instead of spinning, so a flooding
 //! source costs the server little more than its allowed pushes.
 
-use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
@@ -46,8 +46,7 @@ impl std::fmt::Debug for Admission {
 
 impl Admission {
     pub fn new(max_concurrent_requests: usize, limits: &Limits) -> Self {
-        let per_second =
-            NonZeroU32::new(limits.max_pushes_per_source_per_sec).unwrap_or(NonZeroU32::MIN);
+        let per_second = limits.max_pushes_per_source_per_sec;
         Self {
             requests: Arc::new(Semaphore::new(max_concurrent_requests)),
             pushes: RateLimiter::keyed(Quota::per_second(per_second)),

@@ -7,6 +7,7 @@ pub mod journal;
 
 use std::{
     collections::VecDeque,
+    num::NonZeroUsize,
     time::{Duration, SystemTime},
 };
 
@@ -24,7 +25,7 @@ use crate::core::{
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
     /// Most transitions kept; the oldest go first.
-    pub max_transitions: usize,
+    pub max_transitions: NonZeroUsize,
     /// Transitions older than this are dropped.
     pub max_age_secs: u64,
     /// A file that keeps the history across restarts (an append-only journal); unset: memory
@@ -35,7 +36,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
-            max_transitions: 1_000,
+            max_transitions: NonZeroUsize::new(1_000).expect("not zero"),
             max_age_secs: 7 * 24 * 3600,
             path: None,
         }
@@ -141,7 +142,7 @@ impl History {
         let mut history = Self::new(config, SystemTime::now());
         let journal = match &config.path {
             None => None,
-            Some(path) => match Journal::open(path, config.max_transitions) {
+            Some(path) => match Journal::open(path, config.max_transitions.get()) {
                 Ok((transitions, journal)) => {
                     history.restore(transitions);
                     journal
@@ -158,7 +159,7 @@ impl History {
     pub fn new(config: &HistoryConfig, started: SystemTime) -> Self {
         Self {
             transitions: VecDeque::new(),
-            max_transitions: config.max_transitions,
+            max_transitions: config.max_transitions.get(),
             max_age: Duration::from_secs(config.max_age_secs),
             complete_since: started,
         }
@@ -431,7 +432,7 @@ mod tests {
     #[test]
     fn the_bounds_drop_the_oldest() {
         let config = HistoryConfig {
-            max_transitions: 3,
+            max_transitions: NonZeroUsize::new(3).expect("not zero"),
             max_age_secs: 1000,
             path: None,
         };

@@ -119,7 +119,7 @@ fn targets(target: &Target, groups: &[Group], max_bytes: usize) -> Result<Vec<En
     for (address, ..) in urls.values() {
         *per_address.entry(address).or_default() += 1;
     }
-    let (count, index) = (target.shard_count, target.shard_index);
+    let (count, index) = (target.shard_count.get(), target.shard_index);
     Ok(urls
         .iter()
         .filter(|(url, _)| stable_hash(url) % u64::from(count) == u64::from(index))
@@ -365,7 +365,7 @@ mod tests {
     fn scrape(name: &str, shard: (u32, u32)) -> Target {
         Target {
             name: name.into(),
-            shard_count: shard.0,
+            shard_count: shard.0.try_into().expect("not zero"),
             shard_index: shard.1,
             labels: [("env".to_owned(), "prod".to_owned())].into(),
             ..Target::default()

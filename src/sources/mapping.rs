@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::exposition::{series, Sample};
 use crate::core::{
     ingest::{FieldError, PushBuilder},
-    subsystem::{BySubsystem, Subsystem},
     scoring::snapshot as core,
-    subsystem::for_each_subsystem,
+    subsystem::{for_each_subsystem, BySubsystem, Subsystem},
 };
 
 /// A mapping row: samples of `metric` whose labels match `labels` set `field` of the entity

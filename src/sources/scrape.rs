@@ -7,6 +7,7 @@
 use std::{
     collections::BTreeMap,
     hash::{Hash, Hasher},
+    num::{NonZeroU32, NonZeroUsize},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -64,7 +65,7 @@ pub struct Target {
     /// Shards over several healthscore instances: this one scrapes the targets whose stable
     /// hash modulo `shard_count` is `shard_index`.
     #[serde(default = "Target::default_shard_count")]
-    pub shard_count: u32,
+    pub shard_count: NonZeroU32,
     #[serde(default)]
     pub shard_index: u32,
     #[serde(default = "Target::default_interval")]
@@ -78,7 +79,7 @@ pub struct Target {
     pub mappings: Vec<Row>,
     /// A larger answer is refused.
     #[serde(default = "Target::default_max_body")]
-    pub max_body_bytes: usize,
+    pub max_body_bytes: NonZeroUsize,
     /// Shown with the sources' entities and series; a discovered target group's labels are
     /// added (and win).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -122,16 +123,16 @@ impl Target {
         60
     }
 
-    fn default_shard_count() -> u32 {
-        1
+    fn default_shard_count() -> NonZeroU32 {
+        NonZeroU32::MIN
     }
 
     fn default_timeout() -> u64 {
         10
     }
 
-    fn default_max_body() -> usize {
-        10 << 20
+    fn default_max_body() -> NonZeroUsize {
+        NonZeroUsize::new(10 << 20).expect("not zero")
     }
 
     /// Checks the target; errors name the key (`scrape[1].url`).
@@ -157,12 +158,6 @@ impl Target {
             return Err(FieldError::new(
                 format!("{key}.timeout_secs"),
                 format!("must be 1 to interval_secs ({})", self.interval_secs),
-            ));
-        }
-        if self.max_body_bytes == 0 {
-            return Err(FieldError::new(
-                format!("{key}.max_body_bytes"),
-                "must be at least 1",
             ));
         }
         if self.profile.is_none() && self.mappings.is_empty() {
@@ -224,19 +219,13 @@ impl Target {
                 "must be 1 to 3600",
             ));
         }
-        if self.shard_count == 0 {
-            return Err(FieldError::new(
-                format!("{key}.shard_count"),
-                "must be at least 1",
-            ));
-        }
-        if self.shard_index >= self.shard_count {
+        if self.shard_index >= self.shard_count.get() {
             return Err(FieldError::new(
                 format!("{key}.shard_index"),
                 format!("must be below shard_count ({})", self.shard_count),
             ));
         }
-        if self.shard_count > 1 && self.url.is_some() {
+        if self.shard_count.get() > 1 && self.url.is_some() {
             return Err(FieldError::new(
                 format!("{key}.shard_count"),
                 "shards split discovered targets (file_sd, http_sd), not one url",
@@ -503,7 +492,7 @@ impl ScrapeSource {
             accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
             bearer: scrape.credentials.bearer.as_deref(),
             tls: scrape.credentials.tls.as_ref(),
-            max_body: scrape.target.max_body_bytes,
+            max_body: scrape.target.max_body_bytes.get(),
             body: None,
         };
         Ok(get.send().await?)
