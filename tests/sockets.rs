@@ -61,25 +61,6 @@ async fn accepted_connections_have_nodelay_and_keepalive() {
     }
 }
 
-#[tokio::test]
-async fn sequential_reads_are_not_delayed_by_nagle() {
-    let server = TestServer::start().await;
-    let mut client = server.reports();
-    let mut times = Vec::new();
-    for _ in 0..50 {
-        let start = Instant::now();
-        client
-            .get_system_health(v1::GetSystemHealthRequest::default())
-            .await
-            .expect("GetSystemHealth");
-        times.push(start.elapsed());
-    }
-    times.sort();
-    let median = times[times.len() / 2];
-    // With Nagle's algorithm and delayed ACKs each call waits about 40 ms.
-    assert!(median < Duration::from_millis(15), "median {median:?}");
-}
-
 /// A raw TCP connection to `addr` that sends nothing.
 fn idle_connection(addr: std::net::SocketAddr) -> std::net::TcpStream {
     let stream = std::net::TcpStream::connect(addr).expect("connect");
