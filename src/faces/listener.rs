@@ -345,6 +345,15 @@ pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<Hel
     })
 }
 
+/// A response that took no share of the budget: its body will hold only its request's place.
+pub fn hold_nothing<B>(response: http::Response<B>) -> http::Response<HeldBody<B>> {
+    response.map(|body| HeldBody {
+        body,
+        share: None,
+        open: None,
+    })
+}
+
 /// A response body, the budget share it holds, and its request's place on its connection.
 pub struct HeldBody<B> {
     body: B,

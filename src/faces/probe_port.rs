@@ -8,10 +8,9 @@ use tonic::{service::Routes, transport::Server};
 use tower::util::MapResponseLayer;
 
 use super::{
-    grpc::health_service,
+    grpc::probes_first,
     http::probes,
-    listener::hold_until_sent,
-    listener::{Incoming, TrackLayer},
+    listener::{hold_until_sent, Incoming, TrackLayer},
     WatchSlots,
 };
 use crate::engine::Engine;
@@ -23,13 +22,12 @@ pub async fn serve(
     watch_slots: WatchSlots,
     drain: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let routes = Routes::from(probes::router(engine.clone()))
-        .add_service(health_service(engine, watch_slots));
     Server::builder()
         .accept_http1(true)
         .layer(TrackLayer)
+        .layer(probes_first(engine.clone(), watch_slots))
         .layer(MapResponseLayer::new(hold_until_sent))
-        .add_routes(routes)
+        .add_routes(Routes::from(probes::router(engine)))
         .serve_with_incoming_shutdown(incoming, drain)
         .await
 }

@@ -1,16 +1,89 @@
 //! `grpc.health.v1.Health` over the engine's published state: Check, List and Watch as the
 //! standard defines them, so kubelet, meshes and grpc-health-probe work unchanged.
 
-use std::pin::Pin;
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
+use futures_util::{
+    future::{Either, MapOk},
+    TryFutureExt,
+};
 use tokio_stream::{wrappers::WatchStream, Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tonic::{body::Body, Request, Response, Status};
+use tower::{Layer, Service};
 
 use crate::proto::health::{
     health_check_response::ServingStatus, health_server, HealthCheckRequest, HealthCheckResponse,
     HealthListRequest, HealthListResponse,
 };
-use crate::{engine::Engine, faces::WatchSlots};
+use crate::{
+    engine::Engine,
+    faces::{
+        listener::{hold_nothing, HeldBody},
+        WatchSlots,
+    },
+};
+
+/// The path prefix of every grpc.health.v1 method.
+const PATH: &str = "/grpc.health.v1.Health/";
+
+/// Serves grpc.health.v1 ahead of the layers and the router the other services are behind
+/// (the gate, the answer budget, the route table): a probe needs no token, no request slot and
+/// no budget, so it pays for none. Only the connection's [`super::super::listener::TrackLayer`]
+/// is outside it. An unknown method under the prefix gets UNIMPLEMENTED from the health
+/// service itself, as from the router.
+#[derive(Clone)]
+pub struct ProbesFirstLayer(pub health_server::HealthServer<Health>);
+
+impl<S> Layer<S> for ProbesFirstLayer {
+    type Service = ProbesFirst<S>;
+
+    fn layer(&self, rest: S) -> ProbesFirst<S> {
+        ProbesFirst {
+            probes: self.0.clone(),
+            rest,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ProbesFirst<S> {
+    probes: health_server::HealthServer<Health>,
+    rest: S,
+}
+
+type ProbeFuture<B> = MapOk<
+    <health_server::HealthServer<Health> as Service<http::Request<B>>>::Future,
+    fn(http::Response<Body>) -> http::Response<HeldBody<Body>>,
+>;
+
+impl<S, B> Service<http::Request<B>> for ProbesFirst<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<HeldBody<Body>>, Error = Infallible>,
+    health_server::HealthServer<Health>:
+        Service<http::Request<B>, Response = http::Response<Body>, Error = Infallible>,
+{
+    type Response = http::Response<HeldBody<Body>>;
+    type Error = Infallible;
+    type Future = Either<ProbeFuture<B>, S::Future>;
+
+    /// The health service is always ready: only the rest is asked.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.rest.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path().starts_with(PATH) {
+            let held: fn(http::Response<Body>) -> http::Response<HeldBody<Body>> = hold_nothing;
+            Either::Left(self.probes.call(request).map_ok(held))
+        } else {
+            Either::Right(self.rest.call(request))
+        }
+    }
+}
 
 pub struct Health {
     engine: Engine,

@@ -24,7 +24,7 @@ use crate::proto::{health::health_server::HealthServer, FILE_DESCRIPTOR_SET};
 use crate::{core::ingest::Limits, engine::Engine, sources::otlp::Otlp, telemetry::Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
 
-use health::Health;
+use health::{Health, ProbesFirstLayer};
 use reports::Reports;
 use watch::HealthReportsService;
 
@@ -93,6 +93,7 @@ pub async fn serve(
         // Check's 57,000).
         .max_concurrent_streams(settings.max_concurrent_streams)
         .layer(TrackLayer)
+        .layer(probes_first(engine.clone(), settings.probe_watch_slots))
         .layer(MapResponseLayer::new(hold_until_sent))
         .layer(GateLayer::new(
             settings.tokens,
@@ -100,14 +101,13 @@ pub async fn serve(
             GrpcPolicy,
         ))
         .add_service(HealthReportsService::new(Reports::new(
-            engine.clone(),
+            engine,
             settings.limits,
             settings.admission.clone(),
             settings.watch_slots.clone(),
             settings.answers,
             settings.telemetry,
         )))
-        .add_service(health_service(engine, settings.probe_watch_slots))
         .add_optional_service(settings.otlp.map(|otlp| {
             MetricsServiceServer::new(otlp::OtlpMetrics::new(otlp, settings.admission))
         }))
@@ -118,8 +118,9 @@ pub async fn serve(
         .await
 }
 
-/// grpc.health.v1 is open (kubelets and meshes send no token); the ingestion RPCs need `push`;
-/// everything else (reports, watches, reflection) needs `read`.
+/// The ingestion RPCs need `push`; everything else (reports, watches, reflection) needs `read`.
+/// grpc.health.v1 never reaches the gate: [`probes_first`] serves it ahead, with no token
+/// (kubelets and meshes send none).
 #[derive(Clone, Copy)]
 struct GrpcPolicy;
 
@@ -133,10 +134,7 @@ impl Policy for GrpcPolicy {
     type Body = tonic::body::Body;
 
     fn scope<B>(&self, request: &http::Request<B>) -> Option<Scope> {
-        let path = request.uri().path();
-        if path.starts_with("/grpc.health.v1.Health/") {
-            None
-        } else if PUSH_METHODS.contains(&path) {
+        if PUSH_METHODS.contains(&request.uri().path()) {
             Some(Scope::Push)
         } else {
             Some(Scope::Read)
@@ -158,7 +156,7 @@ impl Policy for GrpcPolicy {
     }
 }
 
-/// grpc.health.v1, as served on the gRPC listener and the probe-only one.
-pub fn health_service(engine: Engine, watch_slots: WatchSlots) -> HealthServer<Health> {
-    HealthServer::new(Health::new(engine, watch_slots))
+/// grpc.health.v1, served ahead of everything else on the gRPC listener and the probe-only one.
+pub fn probes_first(engine: Engine, watch_slots: WatchSlots) -> ProbesFirstLayer {
+    ProbesFirstLayer(HealthServer::new(Health::new(engine, watch_slots)))
 }
