@@ -18,7 +18,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use healthscore::proto::v1::{GetSystemHealthRequest, GetSystemHealthResponse};
+use healthscore::proto::{
+    framed,
+    v1::{GetSystemHealthRequest, GetSystemHealthResponse},
+};
 use prost::Message;
 use tonic::{
     body::Body,
@@ -44,7 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(file) = args.next() {
         let answer = GetSystemHealthResponse::decode(std::fs::read(&file)?.as_slice())?;
         let report = answer.report().ok_or("the answer holds no report")?;
-        router = router.add_service(SystemReport(Bytes::from(report.encode_to_vec())));
+        router = router.add_service(SystemReport(framed(&GetSystemHealthResponse::built(
+            report,
+        ))));
     }
     eprintln!("bare tonic-health listening on {addr}");
     router.serve(addr).await?;
@@ -64,7 +69,8 @@ impl UnaryService<GetSystemHealthRequest> for SystemReport {
     type Future = Ready<Result<Response<GetSystemHealthResponse>, Status>>;
 
     fn call(&mut self, _: Request<GetSystemHealthRequest>) -> Self::Future {
-        ready(Ok(Response::new(GetSystemHealthResponse::Encoded(
+        // tonic's codec copies the encoding into the call's buffer, as for any message.
+        ready(Ok(Response::new(GetSystemHealthResponse::Framed(
             self.0.clone(),
         ))))
     }

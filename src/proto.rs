@@ -25,14 +25,30 @@ pub mod v1 {
 /// The two responses that carry a system report.
 pub type SystemReportEnvelope = Envelope<v1::SystemHealthReport>;
 
-/// A response whose only field is `report = 1`: either the report already encoded (shared by
-/// every reader of one published state, so a large report is not rebuilt per call or per
-/// stream), or a message built or decoded the usual way. Its wire format is that of the proto
-/// message; clients read it with [`Envelope::report`].
+/// A response whose only field is `report = 1`: either already encoded as the gRPC message the
+/// server sends (shared by every reader of one published state, so a large report is not
+/// rebuilt, copied or framed per call or per stream), or a message built or decoded the usual
+/// way. Its wire format is that of the proto message; clients read it with [`Envelope::report`].
 #[derive(Clone, PartialEq)]
 pub enum Envelope<M> {
-    Encoded(Bytes),
+    /// The length-prefixed gRPC message ([`framed`]): 5 bytes of prefix, then this message's
+    /// encoding.
+    Framed(Bytes),
     Built(Option<M>),
+}
+
+/// The length of a gRPC message's prefix: the compression flag and the length.
+pub const GRPC_PREFIX: usize = 5;
+
+/// `message` as a gRPC message: uncompressed, its length, its encoding, in one buffer.
+pub fn framed(message: &impl Message) -> Bytes {
+    let len = message.encoded_len();
+    let mut frame = Vec::with_capacity(GRPC_PREFIX + len);
+    frame.push(0);
+    let len = u32::try_from(len).expect("a report is far below 4 GiB");
+    frame.extend_from_slice(&len.to_be_bytes());
+    message.encode_raw(&mut frame);
+    frame.into()
 }
 
 impl<M> Default for Envelope<M> {
@@ -50,9 +66,9 @@ impl<M: Message + Default> Envelope<M> {
     pub fn report(self) -> Option<M> {
         match self {
             Self::Built(report) => report,
-            Self::Encoded(bytes) => {
-                Some(M::decode(bytes).expect("an Envelope only holds a valid encoding"))
-            }
+            Self::Framed(frame) => Self::decode(frame.slice(GRPC_PREFIX..))
+                .expect("an Envelope only holds a valid encoding")
+                .report(),
         }
     }
 }
@@ -60,7 +76,7 @@ impl<M: Message + Default> Envelope<M> {
 impl<M: fmt::Debug> fmt::Debug for Envelope<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Encoded(bytes) => write!(f, "Envelope::Encoded({} bytes)", bytes.len()),
+            Self::Framed(frame) => write!(f, "Envelope::Framed({} bytes)", frame.len()),
             Self::Built(report) => f.debug_tuple("Envelope::Built").field(report).finish(),
         }
     }
@@ -69,11 +85,7 @@ impl<M: fmt::Debug> fmt::Debug for Envelope<M> {
 impl<M: Message + Default> Message for Envelope<M> {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
-            Self::Encoded(bytes) => {
-                encoding::encode_key(1, WireType::LengthDelimited, buf);
-                encoding::encode_varint(bytes.len() as u64, buf);
-                buf.put_slice(bytes);
-            }
+            Self::Framed(frame) => buf.put_slice(&frame[GRPC_PREFIX..]),
             Self::Built(Some(report)) => encoding::message::encode(1, report, buf),
             Self::Built(None) => {}
         }
@@ -91,7 +103,7 @@ impl<M: Message + Default> Message for Envelope<M> {
         }
         let mut report = match std::mem::take(self) {
             Self::Built(report) => report.unwrap_or_default(),
-            Self::Encoded(bytes) => M::decode(bytes)?,
+            framed @ Self::Framed(_) => framed.report().unwrap_or_default(),
         };
         encoding::message::merge(wire_type, &mut report, buf, ctx)?;
         *self = Self::Built(Some(report));
@@ -100,11 +112,7 @@ impl<M: Message + Default> Message for Envelope<M> {
 
     fn encoded_len(&self) -> usize {
         match self {
-            Self::Encoded(bytes) => {
-                encoding::key_len(1)
-                    + encoding::encoded_len_varint(bytes.len() as u64)
-                    + bytes.len()
-            }
+            Self::Framed(frame) => frame.len() - GRPC_PREFIX,
             Self::Built(Some(report)) => encoding::message::encoded_len(1, report),
             Self::Built(None) => 0,
         }
@@ -164,9 +172,13 @@ mod tests {
             ..Default::default()
         };
         let built = Envelope::built(report.clone()).encode_to_vec();
-        let encoded = Envelope::<v1::SystemHealthReport>::Encoded(report.encode_to_vec().into());
-        assert_eq!(encoded.encode_to_vec(), built);
-        assert_eq!(encoded.encoded_len(), built.len());
+        let frame = framed(&Envelope::built(report.clone()));
+        assert_eq!(frame[0], 0, "uncompressed");
+        assert_eq!(frame[1..GRPC_PREFIX], (built.len() as u32).to_be_bytes());
+        let shared = SystemReportEnvelope::Framed(frame);
+        assert_eq!(shared.encode_to_vec(), built);
+        assert_eq!(shared.encoded_len(), built.len());
+        assert_eq!(shared.report(), Some(report.clone()));
         let decoded = SystemReportEnvelope::decode(built.as_slice()).expect("decodes");
         assert_eq!(decoded.report(), Some(report));
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::{
         subsystem::for_each_subsystem,
     },
     engine::{Engine, EngineError},
-    proto::{v1, Envelope, SystemReportEnvelope},
+    proto::{framed, v1, Envelope, SystemReportEnvelope},
     sources::push,
     telemetry::{PushResult, Telemetry},
 };
@@ -137,10 +137,12 @@ fn system_envelope(state: &Published, view: View) -> SystemReportEnvelope {
         _ if view == compact => Rendition::ProtoSystemCompact,
         _ => return Envelope::built(convert::system_report(&state.system, state.stamp, view)),
     };
-    Envelope::Encoded(state.rendition(rendition, |state| {
-        convert::system_report(&state.system, state.stamp, view)
-            .encode_to_vec()
-            .into()
+    Envelope::Framed(state.rendition(rendition, |state| {
+        framed(&Envelope::built(convert::system_report(
+            &state.system,
+            state.stamp,
+            view,
+        )))
     }))
 }
 

@@ -1,12 +1,12 @@
 //! WatchHealth and GetSystemHealth served below tonic's codec. tonic encodes each message into
 //! a buffer of the call's own, so every watcher, a stalled one too, and every read in flight
-//! would hold its own copy of the report; here a message is written as its small prefix and the
-//! state's shared encoding (the `Envelope`), so a call holds a reference to the bytes every
-//! other one sends (`scripts/read-memory.sh`: 512 reads of a 69 KB report in flight). The other
-//! methods of `healthscore.v1.HealthReports` go to the generated server.
+//! would hold its own copy of the report; here a message is the state's shared gRPC message
+//! (`Envelope::Framed`: prefix, field and report in one buffer, made once per state and view),
+//! so a call holds a reference to the bytes every other one sends, in one DATA frame
+//! (`scripts/read-memory.sh`: 512 reads of a 69 KB report in flight). The other methods of
+//! `healthscore.v1.HealthReports` go to the generated server.
 
 use std::{
-    collections::VecDeque,
     convert::Infallible,
     future::Future,
     pin::Pin,
@@ -17,16 +17,14 @@ use std::{
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited};
-use prost::{
-    encoding::{encode_key, encode_varint, encoded_len_varint, WireType},
-    Message,
-};
+use prost::Message;
 use tokio_stream::Stream;
 use tonic::{body::Body, server::NamedService, Status};
 use tower::Service;
 
 use super::reports::Reports;
 use crate::proto::{
+    framed,
     v1::{
         self,
         health_reports_server::{HealthReports, HealthReportsServer},
@@ -163,7 +161,6 @@ where
 {
     let body = Messages {
         stream,
-        pending: VecDeque::new(),
         ended: false,
     };
     http::Response::builder()
@@ -172,12 +169,10 @@ where
         .expect("a static header is valid")
 }
 
-/// A WatchHealth or GetSystemHealth response body: each message as its prefix and its shared
-/// encoding, then the trailers.
+/// A WatchHealth or GetSystemHealth response body: each message as one chunk (the state's
+/// shared gRPC message when it has one), then the trailers.
 struct Messages<S> {
     stream: S,
-    /// The chunks of the message being written.
-    pending: VecDeque<Bytes>,
     ended: bool,
 }
 
@@ -192,18 +187,13 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(chunk) = self.pending.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-        }
         if self.ended {
             return Poll::Ready(None);
         }
         let status = match Pin::new(&mut self.stream).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(message))) => {
-                let [head, rest] = chunks(&message);
-                self.pending.push_back(rest);
-                return Poll::Ready(Some(Ok(Frame::data(head))));
+                return Poll::Ready(Some(Ok(Frame::data(message_frame(message)))))
             }
             Poll::Ready(Some(Err(status))) => status,
             Poll::Ready(None) => Status::ok(""),
@@ -218,26 +208,10 @@ where
     }
 }
 
-/// `message` framed for gRPC: the 5-byte prefix and, for a shared report, the field's key and
-/// length, then the report's bytes (shared, not copied).
-fn chunks(message: &SystemReportEnvelope) -> [Bytes; 2] {
-    let length = |len: usize| u32::try_from(len).expect("a report is far below 4 GiB");
+/// `message` as one gRPC message: a shared one as it is (not copied), a built one framed now.
+fn message_frame(message: SystemReportEnvelope) -> Bytes {
     match message {
-        Envelope::Encoded(report) => {
-            let mut head = Vec::with_capacity(16);
-            head.push(0);
-            let field = 1 + encoded_len_varint(report.len() as u64) + report.len();
-            head.extend_from_slice(&length(field).to_be_bytes());
-            encode_key(1, WireType::LengthDelimited, &mut head);
-            encode_varint(report.len() as u64, &mut head);
-            [head.into(), report.clone()]
-        }
-        Envelope::Built(_) => {
-            let body = message.encode_to_vec();
-            let mut head = Vec::with_capacity(5);
-            head.push(0);
-            head.extend_from_slice(&length(body.len()).to_be_bytes());
-            [head.into(), body.into()]
-        }
+        Envelope::Framed(frame) => frame,
+        built @ Envelope::Built(_) => framed(&built),
     }
 }
