@@ -18,7 +18,7 @@ use std::{
 
 use crate::core::scoring::{Code, Status, Subsystem};
 
-use super::Transition;
+use super::transition::Transition;
 
 /// The first bytes of a journal, naming its format: format 2 names subsystems by key.
 const MAGIC: &[u8; 8] = b"HSHIST2\n";

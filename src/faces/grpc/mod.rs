@@ -2,12 +2,13 @@
 //! one port.
 
 pub mod convert;
+mod engine_wait;
 mod health;
 mod otlp;
 mod reports;
 mod watch;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use tonic::transport::Server;
 use tower::util::MapResponseLayer;
@@ -27,26 +28,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use health::{Health, ProbesFirstLayer};
 use reports::Reports;
 use watch::HealthReportsService;
-
-/// The longest a call may wait on a saturated engine before it fails with DEADLINE_EXCEEDED.
-const ENGINE_WAIT: Duration = Duration::from_secs(10);
-
-/// `call`, failed with DEADLINE_EXCEEDED unless it ends within [`ENGINE_WAIT`]. Only the calls
-/// that wait on the engine (pushes, forgets, OTLP exports) carry this timer: a server-wide
-/// `timeout` armed and cancelled one for every probe and read too, which never wait. Clients'
-/// own `grpc-timeout` still bounds every call: tonic applies it.
-async fn waiting_on_engine<T>(
-    call: impl Future<Output = Result<T, tonic::Status>>,
-) -> Result<T, tonic::Status> {
-    tokio::time::timeout(ENGINE_WAIT, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(tonic::Status::deadline_exceeded(format!(
-                "the engine did not answer within {} s (it is saturated); retry later",
-                ENGINE_WAIT.as_secs()
-            )))
-        })
-}
 
 /// What the gRPC face needs beyond the engine.
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::waiting_on_engine;
+use super::engine_wait::waiting_on_engine;
 use crate::{
     core::ingest::FieldError,
     faces::{

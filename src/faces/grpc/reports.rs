@@ -9,7 +9,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     super::{admission::Admission, auth::Grant, budget::Budget, WatchSlots},
-    convert, waiting_on_engine,
+    convert,
+    engine_wait::waiting_on_engine,
 };
 use crate::{
     core::{
