@@ -1,7 +1,8 @@
 //! What inputs hand to the engine: a validated [`Push`] of one source's snapshots, made by the
 //! one [`PushBuilder`] every input uses (a push, a scrape, an OTLP export, the host sampler),
-//! the [`Limits`] every input obeys, and the one error type ([`FieldError`]) a rejected input
-//! gets. Each face maps a `FieldError` to its protocol's error (gRPC status, HTTP code) itself.
+//! and the [`Limits`] every input obeys. A rejected input gets a [`FieldError`] (defined in
+//! `core::refusal`, re-exported here); each face maps it to its protocol's error (gRPC status,
+//! HTTP code) itself.
 //!
 //! Pure: no I/O, no clock (callers pass the time).
 

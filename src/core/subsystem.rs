@@ -26,12 +26,13 @@ use serde::{Serialize, Serializer};
 /// - `tool` (`[name "about"]`): its MCP tool, and what the tool tells an agent;
 /// - `thresholds` (`[name Type]` or `[]`): its table under `[thresholds]` and its type in its
 ///   rules module; empty when its rules have nothing to configure;
-/// - `pushed` (`[field { name: kind, ... }]` or `[]`, `field` as above): the snapshot's fields, when apps send it (the
-///   host is sampled, not pushed). Kinds: `flag` (an `optional bool` whose absence is the normal
-///   state, `true`), `u32` and `u64` (counts; counters are `u64` and cumulative), or a core
-///   enum. `or unknown` / `or unbounded` marks a capacity where 0 means that, as does a negative
-///   value in a scrape. A pushed row's snapshot struct and its [`Entity`] impl are generated;
-///   a sampled one's are written in its rules module;
+/// - `pushed` (`[field { name: kind, ... }]` or `[]`, `field` as above): the snapshot's fields,
+///   when apps send it (the host is sampled, not pushed). Kinds: `flag` (an `optional bool`
+///   whose absence is the normal state, `true`), `u32` and `u64` (counts; counters are `u64` and
+///   cumulative), or a core enum. `or unknown` / `or unbounded` marks a capacity where 0 means
+///   that, as does a negative value in a scrape. A pushed row's snapshot struct and its
+///   [`Entity`] impl are generated; a sampled subsystem writes its snapshot type (the host's is
+///   in `scoring/snapshot.rs`) and, in its rules module, its `Entity` impl;
 /// - `codes` (`[Code => "NAME", Severity, "trigger", "suggested action"; ...]`): its catalog
 ///   rows.
 ///

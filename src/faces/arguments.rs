@@ -6,10 +6,13 @@
 //! `include_entities`, while HTTP has `entities`, `max_entities` and `max_issues`
 //! (`http/query.rs`). Both read a severity word through [`Severity`]'s `FromStr`.
 
-use std::{borrow::Cow, num::NonZeroUsize, str::FromStr, time::SystemTime};
+use std::{borrow::Cow, fmt, str::FromStr, time::SystemTime};
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-use serde::{de::DeserializeOwned, Deserialize, Deserializer};
+use serde::{
+    de::{self, DeserializeOwned, Visitor},
+    Deserialize, Deserializer,
+};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -69,8 +72,10 @@ pub struct HistoryArgs {
     #[serde(default, deserialize_with = "parsed")]
     #[schemars(with = "String")]
     since: Option<Since>,
-    /// Most transitions listed, the newest. Default 100.
-    limit: Option<NonZeroUsize>,
+    /// Most transitions listed, the newest; 0 lists only the uptime shares. Default 100.
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(with = "Option<u32>")]
+    limit: Option<usize>,
 }
 
 impl HistoryArgs {
@@ -81,7 +86,7 @@ impl HistoryArgs {
             since: self.since.map(|since| since.0),
             limit: self
                 .limit
-                .map_or(history::LISTED_BY_DEFAULT, NonZeroUsize::get)
+                .unwrap_or(history::LISTED_BY_DEFAULT)
                 .min(max_listed),
         }
     }
@@ -148,6 +153,45 @@ where
     Option::<String>::deserialize(deserializer)?
         .map(|text| text.parse().map_err(serde::de::Error::custom))
         .transpose()
+}
+
+/// A count: a JSON number, or a query parameter's digits; the error shows what was given.
+fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    struct Count;
+
+    impl<'de> Visitor<'de> for Count {
+        type Value = Option<usize>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a count (0 or more)")
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(usize::try_from(n).unwrap_or(usize::MAX)))
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            let n = u64::try_from(n).map_err(|_| E::custom(format!("{n} is not a count")))?;
+            self.visit_u64(n)
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            let n = text
+                .parse::<u64>()
+                .map_err(|_| E::custom(format!("{text:?} is not a count")))?;
+            self.visit_u64(n)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(Count)
 }
 
 /// An argument that cannot be used: which one (`None` when the problem is not in one, such as
@@ -226,13 +270,14 @@ mod tests {
             bad.message.starts_with("min_severity: unknown severity"),
             "{bad:?}"
         );
-        let bad = json_args::<HistoryArgs>(json!({"limit": 0})).unwrap_err();
-        assert_eq!(bad.argument.as_deref(), Some("limit"), "{bad:?}");
+        let bad = json_args::<HistoryArgs>(json!({"limit": -1})).unwrap_err();
+        assert_eq!(bad.message, "limit: -1 is not a count");
         let bad = from_query::<HistoryArgs>("since=yesterday").unwrap_err();
         assert_eq!(bad.argument.as_deref(), Some("since"));
         assert!(bad.message.contains("RFC 3339"), "{bad:?}");
-        let bad = from_query::<HistoryArgs>("limit=-1").unwrap_err();
+        let bad = from_query::<HistoryArgs>("limit=abc").unwrap_err();
         assert_eq!(bad.argument.as_deref(), Some("limit"), "{bad:?}");
+        assert_eq!(bad.message, "limit: \"abc\" is not a count");
     }
 
     #[test]
@@ -257,6 +302,11 @@ mod tests {
         }
         let defaults: HistoryArgs = from_query("").unwrap();
         assert_eq!(defaults.query(1000).limit, history::LISTED_BY_DEFAULT);
+        // 0 lists no transition, only the uptime shares, in both forms.
+        let none: HistoryArgs = from_query("limit=0").unwrap();
+        assert_eq!(none.query(1000).limit, 0);
+        let none: HistoryArgs = json_args(json!({"limit": 0})).unwrap();
+        assert_eq!(none.query(1000).limit, 0);
         let args: ReportArgs =
             json_args(json!({"min_severity": "WARNING", "include_entities": false})).unwrap();
         assert_eq!(args.view().min_severity, Some(Severity::Warning));
@@ -284,6 +334,6 @@ mod tests {
             .as_array()
             .unwrap();
         assert_eq!(names.len(), Subsystem::ALL.len() + 1);
-        assert_eq!(history["properties"]["limit"]["minimum"], 1, "{history:?}");
+        assert_eq!(history["properties"]["limit"]["minimum"], 0, "{history:?}");
     }
 }

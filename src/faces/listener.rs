@@ -6,7 +6,9 @@
 //!
 //! A connection knows how many requests it carries (counted by [`TrackLayer`] from a request's
 //! arrival to the end of its response body), so that "idle" means "no request open", whatever
-//! the protocol sends meanwhile (HTTP/2 pings, a half-sent header).
+//! the protocol sends meanwhile (HTTP/2 pings, a half-sent header). The response body that ends
+//! a request, [`HeldBody`], also carries the answer's budget share (`faces/budget`), so one
+//! wrapper holds both until the last frame is sent.
 
 use std::{
     collections::HashMap,
@@ -333,9 +335,9 @@ impl Drop for OpenRequest {
 
 /// Moves a response's [`Share`] from its extensions (dropped once the headers are sent) into its
 /// body (dropped once the last byte is handed to the connection, or the call ends). Used as a
-/// `tower::util::MapResponseLayer` on every server, so every response passes through it without
-/// a future of its own; [`TrackLayer`], outside it, adds the request's place
-/// among its connection's open requests.
+/// `tower::util::MapResponseLayer` on every server, so every response but a gRPC probe's (see
+/// [`hold_nothing`]) passes through it without a future of its own; [`TrackLayer`], outside it,
+/// adds the request's place among its connection's open requests.
 pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<HeldBody<B>> {
     let share = response.extensions_mut().remove::<Share>();
     response.map(|body| HeldBody {

@@ -78,12 +78,12 @@ macro_rules! snapshot_fields {
                 mut push: PushBuilder<'a>,
             ) -> Result<PushBuilder<'a>, FieldError> {
                 $($(
-                    let entities: Vec<Entity> = self
+                    let entities: Vec<EntityFields> = self
                         .0
                         .get(Subsystem::$variant)
                         .into_iter()
                         .flatten()
-                        .map(|(name, fields)| Entity {
+                        .map(|(name, fields)| EntityFields {
                             subsystem: Subsystem::$variant,
                             name,
                             fields,
@@ -364,13 +364,13 @@ impl Mapped {
 }
 
 /// One entity's fields, read as the snapshot's types.
-struct Entity<'a> {
+struct EntityFields<'a> {
     subsystem: Subsystem,
     name: &'a str,
     fields: &'a Fields,
 }
 
-impl Entity<'_> {
+impl EntityFields<'_> {
     fn get(&self, field: &str) -> f64 {
         self.fields.get(field).copied().unwrap_or(0.0)
     }
@@ -402,31 +402,31 @@ impl Entity<'_> {
 
 /// A snapshot field, read from the samples that landed on it.
 trait FromSamples: Sized {
-    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError>;
+    fn read(entity: &EntityFields, field: &str) -> Result<Self, FieldError>;
 }
 
 /// A state flag: absent (no sample) is the normal state.
 impl FromSamples for bool {
-    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
+    fn read(entity: &EntityFields, field: &str) -> Result<Self, FieldError> {
         Ok(entity.flag(field).unwrap_or(true))
     }
 }
 
 impl FromSamples for u32 {
-    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
+    fn read(entity: &EntityFields, field: &str) -> Result<Self, FieldError> {
         entity.u32(field)
     }
 }
 
 impl FromSamples for u64 {
-    fn read(entity: &Entity, field: &str) -> Result<Self, FieldError> {
+    fn read(entity: &EntityFields, field: &str) -> Result<Self, FieldError> {
         entity.u64(field)
     }
 }
 
 /// An executor's state: no row sets it, so it is running.
 impl FromSamples for core::ExecutorState {
-    fn read(_: &Entity, _: &str) -> Result<Self, FieldError> {
+    fn read(_: &EntityFields, _: &str) -> Result<Self, FieldError> {
         Ok(Self::Running)
     }
 }
@@ -442,7 +442,7 @@ impl Mapped {
             if !fields.contains_key("queue_remaining") {
                 continue;
             }
-            let e = Entity {
+            let e = EntityFields {
                 subsystem: Subsystem::Executors,
                 name,
                 fields,

@@ -8,7 +8,7 @@ use std::{
     collections::BTreeMap,
     hash::{Hash, Hasher},
     num::{NonZeroU32, NonZeroUsize},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -269,11 +269,8 @@ impl Target {
 
 /// Checks a `file_sd` glob: a `*` only in its last segment, a known file type.
 pub fn check_glob(glob: &str) -> Result<(), String> {
-    let path = std::path::Path::new(glob);
-    let dir = path
-        .parent()
-        .map(std::path::Path::to_string_lossy)
-        .unwrap_or_default();
+    let path = Path::new(glob);
+    let dir = path.parent().map(Path::to_string_lossy).unwrap_or_default();
     if dir.contains('*') {
         return Err(format!("{glob:?}: a * may stand only in the file name"));
     }

@@ -33,7 +33,7 @@ const PATH: &str = "/grpc.health.v1.Health/";
 /// Serves grpc.health.v1 ahead of the layers and the router the other services are behind
 /// (the gate, the answer budget, the route table): a probe needs no token, no request slot and
 /// no budget, so it pays for none. Only the connection's [`super::super::listener::TrackLayer`]
-/// is outside it. An unknown method under the prefix gets UNIMPLEMENTED from the health
+/// and tonic's own per-connection layers (which apply `grpc-timeout`) are outside it. An unknown method under the prefix gets UNIMPLEMENTED from the health
 /// service itself, as from the router.
 #[derive(Clone)]
 pub struct ProbesFirstLayer(pub health_server::HealthServer<Health>);

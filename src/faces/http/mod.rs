@@ -40,8 +40,7 @@ use super::{
     admission::Admission,
     auth::{Denied, Scope, Tokens},
     gate::{GateLayer, Policy},
-    listener::hold_until_sent,
-    listener::{Incoming, TrackLayer},
+    listener::{hold_until_sent, Incoming, TrackLayer},
     mcp::McpHttp,
     WatchSlots,
 };
