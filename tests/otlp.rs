@@ -155,6 +155,16 @@ fn checkout(used: f64, heap_used_mib: f64) -> ResourceMetrics {
     )
 }
 
+/// Exports `resource_metrics` over gRPC and expects the whole export accepted.
+async fn export_accepted(server: &TestServer, resource_metrics: Vec<ResourceMetrics>) {
+    let answer = MetricsServiceClient::new(server.channel.clone())
+        .export(ExportMetricsServiceRequest { resource_metrics })
+        .await
+        .expect("export")
+        .into_inner();
+    assert_eq!(answer.partial_success, None);
+}
+
 async fn report(server: &TestServer, subsystem: &str) -> serde_json::Value {
     http_get(server.http, &format!("/v1/health/{subsystem}"), None)
         .await
@@ -164,15 +174,7 @@ async fn report(server: &TestServer, subsystem: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn semantic_convention_metrics_become_scored_entities_of_the_exporter() {
     let server = TestServer::start().await;
-    let mut client = MetricsServiceClient::new(server.channel.clone());
-    let answer = client
-        .export(ExportMetricsServiceRequest {
-            resource_metrics: vec![checkout(31.0, 970.0)],
-        })
-        .await
-        .expect("export")
-        .into_inner();
-    assert_eq!(answer.partial_success, None);
+    export_accepted(&server, vec![checkout(31.0, 970.0)]).await;
     let pools = report(&server, "datasources").await;
     assert_eq!(pools["entities"][0]["name"], "orders-db");
     assert_eq!(pools["entities"][0]["source"], "checkout-1");
@@ -208,13 +210,8 @@ async fn post(server: &TestServer, content_type: &str, body: Vec<u8>) -> (u16, S
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_resources_are_rejected_with_their_points_and_change_nothing() {
     let server = TestServer::start().await;
+    export_accepted(&server, vec![checkout(5.0, 100.0)]).await;
     let mut client = MetricsServiceClient::new(server.channel.clone());
-    client
-        .export(ExportMetricsServiceRequest {
-            resource_metrics: vec![checkout(5.0, 100.0)],
-        })
-        .await
-        .expect("a good export");
     let before = report(&server, "datasources").await;
 
     // No service.name nor service.instance.id: every point rejected, INVALID_ARGUMENT.
@@ -370,14 +367,7 @@ async fn a_series_repeated_in_another_scope_is_one_series() {
         metrics: vec![orders_db_used(31.0)],
         ..Default::default()
     });
-    let answer = MetricsServiceClient::new(server.channel.clone())
-        .export(ExportMetricsServiceRequest {
-            resource_metrics: vec![repeated],
-        })
-        .await
-        .expect("export")
-        .into_inner();
-    assert_eq!(answer.partial_success, None);
+    export_accepted(&server, vec![repeated]).await;
     let pools = report(&server, "datasources").await;
     assert_eq!(pools["entities"][0]["name"], "orders-db");
     assert_eq!(pools["issues"][0]["code"], "DS_POOL_SATURATED", "{pools}");
