@@ -348,6 +348,8 @@ pub fn hold_until_sent<B>(mut response: http::Response<B>) -> http::Response<Hel
 }
 
 /// A response that took no share of the budget: its body will hold only its request's place.
+/// The gRPC probes' route uses it rather than [`hold_until_sent`], whose look into the
+/// response's extensions cost a Check about 100 instructions under callgrind.
 pub fn hold_nothing<B>(response: http::Response<B>) -> http::Response<HeldBody<B>> {
     response.map(|body| HeldBody {
         body,
