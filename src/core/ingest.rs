@@ -13,6 +13,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use foldhash::fast::RandomState as FoldState;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -144,14 +145,18 @@ impl<'a> PushBuilder<'a> {
         if items.is_empty() {
             return Ok(self);
         }
-        let mut seen = HashSet::with_capacity(items.len());
+        let mut seen: HashSet<Arc<str>, FoldState> =
+            HashSet::with_capacity_and_hasher(items.len(), FoldState::default());
         let mut snapshots = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
-            let name = name(
-                &format!("{field}[{index}].name"),
-                name_of(&item),
-                self.limits.max_name_bytes,
-            )?;
+            // The field is named only on error: formatting it for every item was a tenth of a
+            // ReportMetrics call's instructions (callgrind).
+            let name = name("", name_of(&item), self.limits.max_name_bytes).map_err(|error| {
+                FieldError {
+                    field: format!("{field}[{index}].name"),
+                    ..error
+                }
+            })?;
             if !seen.insert(name.clone()) {
                 return Err(FieldError::new(
                     format!("{field}[{index}].name"),

@@ -15,31 +15,32 @@ use std::{
 
 use foldhash::fast::RandomState as FoldState;
 
-/// One sample: a series (name and labels, in the order written) and its value.
+/// One sample: a series (name and labels, in the order written) and its value. An exposition's
+/// samples own their strings; an OTLP export's borrow them from the request (`Cow<str>`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: Vec<(String, String)>,
+pub struct Sample<S = String> {
+    pub name: S,
+    pub labels: Vec<(S, S)>,
     pub value: f64,
     /// The 1-based line of an exposition, for errors; `None` for a point of an OTLP export,
     /// whose errors name its metric instead.
     pub line: Option<usize>,
 }
 
-impl Sample {
+impl<S: AsRef<str>> Sample<S> {
     /// Where the sample came from, for an error's field: `line 12`, or `metric jvm.thread.count`.
     pub fn place(&self) -> String {
         match self.line {
             Some(line) => format!("line {line}"),
-            None => format!("metric {}", self.name),
+            None => format!("metric {}", self.name.as_ref()),
         }
     }
 
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels
             .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .find(|(key, _)| key.as_ref() == name)
+            .map(|(_, value)| value.as_ref())
     }
 }
 
@@ -127,13 +128,13 @@ fn same_series(a: &Sample, b: &Sample) -> bool {
 }
 
 /// `name{labels}` as written in expositions, for messages.
-pub fn series(sample: &Sample) -> String {
+pub fn series<S: AsRef<str>>(sample: &Sample<S>) -> String {
     let labels: Vec<Label> = sample
         .labels
         .iter()
-        .map(|(key, value)| (key.as_str(), Cow::Borrowed(value.as_str())))
+        .map(|(key, value)| (key.as_ref(), Cow::Borrowed(value.as_ref())))
         .collect();
-    written(&sample.name, &labels)
+    written(sample.name.as_ref(), &labels)
 }
 
 fn written(name: &str, labels: &[Label]) -> String {

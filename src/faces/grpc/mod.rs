@@ -23,7 +23,6 @@ use super::{
 };
 use crate::proto::{health::health_server::HealthServer, FILE_DESCRIPTOR_SET};
 use crate::{core::ingest::Limits, engine::Engine, sources::otlp::Otlp, telemetry::Telemetry};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
 
 use health::{Health, ProbesFirstLayer};
 use reports::Reports;
@@ -89,9 +88,11 @@ pub async fn serve(
             settings.answers,
             settings.telemetry,
         )))
-        .add_optional_service(settings.otlp.map(|otlp| {
-            MetricsServiceServer::new(otlp::OtlpMetrics::new(otlp, settings.admission))
-        }))
+        .add_optional_service(
+            settings
+                .otlp
+                .map(|otlp| otlp::OtlpMetrics::new(otlp, settings.admission)),
+        )
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         // Serving from our own listener skips the builder's socket options: `Incoming` sets them.

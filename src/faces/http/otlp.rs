@@ -10,10 +10,11 @@ use axum::{
 };
 use prost::Message;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-
 use super::Face;
-use crate::faces::{admission::PushesOf, auth::Grant};
+use crate::{
+    faces::{admission::PushesOf, auth::Grant},
+    sources::otlp::wire,
+};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
@@ -41,7 +42,7 @@ pub async fn export(
             None,
         );
     }
-    let request = match ExportMetricsServiceRequest::decode(body) {
+    let request = match wire::Export::decode(body) {
         Ok(request) => request,
         Err(error) => {
             return super::error(
