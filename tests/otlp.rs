@@ -7,6 +7,7 @@ use common::{http_get, TestServer};
 use opentelemetry_proto::tonic::{
     collector::metrics::v1::{
         metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
     },
     common::v1::{any_value, AnyValue, KeyValue},
     metrics::v1::{
@@ -371,4 +372,107 @@ async fn a_series_repeated_in_another_scope_is_one_series() {
     let pools = report(&server, "datasources").await;
     assert_eq!(pools["entities"][0]["name"], "orders-db");
     assert_eq!(pools["issues"][0]["code"], "DS_POOL_SATURATED", "{pools}");
+}
+
+/// Sends bytes as the gRPC message, as they are; reads the answer as an export's.
+struct RawExport;
+
+struct RawEncoder;
+
+impl tonic::codec::Codec for RawExport {
+    type Encode = Vec<u8>;
+    type Decode = ExportMetricsServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<ExportMetricsServiceResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+async fn export_raw(
+    server: &TestServer,
+    message: Vec<u8>,
+) -> Result<ExportMetricsServiceResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready()
+        .await
+        .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    );
+    grpc.unary(tonic::Request::new(message), path, RawExport)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Strings are read as UTF-8 where they are used: a pool name that is not rejects its resource,
+/// named, over gRPC and HTTP; bytes that are not an export are INVALID_ARGUMENT. Nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn strings_that_are_not_utf8_and_bytes_that_are_not_an_export_are_refused() {
+    let server = TestServer::start().await;
+    export_accepted(&server, vec![checkout(5.0, 100.0)]).await;
+    let before = report(&server, "datasources").await;
+
+    let good = ExportMetricsServiceRequest {
+        resource_metrics: vec![checkout(31.0, 100.0)],
+    }
+    .encode_to_vec();
+    let name = b"orders-db";
+    let mut bad = good.clone();
+    let mut places = 0;
+    for start in 0..bad.len() - name.len() {
+        if &bad[start..start + name.len()] == name {
+            bad[start..start + name.len()].copy_from_slice(b"order\xff\xfedb");
+            places += 1;
+        }
+    }
+    assert_eq!(places, 3, "the pool's name in each of its points");
+
+    let error = export_raw(&server, bad.clone())
+        .await
+        .expect_err("every point rejected");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error.message().contains("checkout-1") && error.message().contains("is not UTF-8"),
+        "{}",
+        error.message()
+    );
+    let (status, body) = post(&server, "application/x-protobuf", bad).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not UTF-8"), "{body}");
+
+    let error = export_raw(&server, b"\xff\xff garbage".to_vec())
+        .await
+        .expect_err("not an export");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error
+            .message()
+            .contains("not an ExportMetricsServiceRequest"),
+        "{}",
+        error.message()
+    );
+
+    let after = report(&server, "datasources").await;
+    assert_eq!(after["entities"], before["entities"]);
+    assert_eq!(after["issues"], before["issues"]);
 }

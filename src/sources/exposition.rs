@@ -16,18 +16,19 @@ use std::{
 use foldhash::fast::RandomState as FoldState;
 
 /// One sample: a series (name and labels, in the order written) and its value. An exposition's
-/// samples own their strings; an OTLP export's borrow them from the request (`Cow<str>`).
+/// samples own their strings and labels; an OTLP export's borrow them (`Cow<str>`, from the
+/// request) and their labels (a slice of one list for the whole export).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Sample<S = String> {
+pub struct Sample<S = String, L = Vec<(S, S)>> {
     pub name: S,
-    pub labels: Vec<(S, S)>,
+    pub labels: L,
     pub value: f64,
     /// The 1-based line of an exposition, for errors; `None` for a point of an OTLP export,
     /// whose errors name its metric instead.
     pub line: Option<usize>,
 }
 
-impl<S: AsRef<str>> Sample<S> {
+impl<S: AsRef<str>, L: AsRef<[(S, S)]>> Sample<S, L> {
     /// Where the sample came from, for an error's field: `line 12`, or `metric jvm.thread.count`.
     pub fn place(&self) -> String {
         match self.line {
@@ -38,6 +39,7 @@ impl<S: AsRef<str>> Sample<S> {
 
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels
+            .as_ref()
             .iter()
             .find(|(key, _)| key.as_ref() == name)
             .map(|(_, value)| value.as_ref())
@@ -128,9 +130,10 @@ fn same_series(a: &Sample, b: &Sample) -> bool {
 }
 
 /// `name{labels}` as written in expositions, for messages.
-pub fn series<S: AsRef<str>>(sample: &Sample<S>) -> String {
+pub fn series<S: AsRef<str>, L: AsRef<[(S, S)]>>(sample: &Sample<S, L>) -> String {
     let labels: Vec<Label> = sample
         .labels
+        .as_ref()
         .iter()
         .map(|(key, value)| (key.as_ref(), Cow::Borrowed(value.as_ref())))
         .collect();

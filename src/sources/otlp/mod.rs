@@ -206,7 +206,9 @@ impl Points {
     /// Each point's attributes and value.
     fn iter(&self) -> Box<dyn Iterator<Item = (&[wire::KeyValue], f64)> + '_> {
         match self {
-            Self::Numbers(points) => Box::new(points.iter().map(|p| (&p.attributes[..], number(p)))),
+            Self::Numbers(points) => {
+                Box::new(points.iter().map(|p| (&p.attributes[..], number(p))))
+            }
             Self::Histograms(points) => {
                 Box::new(points.iter().map(|p| (&p.attributes[..], p.count as f64)))
             }
@@ -230,8 +232,9 @@ fn number(point: &wire::NumberDataPoint) -> f64 {
     }
 }
 
-/// A sample of an export: its strings borrowed from the request and the resource's names.
-type Point<'a> = Sample<Cow<'a, str>>;
+/// A sample of an export: its strings borrowed from the request and the resource's names, its
+/// labels from the resource's [`Labels`].
+type Point<'a> = Sample<Cow<'a, str>, &'a [(Cow<'a, str>, Cow<'a, str>)]>;
 
 impl Otlp {
     pub fn new(engine: Engine, limits: Limits, ttl: Duration, telemetry: Arc<Telemetry>) -> Self {
@@ -278,9 +281,8 @@ impl Otlp {
         let invalid = |error: FieldError| (error.refusal, format!("{source}: {error}"));
         let (push, deltas, read) = {
             let keys = KeyNames::of(&resource).map_err(|error| (Refusal::Invalid, error))?;
-            let (samples, deltas) = self
-                .samples(&resource, &keys)
-                .map_err(|error| (Refusal::Invalid, error))?;
+            let labels = Labels::of(&resource, &keys).map_err(|error| (Refusal::Invalid, error))?;
+            let (samples, deltas) = self.samples(&resource, &labels);
             let (mapped, unread) = self.mapping.apply(&samples).map_err(invalid)?;
             let unread = unread as u64 + resource.unread;
             self.telemetry.otlp_points(PointResult::ignored, unread);
@@ -348,9 +350,7 @@ impl Otlp {
             let base = normalize(name, unit);
             let delta = |temporality| temporality == AggregationTemporality::Delta as i32;
             let (name, delta, mut points) = match metric.data {
-                Some(wire::Data::Gauge(gauge)) => {
-                    (base, false, Points::Numbers(gauge.data_points))
-                }
+                Some(wire::Data::Gauge(gauge)) => (base, false, Points::Numbers(gauge.data_points)),
                 Some(wire::Data::Sum(sum)) => (
                     if sum.is_monotonic && !base.ends_with("_total") {
                         format!("{base}_total")
@@ -365,15 +365,13 @@ impl Otlp {
                     delta(histogram.aggregation_temporality),
                     Points::Histograms(histogram.data_points),
                 ),
-                    Some(
-                        wire::Data::ExponentialHistogram(unread) | wire::Data::Summary(unread),
-                    ) => {
-                        resource.points += unread.data_points.len() as u64;
-                        resource.unread += unread.data_points.len() as u64;
-                        continue;
-                    }
-                    None => continue,
-                };
+                Some(wire::Data::ExponentialHistogram(unread) | wire::Data::Summary(unread)) => {
+                    resource.points += unread.data_points.len() as u64;
+                    resource.unread += unread.data_points.len() as u64;
+                    continue;
+                }
+                None => continue,
+            };
             resource.points += points.len() as u64;
             if !self.mapping.reads(&name) {
                 resource.unread += points.len() as u64;
@@ -404,31 +402,21 @@ impl Otlp {
     fn samples<'a>(
         &self,
         resource: &'a Resource,
-        keys: &'a KeyNames<'a>,
-    ) -> Result<(Vec<Point<'a>>, HashMap<String, f64>), String> {
+        labels: &'a Labels<'a>,
+    ) -> (Vec<Point<'a>>, HashMap<String, f64>) {
         let source = &resource.source;
-        let count = resource.metrics.iter().map(|m| m.points.len()).sum();
-        let mut samples: Vec<Point> = Vec::with_capacity(count);
-        let mut series: Vec<u64> = Vec::with_capacity(count);
+        let mut samples: Vec<Point> = Vec::with_capacity(labels.spans.len());
+        let mut series: Vec<u64> = Vec::with_capacity(labels.spans.len());
         let hashing = FoldState::default();
         let mut deltas: HashMap<String, f64> = HashMap::new();
-        let mut names = KeyMemo::new(keys);
+        let mut spans = labels.spans.iter();
         let totals = self.totals.lock().expect("no panic holds this lock");
         for metric in &resource.metrics {
             let name = resource.names[metric.name].as_str();
-            for (attributes, value) in metric.points.iter() {
-                let mut labels = Vec::with_capacity(attributes.len());
-                for (place, kv) in attributes.iter().enumerate() {
-                    let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
-                        continue;
-                    };
-                    let key = names.name(place, &kv.key);
-                    let value = text(value, || format!("{source}: metric {name}: attribute {key}"))?;
-                    labels.push((Cow::Borrowed(key), value));
-                }
-                labels.sort_unstable();
+            for ((_, value), span) in metric.points.iter().zip(&mut spans) {
+                let point_labels = &labels.all[span.clone()];
                 let value = if metric.delta {
-                    let key = format!("{name}{labels:?}");
+                    let key = format!("{name}{point_labels:?}");
                     let total = totals.get(source, &key);
                     let pending = deltas.entry(key).or_default();
                     *pending += value;
@@ -436,24 +424,65 @@ impl Otlp {
                 } else {
                     value
                 };
-                series.push(hashing.hash_one((metric.name, &labels)));
+                series.push(hashing.hash_one((metric.name, point_labels)));
                 samples.push(Sample {
                     name: Cow::Borrowed(name),
-                    labels,
+                    labels: point_labels,
                     value,
                     line: None,
                 });
             }
         }
         keep_last_of_each_series(&mut samples, &series);
-        Ok((samples, deltas))
+        (samples, deltas)
+    }
+}
+
+/// The labels of a resource's read points, in one list for all of them: each point's are a span
+/// of it, sorted, so a point's labels cost no allocation of their own.
+struct Labels<'a> {
+    all: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Each read point's span of `all`, in the order of the resource's metrics and points.
+    spans: Vec<std::ops::Range<usize>>,
+}
+
+impl<'a> Labels<'a> {
+    fn of(resource: &'a Resource, keys: &'a KeyNames<'a>) -> Result<Self, String> {
+        let source = &resource.source;
+        let count = resource.metrics.iter().map(|m| m.points.len()).sum();
+        let mut labels = Labels {
+            all: Vec::with_capacity(count * 2),
+            spans: Vec::with_capacity(count),
+        };
+        let mut names = KeyMemo::new(keys);
+        for metric in &resource.metrics {
+            let name = resource.names[metric.name].as_str();
+            for (attributes, _) in metric.points.iter() {
+                let start = labels.all.len();
+                for (place, kv) in attributes.iter().enumerate() {
+                    let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
+                        continue;
+                    };
+                    let key = names.name(place, &kv.key);
+                    let value = text(value, || {
+                        format!("{source}: metric {name}: attribute {key}")
+                    })?;
+                    labels.all.push((Cow::Borrowed(key), value));
+                }
+                labels.all[start..].sort_unstable();
+                labels.spans.push(start..labels.all.len());
+            }
+        }
+        Ok(labels)
     }
 }
 
 /// The source a resource's points are pushed from: its `service.instance.id`, else its
 /// `service.name` (with `@host.name` when set).
 fn source_name(resource: Option<&wire::Resource>) -> Result<String, String> {
-    let attributes = resource.map(|r| r.attributes.as_slice()).unwrap_or_default();
+    let attributes = resource
+        .map(|r| r.attributes.as_slice())
+        .unwrap_or_default();
     // A key given twice is read at its last place, as a map of the attributes would hold it.
     let attribute = |key: &str| -> Result<Option<String>, String> {
         attributes
@@ -527,7 +556,8 @@ impl<'a> KeyNames<'a> {
                 if names.contains_key(key) {
                     continue;
                 }
-                let text = wire::text(&kv.key, || format!("{}: an attribute key", resource.source))?;
+                let text =
+                    wire::text(&kv.key, || format!("{}: an attribute key", resource.source))?;
                 let name = if text.bytes().all(kept) {
                     Cow::Borrowed(text)
                 } else {
@@ -642,7 +672,13 @@ fn kept(byte: u8) -> bool {
 fn normalize(name: &str, unit: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if u8::try_from(c).is_ok_and(kept) { c } else { '_' })
+        .map(|c| {
+            if u8::try_from(c).is_ok_and(kept) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let suffix = match unit {
         "By" => "_bytes",
@@ -665,10 +701,7 @@ mod tests {
             normalize("db.client.connection.count", "{connection}"),
             "db_client_connection_count"
         );
-        assert_eq!(
-            normalize("jvm.memory.used", "By"),
-            "jvm_memory_used_bytes"
-        );
+        assert_eq!(normalize("jvm.memory.used", "By"), "jvm_memory_used_bytes");
         // Outside ASCII, each character (not each byte) becomes one `_`.
         assert_eq!(normalize("pool.größe", ""), "pool_gr__e");
         assert_eq!(

@@ -148,7 +148,7 @@ pub enum Value {
 }
 
 /// A string field's text; `what` names it in the error when it is not UTF-8.
-pub fn text<'a>(bytes: &'a Bytes, what: impl FnOnce() -> String) -> Result<&'a str, String> {
+pub fn text(bytes: &Bytes, what: impl FnOnce() -> String) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", what()))
 }
 
@@ -209,12 +209,10 @@ mod tests {
                         },
                         Metric {
                             name: "latency".into(),
-                            data: Some(metric::Data::ExponentialHistogram(
-                                ExponentialHistogram {
-                                    data_points: vec![ExponentialHistogramDataPoint::default(); 2],
-                                    aggregation_temporality: 2,
-                                },
-                            )),
+                            data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                                data_points: vec![ExponentialHistogramDataPoint::default(); 2],
+                                aggregation_temporality: 2,
+                            })),
                             ..Default::default()
                         },
                     ],
@@ -237,11 +235,17 @@ mod tests {
         let point = &sum.data_points[0];
         assert_eq!(point.value, Some(Number::AsInt(-7)));
         assert_eq!(
-            point.attributes[0].value.as_ref().and_then(|v| v.value.clone()),
+            point.attributes[0]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.clone()),
             Some(Value::String(Bytes::from_static(b"orders")))
         );
         assert_eq!(
-            point.attributes[1].value.as_ref().and_then(|v| v.value.clone()),
+            point.attributes[1]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.clone()),
             Some(Value::Int(3))
         );
         let Some(Data::ExponentialHistogram(unread)) = &metrics[1].data else {
