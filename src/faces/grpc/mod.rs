@@ -26,7 +26,7 @@ use crate::{core::ingest::Limits, engine::Engine, sources::otlp::Otlp, telemetry
 
 use health::{Health, ProbesFirstLayer};
 use reports::Reports;
-use watch::HealthReportsService;
+use watch::{HealthReportsService, ReadsFirstLayer};
 
 /// What the gRPC face needs beyond the engine.
 #[derive(Clone, Debug)]
@@ -66,6 +66,14 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the built-in descriptor set is valid");
+    let reports = HealthReportsService::new(Reports::new(
+        engine.clone(),
+        settings.limits,
+        settings.admission.clone(),
+        settings.watch_slots.clone(),
+        settings.answers,
+        settings.telemetry,
+    ));
     Server::builder()
         // No HTTP/2 keepalive pings: a watcher that vanishes without closing its connection is
         // found by TCP keepalive (`listener::Incoming`), which costs nothing per request;
@@ -80,14 +88,8 @@ pub async fn serve(
             settings.admission.requests.clone(),
             GrpcPolicy,
         ))
-        .add_service(HealthReportsService::new(Reports::new(
-            engine,
-            settings.limits,
-            settings.admission.clone(),
-            settings.watch_slots.clone(),
-            settings.answers,
-            settings.telemetry,
-        )))
+        .layer(ReadsFirstLayer(reports.clone()))
+        .add_service(reports)
         .add_optional_service(
             settings
                 .otlp

@@ -15,12 +15,13 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited};
 use prost::Message;
 use tokio_stream::Stream;
 use tonic::{body::Body, server::NamedService, Status};
-use tower::Service;
+use tower::{Layer, Service};
 
 use super::reports::Reports;
 use crate::proto::{
@@ -85,6 +86,51 @@ impl Service<http::Request<Body>> for HealthReportsService {
                     .unwrap_or_else(Status::into_http))
             }),
             _ => self.generated.call(request),
+        }
+    }
+}
+
+/// Serves WatchHealth and GetSystemHealth ahead of tonic's router (inside the gate, which
+/// still checks their token and takes their request slot), as `health::ProbesFirst` serves
+/// probes. Through the router, each answer's body was boxed twice more, with an error map each
+/// (axum's body and back), and every message of every watch stream was polled through them.
+#[derive(Clone)]
+pub struct ReadsFirstLayer(pub HealthReportsService);
+
+impl<S> Layer<S> for ReadsFirstLayer {
+    type Service = ReadsFirst<S>;
+
+    fn layer(&self, rest: S) -> ReadsFirst<S> {
+        ReadsFirst {
+            reads: self.0.clone(),
+            rest,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ReadsFirst<S> {
+    reads: HealthReportsService,
+    rest: S,
+}
+
+impl<S> Service<http::Request<Body>> for ReadsFirst<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Either<Answer, S::Future>;
+
+    /// `HealthReportsService` is always ready: only the rest is asked.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.rest.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match request.uri().path() {
+            WATCH_HEALTH | GET_SYSTEM_HEALTH => Either::Left(self.reads.call(request)),
+            _ => Either::Right(self.rest.call(request)),
         }
     }
 }
