@@ -3,7 +3,12 @@
 //! them. The client counts each message's bytes instead of decoding it, so the figures are the
 //! server's, not this process's protobuf decoding.
 //!
-//!     fanout ADDR N SERVER_PID [compact]     (compact: omit_entities, as `healthscore watch`)
+//!     fanout ADDR N SERVER_PID [compact] [closing]
+//!
+//! compact: omit_entities, as `healthscore watch`. Watchers keep watching after the change, as
+//! a dashboard or `healthscore watch` does, until every one has it; closing: each closes its
+//! stream as soon as it has the change, so the server tears streams down while it is still
+//! sending (the way this benchmark measured before 2026-12-07).
 
 use std::{
     error::Error,
@@ -92,6 +97,10 @@ fn push(active: u32) -> ReportMetricsRequest {
     }
 }
 
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -120,11 +129,17 @@ async fn watch(channel: Channel, compact: bool) -> Result<tonic::Streaming<usize
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (addr, n, pid, compact) = match args.as_slice() {
-        [addr, n, pid] => (addr, n, pid, false),
-        [addr, n, pid, mode] if mode == "compact" => (addr, n, pid, true),
-        _ => return Err("usage: fanout ADDR N SERVER_PID [compact]".into()),
+    let [addr, n, pid, modes @ ..] = args.as_slice() else {
+        return Err("usage: fanout ADDR N SERVER_PID [compact] [closing]".into());
     };
+    if let Some(mode) = modes
+        .iter()
+        .find(|m| !["compact", "closing"].contains(&m.as_str()))
+    {
+        return Err(format!("unknown mode {mode:?}: expected compact or closing").into());
+    }
+    let compact = modes.iter().any(|m| m == "compact");
+    let closing = modes.iter().any(|m| m == "closing");
     let n: usize = n.parse()?;
     let uri = format!("http://{addr}");
     let mut control = HealthReportsClient::connect(uri.clone()).await?;
@@ -137,10 +152,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<usize>(n);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Instant>(n);
+    // Unless `closing`, each stream stays open until every one has the change.
+    let (measured_tx, measured_rx) = tokio::sync::watch::channel(false);
     let opened = Instant::now();
     for i in 0..n {
         let channel = channels[i / STREAMS_PER_CONNECTION].clone();
         let (ready, done) = (ready_tx.clone(), done_tx.clone());
+        let mut measured = measured_rx.clone();
         tokio::spawn(async move {
             let Ok(mut stream) = watch(channel, compact).await else {
                 return;
@@ -151,6 +169,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             if matches!(stream.message().await, Ok(Some(_))) {
                 let _ = done.send(Instant::now()).await;
             }
+            if !closing {
+                let _ = measured.wait_for(|measured| *measured).await;
+            }
+            drop(stream);
         });
     }
     drop((ready_tx, done_tx));
@@ -171,17 +193,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
             break;
         }
     }
+    measured_tx.send_replace(true);
     latencies.sort_unstable();
     let per_stream_kib = after.saturating_sub(before) as f64 / n as f64;
     println!(
         "fan-out {n} streams ({} connections, {message_bytes}-byte messages{}, opened in {open_time:.2?}): \
-         {} of {n} got the change; p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+         {} of {n} got the change; p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         channels.len(),
-        if compact { ", omit_entities" } else { "" },
+        match (compact, closing) {
+            (false, false) => "",
+            (true, false) => ", omit_entities",
+            (false, true) => ", each closed on the change",
+            (true, true) => ", omit_entities, each closed on the change",
+        },
         latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default(),
+        millis(percentile(&latencies, 0.5)),
+        millis(percentile(&latencies, 0.99)),
+        millis(latencies.last().copied().unwrap_or_default()),
     );
     println!(
         "  server RSS {:.1} MiB before, {:.1} MiB with the streams open: {per_stream_kib:.1} KiB per stream (target < 64 KiB)",

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-200000}
 rounds=${ROUNDS:-3}
-fanout=${FANOUT:-"1000 10000"}
+fanout=${FANOUT:-"1000 10000 50000"}
 clients=${CLIENTS:-16}
 streams=${STREAMS:-32}
 
@@ -33,7 +33,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 hs_port=$(free_port); peer_port=$(free_port); http_port=$(free_port)
 HEALTHSCORE_SERVER__LISTEN="127.0.0.1:$hs_port" HEALTHSCORE_SERVER__SHUTDOWN_GRACE_SECS=0 \
   HEALTHSCORE_HTTP__LISTEN="127.0.0.1:$http_port" \
-  HEALTHSCORE_SERVER__MAX_WATCH_STREAMS=20000 HEALTHSCORE_SERVER__MAX_CONCURRENT_STREAMS=2000 \
+  HEALTHSCORE_SERVER__MAX_WATCH_STREAMS=60000 HEALTHSCORE_SERVER__MAX_CONCURRENT_STREAMS=2000 \
   HEALTHSCORE_SERVER__MAX_CONCURRENT_REQUESTS=100000 HEALTHSCORE_SERVER__MAX_CONNECTIONS_PER_PEER=1000 \
   HEALTHSCORE_LIMITS__MAX_PUSHES_PER_SOURCE_PER_SEC=1000000 \
   HEALTHSCORE_LOG__LEVEL=warn "$bin/healthscore" serve & hs_pid=$!; pids+=("$hs_pid")
@@ -95,10 +95,13 @@ compare "Check healthscore/peer" "$hs_port" "$check" "$work/check.bin" \
   "$peer_port" "$check" "$work/check.bin" healthscore tonic-health
 
 # The fan-out raises the watch-stream limits (1,000 in all, 100 a connection by default).
-echo "== WatchHealth fan-out, fresh state (target: 10,000 streams, p99 < 1 s, < 64 KiB per stream)"
+echo "== WatchHealth fan-out, fresh state (target: 50,000 streams, p99 < 1 s, < 64 KiB per stream)"
 for n in $fanout; do
   "$bin/examples/fanout" "127.0.0.1:$hs_port" "$n" "$hs_pid"
 done
+last=${fanout##* }
+echo "== the same $last streams, each closed as soon as it has the change"
+"$bin/examples/fanout" "127.0.0.1:$hs_port" "$last" "$hs_pid" closing
 
 echo "== ReportMetrics of 100 entities as the state grows (target: 100,000 at >= 0.5 of 1,000)"
 "$bin/examples/bench_client" scale "127.0.0.1:$hs_port"
@@ -119,8 +122,11 @@ compare_http "/v1/health no entities" "/v1/health?entities=false"
 echo "== /metrics rendered afresh with 10,000 entities in state (target < 10 ms)"
 "$bin/examples/bench_client" scrape "127.0.0.1:$hs_port" "127.0.0.1:$http_port"
 
-echo "== OTLP export (100 data points a request) next to ReportMetrics (100 entities a request)"
+echo "== OTLP export (100 data points a request) next to ReportMetrics (100 entities a request; target ratio >= 0.8)"
 "$bin/examples/bench_client" otlp "127.0.0.1:$hs_port"
+echo "== the same, pre-encoded from h2load, so neither client's encoding is on the machine's cores"
+compare "OTLP export/ReportMetrics" "$hs_port" /opentelemetry.proto.collector.metrics.v1.MetricsService/Export "$work/otlp.bin" \
+  "$hs_port" /healthscore.v1.HealthReports/ReportMetrics "$work/report.bin" "OTLP export" ReportMetrics
 
 echo "== ReportMetrics (100 entities a request) vs Check, both on healthscore"
 compare "ReportMetrics/Check" "$hs_port" /healthscore.v1.HealthReports/ReportMetrics "$work/report.bin" \
@@ -147,7 +153,7 @@ for limit in 50 1000000; do
   kill "$flood_pid"
 done
 
-echo "== instructions per Check under callgrind (deterministic; machine noise does not move it)"
+echo "== instructions per Check and per push under callgrind (deterministic; machine noise does not move it)"
 scripts/callgrind-check.sh
 
 echo "== reading and mapping a 5,000-series Micrometer scrape (target < 5 ms)"
