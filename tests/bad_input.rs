@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{pool, push_pools, TestServer};
+use bytes::Bytes;
+use common::{pool, push_pools, raw_call, TestServer};
 use healthscore::{proto::v1, service::Config};
 use prost::Message;
 
@@ -303,56 +304,6 @@ async fn inconsistent_or_huge_counters_give_rates_within_0_and_100() {
     assert_eq!(cache.metrics["hitRate"], 50.0);
 }
 
-/// The grpc-status and grpc-message of a raw HTTP/2 call to `path` with `body` (and `gzip` as
-/// its grpc-encoding when `compressed`): from the headers of a trailers-only answer, else from
-/// the trailers.
-async fn raw_call(
-    server: &TestServer,
-    path: &str,
-    body: &'static [u8],
-    compressed: bool,
-) -> (String, String) {
-    let tcp = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    let (mut client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
-    let connection = tokio::spawn(connection);
-    let mut request = http::Request::post(format!("http://{}{path}", server.addr))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    if compressed {
-        request = request.header("grpc-encoding", "gzip");
-    }
-    let request = request.body(()).expect("request");
-    let (response, mut send) = client.send_request(request, false).expect("send");
-    send.send_data(bytes::Bytes::from_static(body), true)
-        .expect("the request body");
-    let response = response.await.expect("an answer");
-    let header = |headers: &http::HeaderMap, name: &str| {
-        headers
-            .get(name)
-            .map(|value| value.to_str().expect("ASCII").to_owned())
-    };
-    let (head, mut body) = response.into_parts();
-    let found = match header(&head.headers, "grpc-status") {
-        Some(status) => (status, header(&head.headers, "grpc-message")),
-        None => {
-            while body.data().await.is_some() {}
-            let trailers = body
-                .trailers()
-                .await
-                .expect("trailers")
-                .expect("grpc-status in trailers");
-            (
-                header(&trailers, "grpc-status").expect("grpc-status"),
-                header(&trailers, "grpc-message"),
-            )
-        }
-    };
-    connection.abort();
-    (found.0, found.1.unwrap_or_default())
-}
-
 /// WatchHealth and GetSystemHealth read their request below tonic's codec (to send the shared
 /// report without a copy): a body that is not one message, or a compressed one, is refused as
 /// tonic refuses it, and a good one is answered.
@@ -364,20 +315,28 @@ async fn reads_served_below_the_codec_refuse_what_tonic_refuses() {
         "/healthscore.v1.HealthReports/WatchHealth",
     ] {
         // A prefix announcing 9 bytes, and none of them.
-        let (status, message) = raw_call(&server, path, &[0, 0, 0, 0, 9], false).await;
+        let (status, message) =
+            raw_call(&server, path, Bytes::from_static(&[0, 0, 0, 0, 9]), false).await;
         assert_eq!(status, "3", "{path}: {message}");
         assert!(message.contains("length-prefixed"), "{path}: {message}");
         // Field 1 (options) as a varint: not a message.
-        let (status, message) = raw_call(&server, path, &[0, 0, 0, 0, 2, 0x08, 0x01], false).await;
+        let (status, message) = raw_call(
+            &server,
+            path,
+            Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]),
+            false,
+        )
+        .await;
         assert_eq!(status, "3", "{path}: {message}");
         assert!(message.contains("Request"), "{path}: {message}");
-        let (status, message) = raw_call(&server, path, &[0, 0, 0, 0, 0], true).await;
+        let (status, message) =
+            raw_call(&server, path, Bytes::from_static(&[0, 0, 0, 0, 0]), true).await;
         assert_eq!(status, "12", "{path}: {message}");
     }
     let (status, message) = raw_call(
         &server,
         "/healthscore.v1.HealthReports/GetSystemHealth",
-        &[0, 0, 0, 0, 0],
+        Bytes::from_static(&[0, 0, 0, 0, 0]),
         false,
     )
     .await;

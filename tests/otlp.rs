@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{http_get, TestServer};
+use common::{http_get, raw_call, TestServer};
 use opentelemetry_proto::tonic::{
     collector::metrics::v1::{
         metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
-        ExportMetricsServiceResponse,
     },
     common::v1::{any_value, AnyValue, KeyValue},
     metrics::v1::{
@@ -374,55 +373,15 @@ async fn a_series_repeated_in_another_scope_is_one_series() {
     assert_eq!(pools["issues"][0]["code"], "DS_POOL_SATURATED", "{pools}");
 }
 
-/// Sends bytes as the gRPC message, as they are; reads the answer as an export's.
-struct RawExport;
-
-struct RawEncoder;
-
-impl tonic::codec::Codec for RawExport {
-    type Encode = Vec<u8>;
-    type Decode = ExportMetricsServiceResponse;
-    type Encoder = RawEncoder;
-    type Decoder = tonic_prost::ProstDecoder<ExportMetricsServiceResponse>;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
+/// `message` as one gRPC message: no compression flag, its length, itself.
+fn framed(message: &[u8]) -> bytes::Bytes {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    framed.extend_from_slice(message);
+    framed.into()
 }
 
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-async fn export_raw(
-    server: &TestServer,
-    message: Vec<u8>,
-) -> Result<ExportMetricsServiceResponse, tonic::Status> {
-    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
-    grpc.ready()
-        .await
-        .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-    );
-    grpc.unary(tonic::Request::new(message), path, RawExport)
-        .await
-        .map(tonic::Response::into_inner)
-}
+const EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 /// Strings are read as UTF-8 where they are used: a pool name that is not rejects its resource,
 /// named, over gRPC and HTTP; bytes that are not an export are INVALID_ARGUMENT. Nothing changes.
@@ -447,29 +406,24 @@ async fn strings_that_are_not_utf8_and_bytes_that_are_not_an_export_are_refused(
     }
     assert_eq!(places, 3, "the pool's name in each of its points");
 
-    let error = export_raw(&server, bad.clone())
-        .await
-        .expect_err("every point rejected");
-    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    let (status, message) = raw_call(&server, EXPORT, framed(&bad), false).await;
+    assert_eq!(
+        status, "3",
+        "every point rejected, INVALID_ARGUMENT: {message}"
+    );
     assert!(
-        error.message().contains("checkout-1") && error.message().contains("is not UTF-8"),
-        "{}",
-        error.message()
+        message.contains("checkout-1") && message.contains("is not UTF-8"),
+        "{message}"
     );
     let (status, body) = post(&server, "application/x-protobuf", bad).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("is not UTF-8"), "{body}");
 
-    let error = export_raw(&server, b"\xff\xff garbage".to_vec())
-        .await
-        .expect_err("not an export");
-    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    let (status, message) = raw_call(&server, EXPORT, framed(b"\xff\xff garbage"), false).await;
+    assert_eq!(status, "3", "not an export, INVALID_ARGUMENT: {message}");
     assert!(
-        error
-            .message()
-            .contains("not an ExportMetricsServiceRequest"),
-        "{}",
-        error.message()
+        message.contains("not an ExportMetricsServiceRequest"),
+        "{message}"
     );
 
     let after = report(&server, "datasources").await;

@@ -277,7 +277,8 @@ impl Mapping {
         &'a self,
         samples: &'a [Sample<S, L>],
     ) -> Result<(Mapped<'a>, usize), FieldError> {
-        let mut fields = Reading::with_capacity(samples.len());
+        // Not sized by the samples: a scrape's are mostly series no row reads.
+        let mut fields = Reading::default();
         let mut unread = 0;
         // What one sample sets; a later row for the same field and entity replaces an earlier
         // one's value. Reused from sample to sample.
@@ -388,19 +389,13 @@ pub struct Mapped<'a>(BySubsystem<Vec<(&'a str, Fields)>>);
 
 /// The fields read so far, each entity found by name through a hash: a tree map by name was a
 /// fifth of mapping an OTLP export (callgrind), in comparisons and a node per entity.
+#[derive(Default)]
 struct Reading<'a> {
     entities: BySubsystem<Vec<(&'a str, Fields)>>,
     found: HashMap<(Subsystem, &'a str), usize, FoldState>,
 }
 
 impl<'a> Reading<'a> {
-    fn with_capacity(samples: usize) -> Self {
-        Self {
-            entities: BySubsystem::default(),
-            found: HashMap::with_capacity_and_hasher(samples, FoldState::default()),
-        }
-    }
-
     /// Adds `value` to `field` of `entity`.
     fn add(&mut self, subsystem: Subsystem, entity: &'a str, field: &'static str, value: f64) {
         let entities = self.entities.get_or_default(subsystem);
@@ -425,32 +420,23 @@ impl<'a> Reading<'a> {
 #[derive(Debug, Default)]
 struct Fields(SmallVec<[(&'static str, f64); 4]>);
 
-/// Field names are the snapshot tables' own `&'static str`s, mostly the same pointer: compared
-/// by address first.
-fn same_field(a: &str, b: &str) -> bool {
-    std::ptr::eq(a, b) || a == b
-}
-
 impl Fields {
     fn get(&self, field: &str) -> Option<f64> {
         self.0
             .iter()
-            .find(|(name, _)| same_field(name, field))
+            .find(|(name, _)| *name == field)
             .map(|(_, value)| *value)
     }
 
     fn add(&mut self, field: &'static str, value: f64) {
-        match self.0.iter_mut().find(|(name, _)| same_field(name, field)) {
+        match self.0.iter_mut().find(|(name, _)| *name == field) {
             Some((_, sum)) => *sum += value,
             None => self.0.push((field, value)),
         }
     }
 
     fn remove(&mut self, field: &str) -> Option<f64> {
-        let index = self
-            .0
-            .iter()
-            .position(|(name, _)| same_field(name, field))?;
+        let index = self.0.iter().position(|(name, _)| *name == field)?;
         Some(self.0.swap_remove(index).1)
     }
 }

@@ -332,3 +332,56 @@ pub fn keep_generated(file: &str, find: impl Fn(&[&str]) -> Range<usize>, genera
     std::fs::write(&path, regenerated.join("\n") + "\n").unwrap_or_else(|e| panic!("{file}: {e}"));
     panic!("{file} was regenerated: review and commit it");
 }
+
+/// The grpc-status and grpc-message of a raw HTTP/2 call to `path` with `body`, the framed
+/// messages as they are (and `gzip` as
+/// its grpc-encoding when `compressed`): from the headers of a trailers-only answer, else from
+/// the trailers, the message percent-decoded.
+pub async fn raw_call(
+    server: &TestServer,
+    path: &str,
+    body: bytes::Bytes,
+    compressed: bool,
+) -> (String, String) {
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (mut client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    let mut request = http::Request::post(format!("http://{}{path}", server.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if compressed {
+        request = request.header("grpc-encoding", "gzip");
+    }
+    let request = request.body(()).expect("request");
+    let (response, mut send) = client.send_request(request, false).expect("send");
+    send.send_data(body, true).expect("the request body");
+    let response = response.await.expect("an answer");
+    let header = |headers: &http::HeaderMap, name: &str| {
+        headers
+            .get(name)
+            .map(|value| value.to_str().expect("ASCII").to_owned())
+    };
+    let (head, mut body) = response.into_parts();
+    let found = match header(&head.headers, "grpc-status") {
+        Some(status) => (status, header(&head.headers, "grpc-message")),
+        None => {
+            while body.data().await.is_some() {}
+            let trailers = body
+                .trailers()
+                .await
+                .expect("trailers")
+                .expect("grpc-status in trailers");
+            (
+                header(&trailers, "grpc-status").expect("grpc-status"),
+                header(&trailers, "grpc-message"),
+            )
+        }
+    };
+    connection.abort();
+    // grpc-message is percent-encoded on the wire; a client shows it decoded.
+    let message = found.1.unwrap_or_default();
+    let message = percent_encoding::percent_decode_str(&message).decode_utf8_lossy();
+    (found.0, message.into_owned())
+}

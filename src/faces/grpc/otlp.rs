@@ -22,7 +22,7 @@ use tonic::{
 use tonic_prost::ProstEncoder;
 use tower::Service;
 
-use super::engine_wait::waiting_on_engine;
+use super::{engine_wait::waiting_on_engine, watch::Answer};
 use crate::{
     core::ingest::FieldError,
     faces::{
@@ -50,8 +50,6 @@ impl OtlpMetrics {
 impl NamedService for OtlpMetrics {
     const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
 }
-
-type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
 
 impl Service<http::Request<Body>> for OtlpMetrics {
     type Response = http::Response<Body>;

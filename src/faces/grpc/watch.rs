@@ -61,7 +61,9 @@ impl NamedService for HealthReportsService {
     const NAME: &'static str = v1::health_reports_server::SERVICE_NAME;
 }
 
-type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+/// What the hand-written gRPC services answer with.
+pub(super) type Answer =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
 
 impl Service<http::Request<Body>> for HealthReportsService {
     type Response = http::Response<Body>;
